@@ -1,1 +1,19 @@
-//! labctl (being built)
+//! labctl: builds multicast lab topologies in network namespaces, runs the systems under test
+//! and the load generator in them, sweeps scenarios and writes reports.
+
+// Bench: names, namespaces, topologies, processes.
+pub mod binaries;
+pub mod clean;
+pub mod doctor;
+pub mod names;
+pub mod netns;
+pub mod process;
+pub mod topology;
+
+// Sweeps and reports.
+pub mod compare;
+pub mod report;
+pub mod results;
+pub mod scenario;
+pub mod sweep;
+pub mod systems;

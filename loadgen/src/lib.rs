@@ -1,1 +1,2 @@
-//! loadgen (being built)
+//! Multicast load generator and sink (being built).
+pub mod summary;

@@ -1,0 +1,1 @@
+//! (sweeps and reports; being built)
