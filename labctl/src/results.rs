@@ -272,8 +272,7 @@ pub fn aggregate(points: &[PointResult]) -> Vec<Aggregate> {
     }
     keys.into_iter()
         .map(|key| {
-            let group: Vec<&PointResult> =
-                points.iter().filter(|p| p.point.key() == key).collect();
+            let group: Vec<&PointResult> = points.iter().filter(|p| p.point.key() == key).collect();
             let ok: Vec<&PointResult> =
                 group.iter().copied().filter(|p| p.status.is_ok()).collect();
             let stat = |f: &dyn Fn(&PointResult) -> Option<f64>| {
@@ -404,7 +403,9 @@ impl Results {
 
     /// Aggregates of one system, in file order.
     pub fn aggregates_of(&self, system: SystemKind) -> impl Iterator<Item = &Aggregate> {
-        self.aggregates.iter().filter(move |a| a.key.system == system)
+        self.aggregates
+            .iter()
+            .filter(move |a| a.key.system == system)
     }
 
     /// Systems present in the results, in report order.
@@ -517,7 +518,9 @@ mod tests {
         assert!((cpu.max - 0.5e6 / 1990.0).abs() < 1e-6);
 
         let other = text.replace("mcast-lab.results/1", "mcast-lab.results/2");
-        let err = Results::from_json(&other, "old.json").unwrap_err().to_string();
+        let err = Results::from_json(&other, "old.json")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("old.json") && err.contains("mcast-lab.results/2"),
             "{err}"

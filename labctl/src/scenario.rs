@@ -333,10 +333,12 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let scenario: Scenario =
             toml::from_str(text).map_err(|err| parse_error(text, path, &err))?;
-        scenario.validate().map_err(|message| ScenarioError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        scenario
+            .validate()
+            .map_err(|message| ScenarioError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
         Ok(scenario)
     }
 
@@ -449,7 +451,9 @@ impl Scenario {
     fn validate(&self) -> Result<(), String> {
         fn non_empty<T>(field: &str, v: &[T]) -> Result<(), String> {
             if v.is_empty() {
-                Err(format!("field `{field}`: list is empty; give at least one value"))
+                Err(format!(
+                    "field `{field}`: list is empty; give at least one value"
+                ))
             } else {
                 Ok(())
             }
@@ -476,11 +480,7 @@ impl Scenario {
         if let Some(f) = self.fanout.iter().find(|&&f| f == 0 || f > 200) {
             return Err(format!("field `fanout`: {f} is out of range 1..=200"));
         }
-        if let Some(r) = self
-            .rate_pps
-            .iter()
-            .find(|&&r| !(r.is_finite() && r > 0.0))
-        {
+        if let Some(r) = self.rate_pps.iter().find(|&&r| !(r.is_finite() && r > 0.0)) {
             return Err(format!("field `rate_pps`: {r} must be a positive number"));
         }
         if let Some(s) = self.size.iter().find(|&&s| !(64..=8972).contains(&s)) {
@@ -553,7 +553,9 @@ pub fn is_namespaced_sysctl(key: &str) -> bool {
 fn scenario_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![PathBuf::from(SCENARIO_DIR)];
     // The workspace root, as compiled in (labctl/..).
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(SCENARIO_DIR);
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(SCENARIO_DIR);
     if workspace.is_dir() {
         dirs.push(workspace);
     }
@@ -682,7 +684,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.starts_with("a.toml:2:"), "{msg}");
-        assert!(msg.contains("field `systems`") && msg.contains("ncat"), "{msg}");
+        assert!(
+            msg.contains("field `systems`") && msg.contains("ncat"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -690,7 +695,10 @@ mod tests {
         let msg = Scenario::parse("name = \"x\"\nstreams = [1]\n", Path::new("m.toml"))
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("m.toml:") && msg.contains("field `systems`"), "{msg}");
+        assert!(
+            msg.contains("m.toml:") && msg.contains("field `systems`"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -1,0 +1,248 @@
+//! Report tests on synthetic results. TEST FIXTURES ONLY: these numbers are invented to check the
+//! report's logic; they are never written to disk or shipped as results.
+
+use super::*;
+use crate::results::{Capacity, Environment, Latency, PointResult, Status, Usage};
+use crate::scenario::Scenario;
+
+/// Test fixture: a quick-like scenario.
+fn fixture_scenario() -> Scenario {
+    Scenario::parse(
+        r#"name = "fixture"
+description = "TEST FIXTURE"
+systems = ["relay/pool", "relay/single", "relay/single-8mb", "socat", "kernel", "direct"]
+streams = [10, 40, 200]
+"#,
+        Path::new("fixture.toml"),
+    )
+    .unwrap()
+}
+
+/// Test fixture: invented numbers per (system, streams).
+fn fixture_point(p: crate::scenario::Point) -> PointResult {
+    let streams = u64::from(p.streams);
+    let offered = streams * 600;
+    let (accepted, delivered_fraction, cpu) = match (p.system, p.streams) {
+        (SystemKind::RelaySingle | SystemKind::RelaySingle8mb, s) if s > 20 => {
+            (20, 20.0 / f64::from(s), 2.0)
+        }
+        (SystemKind::Socat, 200) => (200, 0.71, 20.0),
+        (SystemKind::Socat, _) => (p.streams, 1.0, 20.0),
+        (SystemKind::Kernel, _) => (p.streams, 1.0, 0.1),
+        (_, s) => (s, 1.0, 2.0),
+    };
+    let mut r = PointResult::empty(p.clone(), Status::Ok);
+    r.offered = offered;
+    r.delivered = (offered as f64 * delivered_fraction).round() as u64;
+    r.lost = offered - r.delivered;
+    r.latency_ns = Some(Latency {
+        p50: 20_000,
+        p99: 80_000,
+        p999: 150_000,
+    });
+    if p.system != SystemKind::Direct {
+        r.usage = Some(Usage {
+            cpu_s: cpu * r.delivered as f64 / 1e6,
+            peak_rss_kib: if p.system == SystemKind::Socat {
+                4700 * streams
+            } else {
+                9000
+            },
+            processes: if p.system == SystemKind::Socat {
+                p.streams
+            } else {
+                1
+            },
+            fds: 12,
+        });
+    }
+    if p.system.is_relay() {
+        let refused = accepted < p.streams;
+        r.capacity = Some(Capacity {
+            tried: p.streams,
+            accepted,
+            first_refused: refused.then_some(accepted),
+            refused_group: refused.then(|| "239.1.0.21".to_owned()),
+            errno: refused.then_some(libc::ENOBUFS),
+            error: refused.then(|| "No buffer space available".to_owned()),
+        });
+    }
+    if p.streams == 10 && matches!(p.system, SystemKind::RelayPool | SystemKind::Direct) {
+        r.zero_loss_pps = Some(if p.system == SystemKind::Direct {
+            350_000.0
+        } else {
+            150_000.0
+        });
+    }
+    r.derive();
+    r
+}
+
+fn fixture() -> Results {
+    let s = fixture_scenario();
+    let mut r = Results::new(&s, Path::new("fixture.toml"), Environment::default());
+    r.points = s.points().into_iter().map(fixture_point).collect();
+    r.refresh_aggregates();
+    r
+}
+
+fn has(findings: &[String], text: &str) -> bool {
+    findings.iter().any(|f| f.contains(text))
+}
+
+#[test]
+fn findings_name_the_enobufs_point_and_the_8mb_verdict() {
+    let f = findings::findings(&fixture());
+    assert!(
+        has(
+            &f,
+            "relay/single had a membership refused with ENOBUFS at group 21"
+        ),
+        "{f:#?}"
+    );
+    assert!(
+        has(
+            &f,
+            "relay/single-8mb had a membership refused with ENOBUFS at group 21"
+        ),
+        "{f:#?}"
+    );
+    assert!(
+        has(
+            &f,
+            "8 MB socket buffers did not move the refusal point: relay/single and relay/single-8mb both failed at group 21."
+        ),
+        "{f:#?}"
+    );
+    assert!(
+        has(&f, "relay/pool joined every group it was given (up to 200)"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn findings_say_up_to_which_stream_count_each_system_delivered() {
+    let f = findings::findings(&fixture());
+    assert!(
+        has(
+            &f,
+            "socat delivered >= 99.9 % up to 40 streams; at 200 streams: 71 %."
+        ),
+        "{f:#?}"
+    );
+    assert!(
+        has(
+            &f,
+            "relay/pool delivered >= 99.9 % at every stream count measured (up to 200)."
+        ),
+        "{f:#?}"
+    );
+    assert!(
+        has(
+            &f,
+            "relay/single delivered >= 99.9 % up to 10 streams; at 40 streams: 50 %."
+        ),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn findings_rank_cpu_and_zero_loss() {
+    let f = findings::findings(&fixture());
+    assert!(
+        has(
+            &f,
+            "At 200 streams, CPU seconds per million delivered packets (= CPU cores per Mpps): kernel 0.1, "
+        ),
+        "{f:#?}"
+    );
+    let cpu = f.iter().find(|s| s.starts_with("At 200 streams")).unwrap();
+    assert!(
+        cpu.find("relay/pool 2").unwrap() < cpu.find("socat 20").unwrap(),
+        "{cpu}"
+    );
+    assert!(has(&f, "Zero-loss throughput at fan-out 1"), "{f:#?}");
+    assert!(has(&f, "direct 350k pps, relay/pool 150k pps."), "{f:#?}");
+}
+
+#[test]
+fn findings_report_a_skipped_system_with_its_reason() {
+    let mut r = fixture();
+    for p in r
+        .points
+        .iter_mut()
+        .filter(|p| p.point.system == SystemKind::Socat)
+    {
+        *p = PointResult::empty(
+            p.point.clone(),
+            Status::Skipped {
+                reason: "socat is not installed (apt-get install socat)".into(),
+            },
+        );
+    }
+    r.refresh_aggregates();
+    let f = findings::findings(&r);
+    assert!(
+        has(
+            &f,
+            "socat produced no measurement: socat is not installed (apt-get install socat)."
+        ),
+        "{f:#?}"
+    );
+    assert!(!has(&f, "socat delivered"), "{f:#?}");
+}
+
+#[test]
+fn html_is_self_contained_with_one_svg_per_chart() {
+    let html = render(&fixture());
+    assert_eq!(html.matches("<svg").count(), 6, "six charts");
+    assert!(!html.contains("class=\"nodata\""));
+    let lower = html.to_lowercase();
+    for bad in [
+        "src=\"http",
+        "href=\"http",
+        "src='http",
+        "href='http",
+        "<script",
+        "<link",
+        "@import",
+        "url(",
+    ] {
+        assert!(!lower.contains(bad), "report contains {bad}");
+    }
+    assert!(html.contains("<h2>Findings</h2>"));
+    assert!(html.find("<h2>Findings</h2>") < html.find("<h2>Charts</h2>"));
+    assert!(html.contains("relay/single-8mb"));
+    assert!(
+        html.contains("ENOBUFS @21"),
+        "ENOBUFS marked on the delivered chart"
+    );
+}
+
+#[test]
+fn charts_without_data_say_so() {
+    let mut r = fixture();
+    for p in &mut r.points {
+        p.zero_loss_pps = None;
+    }
+    r.refresh_aggregates();
+    let html = render(&r);
+    assert_eq!(html.matches("<svg").count(), 5);
+    assert!(html.contains("Zero-loss throughput vs fan-out: no data"));
+}
+
+#[test]
+fn text_is_escaped() {
+    assert_eq!(
+        escape("<a href=\"x\">&'"),
+        "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+    );
+}
+
+#[test]
+fn write_creates_index_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&fixture(), &dir.path().join("out")).unwrap();
+    assert!(path.ends_with("out/index.html"));
+    assert!(std::fs::read_to_string(path).unwrap().contains("</html>"));
+}
