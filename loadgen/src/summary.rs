@@ -100,3 +100,107 @@ pub struct SinkSummary {
     /// Joined groups that received nothing.
     pub silent_groups: Vec<Ipv4Addr>,
 }
+
+/// A summary file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SummaryError {
+    #[error("cannot read summary {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("summary is not valid JSON of the expected shape: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("summary schema {found:?} is not the expected {expected:?}")]
+    Schema {
+        found: String,
+        expected: &'static str,
+    },
+}
+
+fn check_schema(found: &str, expected: &'static str) -> Result<(), SummaryError> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(SummaryError::Schema {
+            found: found.to_string(),
+            expected,
+        })
+    }
+}
+
+fn read_text(path: &std::path::Path) -> Result<String, SummaryError> {
+    std::fs::read_to_string(path).map_err(|source| SummaryError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Parses the JSON of a `loadgen send` summary and checks its schema tag.
+pub fn parse_send_summary(json: &str) -> Result<SendSummary, SummaryError> {
+    let summary: SendSummary = serde_json::from_str(json)?;
+    check_schema(&summary.schema, SEND_SCHEMA)?;
+    Ok(summary)
+}
+
+/// Parses the JSON of a `loadgen sink` summary and checks its schema tag.
+pub fn parse_sink_summary(json: &str) -> Result<SinkSummary, SummaryError> {
+    let summary: SinkSummary = serde_json::from_str(json)?;
+    check_schema(&summary.schema, SINK_SCHEMA)?;
+    Ok(summary)
+}
+
+/// Reads and parses a `loadgen send --json` file.
+pub fn read_send_summary(path: &std::path::Path) -> Result<SendSummary, SummaryError> {
+    parse_send_summary(&read_text(path)?)
+}
+
+/// Reads and parses a `loadgen sink --json` file.
+pub fn read_sink_summary(path: &std::path::Path) -> Result<SinkSummary, SummaryError> {
+    parse_sink_summary(&read_text(path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_example_from_interfaces_doc_parses() {
+        let json = r#"{"schema":"loadgen.sink/1","joined_groups":2,"join_errors":[],"duration_s":3.1,
+          "received":200,"foreign":0,"bytes":200000,
+          "totals":{"received":200,"lost":0,"duplicates":0,"reordered":0},
+          "latency_ns":{"p50":1,"p90":2,"p99":3,"p999":4,"max":5},
+          "streams":[{"group":"239.2.0.1","port":5000,"stream":0,"received":200,"lost":0,
+            "duplicates":0,"reordered":0,"bytes":200000,"first_seq":0,"last_seq":199,
+            "first_arrival_ns":10,"last_arrival_ns":20,
+            "latency_ns":{"p50":1,"p90":2,"p99":3,"p999":4,"max":5}}],
+          "silent_groups":["239.2.0.2"]}"#;
+        let s = parse_sink_summary(json).unwrap();
+        assert_eq!(s.streams[0].last_seq, 199);
+        assert_eq!(s.silent_groups, vec![Ipv4Addr::new(239, 2, 0, 2)]);
+        let back = parse_sink_summary(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn send_example_parses_and_schema_is_checked() {
+        let json = r#"{"schema":"loadgen.send/1","streams":1,"size":1000,"mode":"packet","duration_s":2.0,
+          "requested_pps":null,"achieved_pps":9998.1,"sent_packets":20000,"send_errors":0,
+          "per_stream":[{"stream":0,"group":"239.1.0.1","port":5000,"sent":200}]}"#;
+        let s = parse_send_summary(json).unwrap();
+        assert_eq!(s.requested_pps, None);
+        assert!(matches!(
+            parse_sink_summary(json),
+            Err(SummaryError::Json(_) | SummaryError::Schema { .. })
+        ));
+        let wrong = json.replace("loadgen.send/1", "loadgen.send/9");
+        assert!(matches!(
+            parse_send_summary(&wrong),
+            Err(SummaryError::Schema { .. })
+        ));
+        assert!(matches!(
+            parse_send_summary("{"),
+            Err(SummaryError::Json(_))
+        ));
+    }
+}

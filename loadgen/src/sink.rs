@@ -1,0 +1,303 @@
+//! `loadgen sink`: joins the groups on helper sockets ([`crate::membership`]), receives on one
+//! socket per port bound to INADDR_ANY (IP_PKTINFO gives the destination group), batches with
+//! `recvmmsg`, and accounts every datagram ([`crate::accounting`]).
+//!
+//! The joins are deliberately not on the receiving sockets: a long membership list on the
+//! receiving socket is walked for every packet. A socket bound to INADDR_ANY:port still receives
+//! every group joined on the host (IP_MULTICAST_ALL defaults to 1).
+
+use crate::accounting::Accounting;
+use crate::cli::{SinkConfig, UsageError};
+use crate::iface;
+use crate::membership::{MembershipPool, read_capacity};
+use crate::progress::Progress;
+use crate::summary::{SINK_SCHEMA, SinkSummary};
+use crate::sys;
+use crate::wire::Header;
+use anyhow::{Context, Result};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Datagrams per recvmmsg call.
+const BATCH: usize = 64;
+/// Receive buffer per datagram: the largest payload (8972) fits.
+const DATAGRAM_BUF: usize = 9216;
+/// Asked socket receive buffer.
+const RCVBUF_BYTES: usize = 8 << 20;
+/// Poll timeout: how quickly --duration, --idle and signals are noticed.
+const POLL_MS: u16 = 50;
+
+/// A receiving socket with the port it is bound to.
+struct Receiver {
+    socket: Socket,
+    port: u16,
+}
+
+fn open_receiver(port: u16) -> Result<Receiver> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
+        .context("cannot open a UDP receive socket")?;
+    socket
+        .set_reuse_address(true)
+        .context("cannot set SO_REUSEADDR")?;
+    socket
+        .set_nonblocking(true)
+        .context("cannot make the receive socket non-blocking")?;
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv4PacketInfo, &true)
+        .context("cannot enable IP_PKTINFO")?;
+    if nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::RcvBufForce,
+        &RCVBUF_BYTES,
+    )
+    .is_err()
+    {
+        // Not root: the normal option, capped by net.core.rmem_max.
+        socket
+            .set_recv_buffer_size(RCVBUF_BYTES)
+            .context("cannot set SO_RCVBUF")?;
+    }
+    socket
+        .bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())
+        .with_context(|| format!("cannot bind a receive socket to 0.0.0.0:{port}"))?;
+    Ok(Receiver { socket, port })
+}
+
+/// Buffers of one recvmmsg batch; the `mmsghdr`s point into `bufs`/`iovs`/`controls`.
+struct RecvBatch {
+    bufs: Vec<Vec<u8>>,
+    _iovs: Vec<libc::iovec>,
+    controls: Vec<Vec<u8>>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl RecvBatch {
+    fn new() -> RecvBatch {
+        let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; DATAGRAM_BUF]).collect();
+        let mut controls: Vec<Vec<u8>> = (0..BATCH)
+            .map(|_| vec![0u8; sys::pktinfo_space() + 64])
+            .collect();
+        let mut iovs: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let msgs = iovs
+            .iter_mut()
+            .zip(controls.iter_mut())
+            .map(|(iov, control)| {
+                let mut m = sys::zeroed_mmsghdr();
+                m.msg_hdr.msg_iov = iov;
+                m.msg_hdr.msg_iovlen = 1;
+                m.msg_hdr.msg_control = control.as_mut_ptr().cast();
+                m.msg_hdr.msg_controllen = control.len() as _;
+                m
+            })
+            .collect();
+        RecvBatch {
+            bufs,
+            _iovs: iovs,
+            controls,
+            msgs,
+        }
+    }
+
+    /// Receives what is queued on `fd` (up to one batch); returns the count.
+    fn recv(&mut self, fd: i32) -> std::io::Result<usize> {
+        for (m, control) in self.msgs.iter_mut().zip(&self.controls) {
+            m.msg_hdr.msg_controllen = control.len() as _;
+            m.msg_hdr.msg_flags = 0;
+            m.msg_len = 0;
+        }
+        sys::recvmmsg(fd, &mut self.msgs)
+    }
+
+    /// Payload and destination address of datagram `i` of the last batch.
+    fn datagram(&self, i: usize) -> (&[u8], Option<Ipv4Addr>) {
+        let m = &self.msgs[i];
+        let len = (m.msg_len as usize).min(DATAGRAM_BUF);
+        (&self.bufs[i][..len], sys::pktinfo_dst(&m.msg_hdr))
+    }
+}
+
+/// Writes `contents` to `path` atomically (temporary file in the same directory + rename).
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot rename {} to {}", tmp.display(), path.display())
+    })
+}
+
+/// Runs the sink until --duration, --idle or `stop`, and summarises what arrived.
+pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
+    let ifindex = iface::index_of(&cfg.interface).map_err(|e| UsageError(e.to_string()))?;
+    let mut pool = MembershipPool::new(ifindex, read_capacity());
+    let join_errors = pool.join_all(&cfg.groups);
+    let receivers = cfg
+        .ports
+        .iter()
+        .map(|&p| open_receiver(p))
+        .collect::<Result<Vec<_>>>()?;
+    if join_errors.is_empty() {
+        if let Some(path) = &cfg.ready_file {
+            write_atomically(path, b"ready\n")?;
+        }
+    } else {
+        let first = &join_errors[0];
+        eprintln!(
+            "loadgen sink: {} of {} joins failed (first: {}: {}); not writing the ready file",
+            join_errors.len(),
+            cfg.groups.len(),
+            first.group,
+            first.message
+        );
+    }
+
+    let mut accounting = Accounting::new();
+    let mut batch = RecvBatch::new();
+    let mut progress = Progress::new(cfg.quiet, "received");
+    let start = sys::monotonic_ns();
+    let deadline = cfg
+        .duration
+        .map(|d| start.saturating_add(d.as_nanos() as u64));
+    let idle_ns = cfg.idle.map(|d| d.as_nanos() as u64);
+    let mut last_packet: Option<u64> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let now = sys::monotonic_ns();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        if let (Some(idle), Some(last)) = (idle_ns, last_packet)
+            && now.saturating_sub(last) >= idle
+        {
+            break;
+        }
+        let mut fds: Vec<PollFd> = receivers
+            .iter()
+            .map(|r| PollFd::new(r.socket.as_fd(), PollFlags::POLLIN))
+            .collect();
+        match poll(&mut fds, PollTimeout::from(POLL_MS)) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("poll on the receive sockets failed"),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
+            .collect();
+        for (receiver, _) in receivers.iter().zip(ready).filter(|(_, ready)| *ready) {
+            loop {
+                let n = match batch.recv(receiver.socket.as_raw_fd()) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    Err(e) => return Err(e).context("recvmmsg failed"),
+                };
+                let arrival = sys::monotonic_ns();
+                for i in 0..n {
+                    let (payload, dst) = batch.datagram(i);
+                    match Header::decode(payload) {
+                        Ok(header) => accounting.record(
+                            dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                            receiver.port,
+                            &header,
+                            payload.len(),
+                            arrival,
+                        ),
+                        Err(_) => accounting.record_foreign(),
+                    }
+                }
+                if n > 0 {
+                    last_packet = Some(arrival);
+                }
+                progress.update(accounting.received());
+                if n < BATCH {
+                    break;
+                }
+            }
+        }
+    }
+    let end = sys::monotonic_ns();
+    progress.finish();
+
+    let (streams, totals, latency_ns) = accounting.finish();
+    let seen: HashSet<Ipv4Addr> = accounting.groups_seen();
+    let silent_groups = pool
+        .joined()
+        .iter()
+        .copied()
+        .filter(|g| !seen.contains(g))
+        .collect();
+    Ok(SinkSummary {
+        schema: SINK_SCHEMA.to_string(),
+        joined_groups: pool.joined().len() as u32,
+        join_errors,
+        duration_s: end.saturating_sub(start) as f64 / 1e9,
+        received: accounting.received(),
+        foreign: accounting.foreign(),
+        bytes: accounting.bytes(),
+        totals,
+        latency_ns,
+        streams,
+        silent_groups,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_file_is_written_atomically() {
+        let dir = std::env::temp_dir().join(format!("loadgen-ready-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ready");
+        write_atomically(&path, b"ready\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"ready\n");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file may remain");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sink_joins_past_the_per_socket_limit_in_fresh_netns() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED (needs root): sink_joins_past_the_per_socket_limit_in_fresh_netns");
+            return;
+        }
+        // A fresh namespace per test thread: joins on its loopback, never the root namespace.
+        let handle = std::thread::spawn(|| -> Result<SinkSummary> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+            // Stop at once: the run must still join, bind and summarise.
+            let cfg = SinkConfig {
+                interface: "lo".into(),
+                groups: (0..50u32)
+                    .map(|i| Ipv4Addr::from(0xEF02_0001 + i))
+                    .collect(),
+                ports: vec![5000],
+                duration: Some(std::time::Duration::from_millis(100)),
+                idle: None,
+                ready_file: None,
+                json: None,
+                quiet: true,
+            };
+            run(&cfg, &AtomicBool::new(false))
+        });
+        let summary = handle.join().unwrap().unwrap();
+        assert_eq!(summary.joined_groups, 50, "{:?}", summary.join_errors);
+        assert!(summary.join_errors.is_empty());
+        assert_eq!(summary.silent_groups.len(), 50);
+        assert_eq!(summary.received, 0);
+        assert!(summary.duration_s >= 0.1);
+    }
+}
