@@ -151,6 +151,10 @@ pub struct PointResult {
     pub usage: Option<Usage>,
     /// CPU seconds per million delivered packets.
     pub cpu_s_per_mpkt: Option<f64>,
+    /// CPU seconds of the load generator (sender + sink) per million delivered packets: the
+    /// same-run yardstick `compare` divides by, so that a slower machine is not a regression.
+    #[serde(default)]
+    pub loadgen_cpu_s_per_mpkt: Option<f64>,
     /// Highest aggregate rate with loss under the threshold, when searched.
     pub zero_loss_pps: Option<f64>,
     /// Free-form notes (e.g. "kernel forwards the input group; outputs not renamed").
@@ -176,6 +180,7 @@ impl PointResult {
             join_delay_ms: None,
             usage: None,
             cpu_s_per_mpkt: None,
+            loadgen_cpu_s_per_mpkt: None,
             zero_loss_pps: None,
             notes: Vec::new(),
         }
@@ -236,6 +241,15 @@ impl Stat {
     pub fn half_range(&self) -> f64 {
         (self.max - self.min) / 2.0
     }
+
+    /// [`Stat::half_range`] relative to the mean (0 when the mean is 0).
+    pub fn relative_noise(&self) -> f64 {
+        if self.mean.abs() > f64::EPSILON {
+            self.half_range() / self.mean.abs()
+        } else {
+            0.0
+        }
+    }
 }
 
 /// A point over its repeats.
@@ -245,8 +259,13 @@ pub struct Aggregate {
     pub key: PointKey,
     pub repeats: u32,
     pub ok: u32,
+    /// Repeats skipped (a tool missing), as opposed to failed.
+    #[serde(default)]
+    pub skipped: u32,
     pub delivered_pct: Option<Stat>,
     pub cpu_s_per_mpkt: Option<Stat>,
+    #[serde(default)]
+    pub loadgen_cpu_s_per_mpkt: Option<Stat>,
     pub latency_p99_ns: Option<Stat>,
     pub peak_rss_kib: Option<Stat>,
     pub processes: Option<Stat>,
@@ -292,8 +311,13 @@ pub fn aggregate(points: &[PointResult]) -> Vec<Aggregate> {
             Aggregate {
                 repeats: group.len() as u32,
                 ok: ok.len() as u32,
+                skipped: group
+                    .iter()
+                    .filter(|p| matches!(p.status, Status::Skipped { .. }))
+                    .count() as u32,
                 delivered_pct: stat(&|p| p.delivered_pct),
                 cpu_s_per_mpkt: stat(&|p| p.cpu_s_per_mpkt),
+                loadgen_cpu_s_per_mpkt: stat(&|p| p.loadgen_cpu_s_per_mpkt),
                 latency_p99_ns: stat(&|p| p.latency_ns.map(|l| l.p99 as f64)),
                 peak_rss_kib: stat(&|p| p.usage.map(|u| u.peak_rss_kib as f64)),
                 processes: stat(&|p| p.usage.map(|u| f64::from(u.processes))),
