@@ -1,1 +1,23 @@
-//! relay (being built)
+//! relay: a multicast relay with AF_PACKET ingress, io_uring batched I/O, fan-out rules,
+//! an IGMP helper-socket pool and a runtime control socket.
+//!
+//! Modules, one job each:
+//! - [`rule`]: rule syntax, parse/print, validation
+//! - [`packet`]: zero-copy Ethernet/IPv4/UDP parser and egress frame builder
+//! - [`table`]: O(1) rule lookup table and its atomic swap
+//! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress, io_uring batching, egress
+//! - [`ring`]: preallocated io_uring message slots
+//! - [`membership`]: IGMP helper sockets (pool / single / per-group)
+//! - [`stats`]: counters, drop reasons and opt-in per-stage timing
+//! - [`netif`]: interface index / MAC / address lookup
+//! - [`sys`]: the raw socket calls (all socket-layer `unsafe` lives here)
+
+pub mod dataplane;
+pub mod membership;
+pub mod netif;
+pub mod packet;
+pub mod ring;
+pub mod rule;
+pub mod stats;
+pub mod sys;
+pub mod table;

@@ -1,0 +1,199 @@
+//! Preallocated message slots for io_uring `RecvMsg`/`SendMsg` on packet sockets.
+//!
+//! A [`SlotArena`] owns `count` fixed-size frame buffers plus, for each, a `msghdr`, an `iovec`,
+//! a `sockaddr_ll` and a small control-message buffer. Everything is allocated once; the
+//! kernel writes into (or reads from) a slot between the submission that names it and the
+//! completion that returns it, and the caller must not touch a slot in that window (the data
+//! plane tracks this with its free lists). The arena must outlive the ring that uses it: the
+//! worker declares the ring before the arenas so it is dropped (and its requests cancelled)
+//! first.
+
+use io_uring::{opcode, squeue, types};
+use std::mem::size_of;
+use std::os::fd::RawFd;
+
+/// Control buffer for one SCM_TIMESTAMPNS message (16-byte header + 16-byte timespec).
+const CONTROL_WORDS: usize = 8;
+
+#[repr(C)]
+struct MsgSlot {
+    msg: libc::msghdr,
+    iov: libc::iovec,
+    addr: libc::sockaddr_ll,
+    control: [u64; CONTROL_WORDS],
+}
+
+/// Metadata of a completed receive.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub ifindex: u32,
+    pub pkttype: u8,
+    pub truncated: bool,
+}
+
+/// Fixed message slots and their frame buffers.
+pub struct SlotArena {
+    slots: Vec<MsgSlot>,
+    buffers: Vec<u8>,
+    slot_base: *mut MsgSlot,
+    buffer_base: *mut u8,
+    count: usize,
+    buffer_size: usize,
+}
+
+impl SlotArena {
+    pub fn new(count: usize, buffer_size: usize) -> SlotArena {
+        let mut slots: Vec<MsgSlot> = (0..count)
+            .map(|_| {
+                // SAFETY: msghdr, iovec and sockaddr_ll are plain C structs for which all-zero
+                // bytes is a valid (empty) value.
+                unsafe { std::mem::zeroed() }
+            })
+            .collect();
+        let mut buffers = vec![0u8; count * buffer_size];
+        let slot_base = slots.as_mut_ptr();
+        let buffer_base = buffers.as_mut_ptr();
+        let mut arena = SlotArena {
+            slots,
+            buffers,
+            slot_base,
+            buffer_base,
+            count,
+            buffer_size,
+        };
+        for i in 0..count {
+            let buffer = arena.buffer_ptr(i);
+            let slot = arena.slot_mut(i);
+            slot.iov.iov_base = buffer.cast();
+            slot.iov.iov_len = buffer_size;
+            slot.msg.msg_iov = &mut slot.iov;
+            slot.msg.msg_iovlen = 1;
+            slot.msg.msg_name = (&mut slot.addr as *mut libc::sockaddr_ll).cast();
+            slot.msg.msg_namelen = size_of::<libc::sockaddr_ll>() as u32;
+        }
+        arena
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn buffer_size(&self) -> usize {
+        self.buffer_size
+    }
+
+    fn buffer_ptr(&self, index: usize) -> *mut u8 {
+        self.buffer_base.wrapping_add(index * self.buffer_size)
+    }
+
+    fn slot_mut(&mut self, index: usize) -> &mut MsgSlot {
+        assert!(index < self.count, "slot index out of range");
+        debug_assert_eq!(self.slots.len(), self.count);
+        // SAFETY: index < count, slot_base points to `count` initialised slots owned by
+        // `self.slots` (never resized), and the caller does not use a slot while it is in
+        // flight, so no other reference to this slot exists.
+        unsafe { &mut *self.slot_base.add(index) }
+    }
+
+    fn slot(&self, index: usize) -> &MsgSlot {
+        assert!(index < self.count, "slot index out of range");
+        // SAFETY: as in `slot_mut`; shared access to a slot that is not in flight.
+        unsafe { &*self.slot_base.add(index) }
+    }
+
+    /// The first `len` bytes of slot `index`'s buffer (a completed receive).
+    pub fn frame(&self, index: usize, len: usize) -> &[u8] {
+        assert!(index < self.count, "slot index out of range");
+        debug_assert_eq!(self.buffers.len(), self.count * self.buffer_size);
+        // SAFETY: the range lies inside `self.buffers` (index < count, len clamped to the
+        // buffer size) and the slot is not in flight, so the kernel does not write it now.
+        unsafe { std::slice::from_raw_parts(self.buffer_ptr(index), len.min(self.buffer_size)) }
+    }
+
+    /// Slot `index`'s whole buffer, to build a frame in.
+    pub fn frame_mut(&mut self, index: usize) -> &mut [u8] {
+        assert!(index < self.count, "slot index out of range");
+        // SAFETY: as in `frame`, and `&mut self` guarantees no other Rust reference to it.
+        unsafe { std::slice::from_raw_parts_mut(self.buffer_ptr(index), self.buffer_size) }
+    }
+
+    /// What the kernel reported for a completed receive into slot `index`.
+    pub fn received(&self, index: usize) -> Received {
+        let slot = self.slot(index);
+        Received {
+            ifindex: slot.addr.sll_ifindex as u32,
+            pkttype: slot.addr.sll_pkttype,
+            truncated: slot.msg.msg_flags & libc::MSG_TRUNC != 0,
+        }
+    }
+
+    /// The kernel receive timestamp of a completed receive, if SO_TIMESTAMPNS is on.
+    pub fn receive_timestamp_ns(&self, index: usize) -> Option<u64> {
+        crate::sys::receive_timestamp_ns(&self.slot(index).msg)
+    }
+
+    /// A `RecvMsg` for slot `index` on `fd`, resetting the slot's lengths first.
+    pub fn recv_entry(&mut self, index: usize, fd: RawFd, with_control: bool) -> squeue::Entry {
+        let size = self.buffer_size;
+        let slot = self.slot_mut(index);
+        slot.iov.iov_len = size;
+        slot.msg.msg_namelen = size_of::<libc::sockaddr_ll>() as u32;
+        slot.msg.msg_flags = 0;
+        if with_control {
+            slot.msg.msg_control = slot.control.as_mut_ptr().cast();
+            slot.msg.msg_controllen = size_of::<[u64; CONTROL_WORDS]>();
+        } else {
+            slot.msg.msg_control = std::ptr::null_mut();
+            slot.msg.msg_controllen = 0;
+        }
+        opcode::RecvMsg::new(types::Fd(fd), &mut slot.msg).build()
+    }
+
+    /// A `SendMsg` of the first `len` bytes of slot `index` out of interface `ifindex`.
+    pub fn send_entry(
+        &mut self,
+        index: usize,
+        fd: RawFd,
+        len: usize,
+        ifindex: u32,
+        destination_mac: [u8; 6],
+    ) -> squeue::Entry {
+        let size = self.buffer_size;
+        let slot = self.slot_mut(index);
+        slot.iov.iov_len = len.min(size);
+        slot.addr = crate::sys::sockaddr_ll(ifindex, crate::sys::ETH_P_IP);
+        slot.addr.sll_halen = 6;
+        slot.addr.sll_addr[..6].copy_from_slice(&destination_mac);
+        slot.msg.msg_namelen = size_of::<libc::sockaddr_ll>() as u32;
+        slot.msg.msg_control = std::ptr::null_mut();
+        slot.msg.msg_controllen = 0;
+        slot.msg.msg_flags = 0;
+        opcode::SendMsg::new(types::Fd(fd), &slot.msg).build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_have_separate_buffers() {
+        let mut arena = SlotArena::new(4, 128);
+        arena.frame_mut(1)[..3].copy_from_slice(b"abc");
+        arena.frame_mut(2)[..3].copy_from_slice(b"xyz");
+        assert_eq!(arena.frame(1, 3), b"abc");
+        assert_eq!(arena.frame(2, 3), b"xyz");
+        assert_eq!(
+            arena.frame(0, 1000).len(),
+            128,
+            "length clamped to the buffer"
+        );
+        let _ = arena.send_entry(3, 0, 60, 7, [1, 0, 0x5e, 1, 2, 3]);
+        let _ = arena.recv_entry(0, 0, true);
+        assert_eq!(arena.received(0).ifindex, 0);
+    }
+}

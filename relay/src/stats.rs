@@ -1,0 +1,217 @@
+//! Counters and opt-in per-stage timing.
+//!
+//! Counters are relaxed atomics: per rule (rx), per output (tx, errors) and per worker
+//! (received, drops by [`DropReason`]). With `--timing`, each worker records per-stage
+//! durations into its own hdrhistograms ([`StageTimings`]); `stats` merges them on request.
+//! With timing off the data plane pays one predictable branch per stage.
+
+use crate::packet::DropReason;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+pub struct RuleStats {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub struct OutputStats {
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub tx_errors: AtomicU64,
+}
+
+/// Adds `n` to a counter.
+#[inline]
+pub fn bump(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+pub fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// The stages `--timing` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Stage {
+    /// Kernel receive timestamp -> the worker starts on the packet (socket queue + wakeup).
+    Receive = 0,
+    Parse,
+    Lookup,
+    /// Building every output frame of one packet (headers + payload copy).
+    FanoutCopy,
+    /// One io_uring submit call (per batch).
+    Submit,
+    /// Send queued -> its completion reaped.
+    Completion,
+}
+
+impl Stage {
+    pub const COUNT: usize = 6;
+    pub const ALL: [Stage; Self::COUNT] = [
+        Stage::Receive,
+        Stage::Parse,
+        Stage::Lookup,
+        Stage::FanoutCopy,
+        Stage::Submit,
+        Stage::Completion,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Receive => "receive",
+            Stage::Parse => "parse",
+            Stage::Lookup => "lookup",
+            Stage::FanoutCopy => "fanout_copy",
+            Stage::Submit => "submit",
+            Stage::Completion => "completion",
+        }
+    }
+}
+
+/// One histogram per stage, in nanoseconds.
+#[derive(Debug, Clone)]
+pub struct StageTimings {
+    stages: Vec<Histogram<u64>>,
+}
+
+impl Default for StageTimings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StageTimings {
+    pub fn new() -> Self {
+        let stages = Stage::ALL
+            .iter()
+            .map(|_| {
+                // 1 ns .. 60 s at 3 significant digits: constant, valid bounds.
+                Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                    .expect("constant histogram bounds are valid")
+            })
+            .collect();
+        StageTimings { stages }
+    }
+
+    #[inline]
+    pub fn record(&mut self, stage: Stage, nanos: u64) {
+        if let Some(h) = self.stages.get_mut(stage as usize) {
+            h.saturating_record(nanos.max(1));
+        }
+    }
+
+    pub fn merge(&mut self, other: &StageTimings) {
+        for (mine, theirs) in self.stages.iter_mut().zip(&other.stages) {
+            // Same bounds on both sides, so adding cannot fail.
+            let _ = mine.add(theirs);
+        }
+    }
+
+    pub fn summary(&self) -> Vec<StageSummary> {
+        Stage::ALL
+            .iter()
+            .zip(&self.stages)
+            .map(|(stage, h)| StageSummary {
+                stage: stage.name(),
+                samples: h.len(),
+                p50: h.value_at_quantile(0.5),
+                p90: h.value_at_quantile(0.9),
+                p99: h.value_at_quantile(0.99),
+                p999: h.value_at_quantile(0.999),
+                max: h.max(),
+                mean: h.mean(),
+            })
+            .collect()
+    }
+}
+
+/// Percentiles of one stage, nanoseconds.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct StageSummary {
+    pub stage: &'static str,
+    pub samples: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+/// Counters of one worker thread.
+#[derive(Debug)]
+pub struct WorkerStats {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub rx_errors: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub batches: AtomicU64,
+    pub ignored_outgoing: AtomicU64,
+    pub drops: [AtomicU64; DropReason::COUNT],
+    pub timings: Mutex<StageTimings>,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            rx_packets: AtomicU64::new(0),
+            rx_bytes: AtomicU64::new(0),
+            rx_errors: AtomicU64::new(0),
+            tx_packets: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            ignored_outgoing: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            timings: Mutex::new(StageTimings::new()),
+        }
+    }
+}
+
+impl WorkerStats {
+    #[inline]
+    pub fn drop_packet(&self, reason: DropReason) {
+        bump(&self.drops[reason as usize], 1);
+    }
+
+    pub fn timings(&self) -> MutexGuard<'_, StageTimings> {
+        self.timings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_merge_and_summarise() {
+        let mut a = StageTimings::new();
+        let mut b = StageTimings::new();
+        for n in 1..=100 {
+            a.record(Stage::Parse, n);
+            b.record(Stage::Parse, n + 100);
+        }
+        a.merge(&b);
+        let summary = a.summary();
+        let parse = summary.iter().find(|s| s.stage == "parse").unwrap();
+        assert_eq!(parse.samples, 200);
+        assert!((99..=101).contains(&parse.p50), "p50 {}", parse.p50);
+        assert_eq!(parse.max, 200);
+        let lookup = summary.iter().find(|s| s.stage == "lookup").unwrap();
+        assert_eq!(lookup.samples, 0);
+    }
+
+    #[test]
+    fn worker_drops_are_counted_by_reason() {
+        let w = WorkerStats::default();
+        w.drop_packet(DropReason::NoRule);
+        w.drop_packet(DropReason::NoRule);
+        w.drop_packet(DropReason::Fragment);
+        assert_eq!(read(&w.drops[DropReason::NoRule as usize]), 2);
+        assert_eq!(read(&w.drops[DropReason::Fragment as usize]), 1);
+        assert_eq!(read(&w.drops[DropReason::QueueFull as usize]), 0);
+    }
+}
