@@ -5,7 +5,11 @@ mod cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "labctl", version, about = "Multicast relay test and benchmarking lab")]
+#[command(
+    name = "labctl",
+    version,
+    about = "Multicast relay test and benchmarking lab"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

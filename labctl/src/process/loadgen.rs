@@ -1,0 +1,218 @@
+//! Running `loadgen sink` and `loadgen send` in lab namespaces (command lines from
+//! docs/interfaces.md) and reading their JSON summaries.
+//!
+//! Typical use: [`SinkSpec::start`] in the sink namespace (returns once the sink's ready file
+//! exists), [`SendSpec::run`] in the gen namespace (bounded; returns the send summary), then
+//! [`RunningSink::finish`] (waits for the sink's idle stop, else SIGTERM) for the sink summary.
+
+use super::{SpawnOptions, Spawned, spawn_in_netns};
+use crate::binaries;
+use anyhow::{Context, Result, bail};
+use loadgen::summary::{SendSummary, SinkSummary};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long a sink may take to join its groups and write its ready file.
+pub const SINK_READY_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A scratch directory for the summaries of one run, removed on drop.
+#[derive(Debug)]
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn new(label: &str) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("mlab-{label}-{:08x}", rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(ScratchDir(dir))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a `loadgen sink` should receive.
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    pub netns: String,
+    pub interface: String,
+    /// Groups counted from `group_base` (ignored when `groups` is set).
+    pub streams: u32,
+    pub group_base: Ipv4Addr,
+    /// Explicit groups instead of counting.
+    pub groups: Option<Vec<Ipv4Addr>>,
+    pub port: u16,
+    /// Stop after this many seconds without packets (after the first one).
+    pub idle: Duration,
+    /// Hard stop.
+    pub duration: Duration,
+}
+
+/// A started sink.
+#[derive(Debug)]
+pub struct RunningSink {
+    child: Spawned,
+    json: PathBuf,
+}
+
+impl SinkSpec {
+    /// Starts the sink and waits until it has joined every group (its ready file exists).
+    pub fn start(&self, scratch: &ScratchDir) -> Result<RunningSink> {
+        let loadgen = binaries::locate("loadgen")?;
+        let ready = scratch.path("sink.ready");
+        let json = scratch.path("sink.json");
+        let mut cmd = Command::new(loadgen);
+        cmd.arg("sink")
+            .args(["--interface", &self.interface])
+            .args(["--port", &self.port.to_string()])
+            .args(["--idle", &secs(self.idle)])
+            .args(["--duration", &secs(self.duration)])
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--json")
+            .arg(&json)
+            .arg("--quiet");
+        match &self.groups {
+            Some(groups) => {
+                let list: Vec<String> = groups.iter().map(Ipv4Addr::to_string).collect();
+                cmd.args(["--groups", &list.join(",")]);
+            }
+            None => {
+                cmd.args(["--streams", &self.streams.to_string()])
+                    .args(["--group-base", &self.group_base.to_string()]);
+            }
+        }
+        let deadline = self.duration + Duration::from_secs(30);
+        let child = spawn_in_netns(&self.netns, cmd, SpawnOptions::with_deadline(deadline))?;
+        wait_ready(&child, &ready)?;
+        Ok(RunningSink { child, json })
+    }
+}
+
+fn wait_ready(child: &Spawned, ready: &Path) -> Result<()> {
+    let end = Instant::now() + SINK_READY_DEADLINE;
+    loop {
+        if ready.exists() {
+            return Ok(());
+        }
+        if let Some(status) = child.wait_timeout(Duration::from_millis(10))? {
+            bail!(
+                "loadgen sink exited before it was ready ({status}): {}",
+                child.stderr_text().trim()
+            );
+        }
+        if Instant::now() >= end {
+            bail!(
+                "loadgen sink was not ready within {SINK_READY_DEADLINE:?}: {}",
+                child.stderr_text().trim()
+            );
+        }
+    }
+}
+
+impl RunningSink {
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Waits up to `wait` for the sink to stop by itself (idle), else SIGTERMs it; then reads
+    /// its summary.
+    pub fn finish(mut self, wait: Duration) -> Result<SinkSummary> {
+        let status = match self.child.wait_timeout(wait)? {
+            Some(status) => status,
+            None => self.child.stop(Duration::from_secs(5))?,
+        };
+        self.child.finish_output(Duration::from_secs(2));
+        let text = std::fs::read_to_string(&self.json).with_context(|| {
+            format!(
+                "loadgen sink wrote no summary ({status}): {}",
+                self.child.stderr_text().trim()
+            )
+        })?;
+        let summary: SinkSummary =
+            serde_json::from_str(&text).context("parsing the loadgen sink summary")?;
+        if summary.schema != loadgen::summary::SINK_SCHEMA {
+            bail!(
+                "loadgen sink summary has schema {:?}, expected {}",
+                summary.schema,
+                loadgen::summary::SINK_SCHEMA
+            );
+        }
+        Ok(summary)
+    }
+}
+
+/// Rate of a sender.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SendRate {
+    /// Packets per second per stream.
+    PerStream(f64),
+    /// Packets per second over all streams.
+    Total(f64),
+    /// Unpaced (`--total-rate max`).
+    Max,
+}
+
+/// What a `loadgen send` should send (bounded by `duration` and optional `count`).
+#[derive(Debug, Clone)]
+pub struct SendSpec {
+    pub netns: String,
+    pub interface: String,
+    pub source: Ipv4Addr,
+    pub streams: u32,
+    pub group_base: Ipv4Addr,
+    pub port: u16,
+    pub rate: SendRate,
+    pub size: usize,
+    /// Packets per stream.
+    pub count: Option<u64>,
+    pub duration: Duration,
+}
+
+impl SendSpec {
+    /// Runs the sender to completion (bounded by its duration plus a margin).
+    pub fn run(&self, scratch: &ScratchDir) -> Result<SendSummary> {
+        let loadgen = binaries::locate("loadgen")?;
+        let json = scratch.path("send.json");
+        let mut cmd = Command::new(loadgen);
+        cmd.arg("send")
+            .args(["--interface", &self.interface])
+            .args(["--source", &self.source.to_string()])
+            .args(["--streams", &self.streams.to_string()])
+            .args(["--group-base", &self.group_base.to_string()])
+            .args(["--port", &self.port.to_string()])
+            .args(["--size", &self.size.to_string()])
+            .args(["--duration", &secs(self.duration)])
+            .arg("--json")
+            .arg(&json)
+            .arg("--quiet");
+        match self.rate {
+            SendRate::PerStream(pps) => cmd.args(["--rate", &pps.to_string()]),
+            SendRate::Total(pps) => cmd.args(["--total-rate", &pps.to_string()]),
+            SendRate::Max => cmd.args(["--total-rate", "max"]),
+        };
+        if let Some(count) = self.count {
+            cmd.args(["--count", &count.to_string()]);
+        }
+        let limit = self.duration + Duration::from_secs(20);
+        let child = spawn_in_netns(&self.netns, cmd, SpawnOptions::with_deadline(limit))?;
+        let (status, _, stderr) = child.wait_output(limit)?;
+        if !status.success() {
+            bail!("loadgen send failed ({status}): {}", stderr.trim());
+        }
+        let text = std::fs::read_to_string(&json).context("loadgen send wrote no summary")?;
+        serde_json::from_str(&text).context("parsing the loadgen send summary")
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{}", d.as_secs_f64())
+}

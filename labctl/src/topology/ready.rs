@@ -1,0 +1,120 @@
+//! Readiness checks: a topology is handed out only after its links are up and, for the
+//! snooping switch, after multicast provably flows to the relay's port once joined.
+//! Everything is polled against a deadline; nothing sleeps for a guessed time.
+
+use super::build::get_link;
+use crate::netns::{netlink_in, run_in_netns};
+use anyhow::{Context, Result, bail};
+use rtnetlink::packet_route::link::{LinkAttribute, State};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::mem::MaybeUninit;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// How long links may take to come up.
+pub const LINK_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the snooping bridge's querier may take to become active.
+pub const QUERIER_DEADLINE: Duration = Duration::from_secs(15);
+/// Probe group for the querier check (239/8; never used by streams, which start at 239.1).
+pub const PROBE_GROUP: Ipv4Addr = Ipv4Addr::new(239, 254, 0, 1);
+const PROBE_PORT: u16 = 4999;
+const POLL: Duration = Duration::from_millis(20);
+
+/// Waits until every named link in namespace `netns` reports operstate UP (or UNKNOWN for
+/// `lo`-like links without carrier), polling until `LINK_DEADLINE`.
+pub fn wait_links_up(netns: &str, links: Vec<String>) -> Result<()> {
+    let label = netns.to_string();
+    netlink_in(Some(netns), move |handle| async move {
+        let deadline = Instant::now() + LINK_DEADLINE;
+        for name in &links {
+            loop {
+                let link = get_link(&handle, name).await?;
+                let state = link.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::OperState(s) => Some(*s),
+                    _ => None,
+                });
+                if state == Some(State::Up) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "link {name} in namespace {label} is not up after {:?} (operstate {state:?})",
+                        LINK_DEADLINE
+                    );
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Proves the snooping bridge forwards a joined group to the relay's (flood-off) port: a probe
+/// socket in the relay namespace joins [`PROBE_GROUP`] on `relay_addr`, the gen namespace sends
+/// small probes to it every 50 ms, and we wait until one arrives (bounded by
+/// `QUERIER_DEADLINE`, at most 20 probes a second). The probe socket then leaves.
+pub fn wait_snooping_ready(
+    gen_ns: &str,
+    gen_addr: Ipv4Addr,
+    relay_ns: &str,
+    relay_addr: Ipv4Addr,
+) -> Result<Duration> {
+    let receiver = run_in_netns(relay_ns, move || probe_receiver(relay_addr))?;
+    let sender = run_in_netns(gen_ns, move || probe_sender(gen_addr))?;
+    let target = SockAddr::from(SocketAddrV4::new(PROBE_GROUP, PROBE_PORT));
+    let started = Instant::now();
+    let mut next_send = started;
+    let mut buf = [MaybeUninit::<u8>::uninit(); 64];
+    loop {
+        let now = Instant::now();
+        if now >= started + QUERIER_DEADLINE {
+            bail!(
+                "the snooping bridge did not forward a joined probe group to the relay port within {:?}: \
+                 its IGMP querier never became active (check that the kernel has bridge multicast snooping)",
+                QUERIER_DEADLINE
+            );
+        }
+        if now >= next_send {
+            sender
+                .send_to(b"mlab-probe", &target)
+                .context("sending a snooping probe")?;
+            next_send = now + Duration::from_millis(50);
+        }
+        match receiver.recv(&mut buf) {
+            Ok(n) if n > 0 => return Ok(started.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e).context("receiving a snooping probe"),
+        }
+    }
+}
+
+fn probe_receiver(addr: Ipv4Addr) -> Result<Socket> {
+    let socket =
+        Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).context("probe socket")?;
+    socket.set_reuse_address(true)?;
+    socket
+        .bind(&SockAddr::from(SocketAddrV4::new(PROBE_GROUP, PROBE_PORT)))
+        .context("binding the probe socket")?;
+    socket
+        .join_multicast_v4(&PROBE_GROUP, &addr)
+        .context("joining the probe group")?;
+    socket.set_read_timeout(Some(POLL))?;
+    Ok(socket)
+}
+
+fn probe_sender(addr: Ipv4Addr) -> Result<Socket> {
+    let socket =
+        Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).context("probe sender")?;
+    socket.set_multicast_if_v4(&addr)?;
+    socket.set_multicast_ttl_v4(1)?;
+    socket.set_multicast_loop_v4(false)?;
+    socket
+        .bind(&SockAddr::from(SocketAddrV4::new(addr, 0)))
+        .context("binding the probe sender")?;
+    Ok(socket)
+}
