@@ -240,6 +240,25 @@ pub fn stream_targets(
         .collect())
 }
 
+/// Checks that the directory an output file goes into exists.
+pub fn check_output(path: Option<&PathBuf>, flag: &str) -> Result<(), UsageError> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        return usage(format!(
+            "{flag} {}: directory {} does not exist; create it or choose another path",
+            path.display(),
+            parent.display()
+        ));
+    }
+    Ok(())
+}
+
 /// A validated `send` command.
 #[derive(Debug, Clone)]
 pub struct SendConfig {
@@ -293,6 +312,7 @@ impl SendArgs {
                 self.batch
             ));
         }
+        check_output(self.json.as_ref(), "--json")?;
         let total_pps = match (self.rate, self.total_rate) {
             (Some(Rate::Pps(r)), None) => Some(r * f64::from(self.streams)),
             (None, Some(Rate::Pps(r))) => Some(r),
@@ -373,6 +393,8 @@ impl SinkArgs {
                 )
             }
         };
+        check_output(self.json.as_ref(), "--json")?;
+        check_output(self.ready_file.as_ref(), "--ready-file")?;
         let mut ports = ports;
         ports.sort_unstable();
         ports.dedup();

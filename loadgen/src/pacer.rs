@@ -66,9 +66,27 @@ impl Pacer {
     }
 }
 
+/// Rate of `packets` sent from `first_ns` to `last_ns` (timestamps of the first and last packet):
+/// `packets - 1` intervals over the span; 0 when fewer than two packets or no time passed.
+pub fn rate_between(packets: u64, first_ns: u64, last_ns: u64) -> f64 {
+    let span = last_ns.saturating_sub(first_ns);
+    if packets < 2 || span == 0 {
+        return 0.0;
+    }
+    (packets - 1) as f64 * 1e9 / span as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_between_counts_intervals() {
+        // 11 packets 1 ms apart: 10 intervals in 10 ms = 1000 pps.
+        assert_eq!(rate_between(11, 5 * MS, 15 * MS), 1000.0);
+        assert_eq!(rate_between(1, 0, 10), 0.0);
+        assert_eq!(rate_between(5, 7, 7), 0.0);
+    }
 
     const MS: u64 = 1_000_000;
 

@@ -281,6 +281,8 @@ pub fn run(cfg: &SendConfig, stop: &AtomicBool) -> Result<SendSummary> {
         .map(|d| start.saturating_add(d.as_nanos() as u64));
     let mut pacer = Pacer::new(cfg.total_pps, start, cfg.batch);
     let mut slot_streams = vec![0usize; cfg.batch];
+    let mut first_send_ns: Option<u64> = None;
+    let mut last_send_ns = 0u64;
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -311,6 +313,8 @@ pub fn run(cfg: &SendConfig, stop: &AtomicBool) -> Result<SendSummary> {
                 send_ns: sys::monotonic_ns(),
             };
             seqs[stream] += 1;
+            first_send_ns.get_or_insert(header.send_ns);
+            last_send_ns = header.send_ns;
             *slot_stream = stream;
             transport.fill(&mut batch, slot, stream, &header)?;
         }
@@ -334,11 +338,9 @@ pub fn run(cfg: &SendConfig, stop: &AtomicBool) -> Result<SendSummary> {
         mode: cfg.mode.name().to_string(),
         duration_s,
         requested_pps: cfg.total_pps,
-        achieved_pps: if duration_s > 0.0 {
-            counters.sent as f64 / duration_s
-        } else {
-            0.0
-        },
+        achieved_pps: first_send_ns.map_or(0.0, |first| {
+            crate::pacer::rate_between(counters.sent, first, last_send_ns)
+        }),
         sent_packets: counters.sent,
         send_errors: counters.errors,
         per_stream: cfg

@@ -22,6 +22,8 @@ pub struct SendSummary {
     pub duration_s: f64,
     /// Aggregate rate asked for; `None` when unpaced (`max`).
     pub requested_pps: Option<f64>,
+    /// Packets sent minus one over the time from the first to the last packet's send stamp
+    /// (0 with fewer than two packets); `duration_s` is the whole run.
     pub achieved_pps: f64,
     pub sent_packets: u64,
     pub send_errors: u64,
