@@ -134,10 +134,10 @@ pub struct SendArgs {
     /// Packets per sendmmsg call.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// Write the JSON summary to this file.
+    /// Write the JSON summary to this file (default: print it on stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// No progress display; print the JSON summary on stdout when --json is not given.
+    /// No progress display (progress is only shown on a terminal anyway).
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
@@ -171,10 +171,10 @@ pub struct SinkArgs {
     /// Create this file (atomically) once all groups are joined and the sockets bound.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
-    /// Write the JSON summary to this file.
+    /// Write the JSON summary to this file (default: print it on stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// No progress display; print the JSON summary on stdout when --json is not given.
+    /// No progress display (progress is only shown on a terminal anyway).
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }

@@ -172,6 +172,11 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
         .map(|d| start.saturating_add(d.as_nanos() as u64));
     let idle_ns = cfg.idle.map(|d| d.as_nanos() as u64);
     let mut last_packet: Option<u64> = None;
+    let mut fds: Vec<PollFd> = receivers
+        .iter()
+        .map(|r| PollFd::new(r.socket.as_fd(), PollFlags::POLLIN))
+        .collect();
+    let mut ready = vec![false; receivers.len()];
     while !stop.load(Ordering::Relaxed) {
         let now = sys::monotonic_ns();
         if deadline.is_some_and(|d| now >= d) {
@@ -182,20 +187,15 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
         {
             break;
         }
-        let mut fds: Vec<PollFd> = receivers
-            .iter()
-            .map(|r| PollFd::new(r.socket.as_fd(), PollFlags::POLLIN))
-            .collect();
         match poll(&mut fds, PollTimeout::from(POLL_MS)) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e).context("poll on the receive sockets failed"),
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
-            .collect();
-        for (receiver, _) in receivers.iter().zip(ready).filter(|(_, ready)| *ready) {
+        for (flag, fd) in ready.iter_mut().zip(&fds) {
+            *flag = fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        }
+        for (receiver, _) in receivers.iter().zip(&ready).filter(|(_, ready)| **ready) {
             loop {
                 let n = match batch.recv(receiver.socket.as_raw_fd()) {
                     Ok(n) => n,
