@@ -394,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn packet_mode_sends_exact_count() {
+    fn attempts_are_bounded_by_count_when_the_link_is_down() {
         // Loopback of a fresh namespace is down: AF_PACKET sends fail with ENETDOWN and count
         // as errors, which still exercises the bounded loop and the accounting of attempts.
         let Some(result) = in_fresh_netns(|| {

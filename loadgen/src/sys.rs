@@ -166,3 +166,24 @@ pub fn sockaddr_in(addr: Ipv4Addr, port: u16) -> libc::sockaddr_in {
         sin_zero: [0; 8],
     }
 }
+
+/// Sets IFF_UP on an interface of the current namespace (tests bring up the loopback of a
+/// fresh namespace with it).
+#[cfg(test)]
+pub fn set_interface_up(name: &str) -> io::Result<()> {
+    let mut req = ioctl_ifreq(libc::SIOCGIFFLAGS, name)?;
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    // SAFETY: SIOCGIFFLAGS filled ifru_flags; SIOCSIFFLAGS reads the same valid ifreq.
+    let rc = unsafe {
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFFLAGS,
+            &mut req as *mut libc::ifreq,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
