@@ -1,1 +1,0 @@
-//! (sweeps and reports; being built)

@@ -1,0 +1,124 @@
+//! Runs a scenario: every point (with repeats) measured in turn, results.json written after each
+//! point (so an interrupted sweep keeps what it finished), then the HTML report.
+//!
+//! Ctrl-C: the process module's signal handler stops the children and tears the topology down;
+//! the cleanup registered here marks results.json as interrupted and renders the report of the
+//! finished points before labctl exits.
+
+pub mod environment;
+pub mod point;
+pub mod sample;
+
+use crate::results::{Results, compact_stamp, now_rfc3339};
+use crate::scenario::Scenario;
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Name of the results file in a report directory.
+pub const RESULTS_FILE: &str = "results.json";
+const CLEANUP_KEY: &str = "sweep:finish-report";
+
+/// How to run a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Parent of the report directory (`reports/`).
+    pub out_root: PathBuf,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// Where a finished sweep wrote its files.
+#[derive(Debug)]
+pub struct SweepOutcome {
+    pub dir: PathBuf,
+    pub results_path: PathBuf,
+    pub report_path: PathBuf,
+    pub results: Results,
+}
+
+/// Runs every point of `scenario` (read from `path`).
+pub fn run(scenario: &Scenario, path: &Path, opts: &SweepOptions) -> Result<SweepOutcome> {
+    crate::process::install_signal_cleanup()?;
+    let dir = opts.out_root.join(format!(
+        "{}-{}",
+        scenario.name,
+        compact_stamp(SystemTime::now())
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let results_path = dir.join(RESULTS_FILE);
+
+    let mut results = Results::new(scenario, path, environment::collect());
+    results.save(&results_path)?;
+    register_interrupt_report(&results_path, &dir);
+
+    let points = scenario.points();
+    let bar = progress_bar(points.len() as u64, opts.quiet);
+    for p in &points {
+        bar.set_message(p.to_string());
+        let measured = point::measure(scenario, p);
+        if let Some(reason) = measured.status.reason()
+            && opts.quiet
+        {
+            eprintln!("labctl: {p}: {}: {reason}", measured.status.label());
+        } else if let Some(reason) = measured.status.reason() {
+            bar.println(format!("{p}: {}: {reason}", measured.status.label()));
+        }
+        results.points.push(measured);
+        results.refresh_aggregates();
+        results.save(&results_path)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    results.finished = Some(now_rfc3339());
+    results.save(&results_path)?;
+    let report_path = crate::report::write(&results, &dir)?;
+    crate::process::unregister_cleanup(CLEANUP_KEY);
+    Ok(SweepOutcome {
+        dir,
+        results_path,
+        report_path,
+        results,
+    })
+}
+
+fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if quiet || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    } else if let Ok(style) =
+        ProgressStyle::with_template("{bar:30} {pos}/{len} points, ETA {eta}  {wide_msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// On SIGINT/SIGTERM: mark the saved results as interrupted and render their report.
+fn register_interrupt_report(results_path: &Path, dir: &Path) {
+    let results_path = results_path.to_path_buf();
+    let dir = dir.to_path_buf();
+    crate::process::register_cleanup(
+        CLEANUP_KEY.to_owned(),
+        Box::new(move || {
+            let finish = || -> Result<PathBuf> {
+                let mut r = Results::load(&results_path)?;
+                r.interrupted = true;
+                r.finished = Some(now_rfc3339());
+                r.refresh_aggregates();
+                r.save(&results_path)?;
+                crate::report::write(&r, &dir)
+            };
+            match finish() {
+                Ok(report) => eprintln!(
+                    "labctl: interrupted; finished points kept in {} and {}",
+                    results_path.display(),
+                    report.display()
+                ),
+                Err(e) => eprintln!("labctl: interrupted; could not finish the report: {e:#}"),
+            }
+        }),
+    );
+}

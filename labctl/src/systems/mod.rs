@@ -1,0 +1,288 @@
+//! Systems under test: what runs in the relay namespace and forwards the input groups.
+//!
+//! [`start`] brings a [`SystemKind`] up on a built topology with one forwarding rule per input
+//! stream (installed one at a time, so the first refused membership is the system's capacity)
+//! and returns a [`Running`] system: its processes by PID (for /proc sampling) and the capacity
+//! it showed. A missing tool (socat, smcroute) is a [`StartError::Skip`], not a failure.
+//!
+//! Addresses follow docs/interfaces.md: input i is 239.1.0.1 + i, output k of input i is
+//! 239.(2+k).0.1 + i on port 5000 + k ([`Layout`]). The kernel cannot rename: its outputs keep
+//! the input group and port.
+
+mod igmp;
+mod kernel;
+mod relay;
+mod socat;
+
+use crate::process::Spawned;
+use crate::results::Capacity;
+use crate::scenario::SystemKind;
+use crate::topology::{Endpoint, Topology};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use igmp::joined_groups;
+
+/// UDP port of input streams and of output 0.
+pub const BASE_PORT: u16 = 5000;
+/// First input group.
+pub const INPUT_BASE: Ipv4Addr = Ipv4Addr::new(239, 1, 0, 1);
+/// Grace between SIGTERM and SIGKILL when a system is stopped.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Where the streams of one point come from and go to.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub streams: u32,
+    pub fanout: u32,
+    /// The relay namespace (`None` for `direct`).
+    pub relay_ns: Option<String>,
+    /// The relay's ingress interface.
+    pub relay_in: Option<Endpoint>,
+    /// The relay's egress interfaces (one per output).
+    pub relay_out: Vec<Endpoint>,
+    /// The generator (its address is the streams' source).
+    pub generator: Endpoint,
+    /// Sink-side interfaces (one per output; one for direct).
+    pub sinks: Vec<Endpoint>,
+    /// True when outputs keep the input group and port (kernel forwarding, direct).
+    pub same_group: bool,
+}
+
+impl Layout {
+    /// The layout of `system` on `topology` for `streams` inputs x `fanout` outputs.
+    pub fn new(system: SystemKind, topology: &Topology, streams: u32, fanout: u32) -> Layout {
+        Layout {
+            streams,
+            fanout,
+            relay_ns: topology.relay_in().map(|e| e.netns.clone()),
+            relay_in: topology.relay_in().cloned(),
+            relay_out: topology.relay_out().to_vec(),
+            generator: topology.generator().clone(),
+            sinks: topology.sinks().to_vec(),
+            same_group: matches!(system, SystemKind::Kernel | SystemKind::Direct),
+        }
+    }
+
+    /// Group of input stream `i`.
+    pub fn input_group(&self, i: u32) -> Ipv4Addr {
+        offset(INPUT_BASE, i)
+    }
+
+    /// First group of output `k`.
+    pub fn output_base(&self, k: u32) -> Ipv4Addr {
+        if self.same_group {
+            INPUT_BASE
+        } else {
+            Ipv4Addr::new(239, (2 + k).min(255) as u8, 0, 1)
+        }
+    }
+
+    /// Group of output `k` of input `i`.
+    pub fn output_group(&self, k: u32, i: u32) -> Ipv4Addr {
+        offset(self.output_base(k), i)
+    }
+
+    /// UDP port of output `k`.
+    pub fn output_port(&self, k: u32) -> u16 {
+        if self.same_group {
+            BASE_PORT
+        } else {
+            BASE_PORT + k as u16
+        }
+    }
+
+    /// Number of outputs (sinks) actually present: the fan-out, or 1 for direct.
+    pub fn outputs(&self) -> u32 {
+        if self.relay_ns.is_none() {
+            1
+        } else {
+            self.fanout
+        }
+    }
+}
+
+fn offset(base: Ipv4Addr, i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(base).wrapping_add(i))
+}
+
+/// Why a system did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A tool is missing: the point is skipped.
+    #[error("{0}")]
+    Skip(String),
+    /// Anything else: the point failed.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// A system forwarding in the relay namespace.
+#[derive(Debug)]
+pub struct Running {
+    pub kind: SystemKind,
+    children: Vec<Spawned>,
+    /// Memberships tried and the first refusal, if rules were installed one at a time.
+    pub capacity: Option<Capacity>,
+    pub notes: Vec<String>,
+    /// Scratch files (sockets, configs), removed on drop.
+    _scratch: Option<crate::process::loadgen::ScratchDir>,
+}
+
+impl Running {
+    /// PIDs of the system's processes (for /proc sampling).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Spawned::pid).collect()
+    }
+
+    /// Stops every process (SIGTERM, then SIGKILL after a grace) and reaps it. Returns a
+    /// description of the processes that had died before the stop, if any.
+    pub fn stop(self) -> Option<String> {
+        let mut dead = Vec::new();
+        for child in &self.children {
+            if !child.is_running() {
+                dead.push(format!(
+                    "PID {} exited early: {}",
+                    child.pid(),
+                    child.stderr_text().trim()
+                ));
+            }
+        }
+        for child in &self.children {
+            let _ = child.stop(STOP_GRACE);
+        }
+        (!dead.is_empty()).then(|| dead.join("; "))
+    }
+}
+
+/// Brings `kind` up on the layout. `direct` starts nothing.
+pub fn start(kind: SystemKind, layout: &Layout) -> Result<Running, StartError> {
+    match kind {
+        SystemKind::Direct => Ok(Running {
+            kind,
+            children: Vec::new(),
+            capacity: None,
+            notes: Vec::new(),
+            _scratch: None,
+        }),
+        SystemKind::RelayPool | SystemKind::RelaySingle | SystemKind::RelaySingle8mb => {
+            relay::start(kind, layout)
+        }
+        SystemKind::Socat => socat::start(layout),
+        SystemKind::Kernel => kernel::start(layout),
+    }
+}
+
+/// Sysctls a system needs in the relay namespace (on top of the scenario's).
+pub fn required_sysctls(kind: SystemKind) -> Vec<(String, String)> {
+    match kind {
+        SystemKind::Kernel => vec![("net.ipv4.ip_forward".to_owned(), "1".to_owned())],
+        _ => Vec::new(),
+    }
+}
+
+/// Path of an external tool on PATH, or a skip reason saying how to install it.
+pub fn find_tool(name: &str, package: &str) -> Result<PathBuf, StartError> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            StartError::Skip(format!(
+                "{name} is not installed (apt-get install {package})"
+            ))
+        })
+}
+
+/// Capacity from the joined set: the first input group (in order) that is not joined.
+fn capacity_from_joins(
+    layout: &Layout,
+    joined: &std::collections::HashSet<Ipv4Addr>,
+    errno: Option<i32>,
+    error: Option<String>,
+) -> Capacity {
+    let first_missing = (0..layout.streams).find(|&i| !joined.contains(&layout.input_group(i)));
+    Capacity {
+        tried: layout.streams,
+        accepted: first_missing.unwrap_or(layout.streams),
+        first_refused: first_missing,
+        refused_group: first_missing.map(|i| layout.input_group(i).to_string()),
+        errno: first_missing.and(errno),
+        error: first_missing.and(error),
+    }
+}
+
+/// errno guessed from a tool's error text (socat, smcroutectl print strerror()).
+fn errno_from_text(text: &str) -> Option<i32> {
+    let t = text.to_ascii_lowercase();
+    if t.contains("no buffer space") {
+        Some(libc::ENOBUFS)
+    } else if t.contains("cannot allocate memory") {
+        Some(libc::ENOMEM)
+    } else if t.contains("address already in use") {
+        Some(libc::EADDRINUSE)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(same_group: bool) -> Layout {
+        let ep = |n: &str| Endpoint {
+            netns: "mlab-x-relay".into(),
+            ifname: n.into(),
+            addr: Ipv4Addr::new(198, 18, 1, 2),
+        };
+        Layout {
+            streams: 300,
+            fanout: 3,
+            relay_ns: Some("mlab-x-relay".into()),
+            relay_in: Some(ep("in")),
+            relay_out: vec![ep("o0"), ep("o1"), ep("o2")],
+            generator: ep("g"),
+            sinks: vec![ep("s0"), ep("s1"), ep("s2")],
+            same_group,
+        }
+    }
+
+    #[test]
+    fn groups_and_ports_follow_the_interfaces_contract() {
+        let l = layout(false);
+        assert_eq!(l.input_group(0), Ipv4Addr::new(239, 1, 0, 1));
+        assert_eq!(l.input_group(299), Ipv4Addr::new(239, 1, 1, 44));
+        assert_eq!(l.output_group(0, 0), Ipv4Addr::new(239, 2, 0, 1));
+        assert_eq!(l.output_group(2, 5), Ipv4Addr::new(239, 4, 0, 6));
+        assert_eq!(l.output_port(2), 5002);
+        let k = layout(true);
+        assert_eq!(k.output_group(2, 5), k.input_group(5));
+        assert_eq!(k.output_port(2), BASE_PORT);
+    }
+
+    #[test]
+    fn capacity_is_the_first_group_not_joined() {
+        let l = layout(false);
+        let joined = (0..20).map(|i| l.input_group(i)).collect();
+        let c = capacity_from_joins(&l, &joined, Some(libc::ENOBUFS), Some("x".into()));
+        assert_eq!(c.first_refused, Some(20));
+        assert_eq!(c.accepted, 20);
+        assert_eq!(c.refused_group.as_deref(), Some("239.1.0.21"));
+        let all = (0..300).map(|i| l.input_group(i)).collect();
+        let c = capacity_from_joins(&l, &all, Some(libc::ENOBUFS), None);
+        assert_eq!((c.first_refused, c.errno, c.accepted), (None, None, 300));
+    }
+
+    #[test]
+    fn errno_from_strerror_text() {
+        assert_eq!(
+            errno_from_text("E setsockopt(5, ...): No buffer space available"),
+            Some(libc::ENOBUFS)
+        );
+        assert_eq!(errno_from_text("something else"), None);
+    }
+}

@@ -1,0 +1,203 @@
+//! The relay under test: `relay run --membership pool|single [--helper-buffer 8M]` in the relay
+//! namespace, rules added one at a time over its control socket (JSON lines, docs/interfaces.md).
+
+use super::{Layout, Running, StartError};
+use crate::binaries;
+use crate::process::loadgen::ScratchDir;
+use crate::process::{SpawnOptions, Spawned, spawn_in_netns};
+use crate::results::Capacity;
+use crate::scenario::SystemKind;
+use anyhow::{Context, Result, anyhow, bail};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long the relay may take to answer `list` on its control socket.
+const READY_DEADLINE: Duration = Duration::from_secs(15);
+/// Longest wait for one control reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn start(kind: SystemKind, layout: &Layout) -> Result<Running, StartError> {
+    let binary = binaries::locate("relay").map_err(StartError::Failed)?;
+    let ns = layout
+        .relay_ns
+        .as_deref()
+        .ok_or_else(|| anyhow!("the relay needs a topology with a relay namespace"))?;
+    let scratch = ScratchDir::new("relay")?;
+    let control = scratch.path("control.sock");
+    let mut cmd = Command::new(binary);
+    cmd.arg("run").arg("--control").arg(&control);
+    match kind {
+        SystemKind::RelayPool => cmd.args(["--membership", "pool"]),
+        SystemKind::RelaySingle => cmd.args(["--membership", "single"]),
+        SystemKind::RelaySingle8mb => cmd.args(["--membership", "single", "--helper-buffer", "8M"]),
+        other => return Err(anyhow!("{other} is not a relay configuration").into()),
+    };
+    let child = spawn_in_netns(ns, cmd, SpawnOptions::default())?;
+    let mut client = wait_ready(&child, &control)?;
+    let capacity = add_rules(&mut client, layout)?;
+    let notes = vec![format!(
+        "rules added one at a time; {} of {} accepted",
+        capacity.accepted, capacity.tried
+    )];
+    Ok(Running {
+        kind,
+        children: vec![child],
+        capacity: Some(capacity),
+        notes,
+        _scratch: Some(scratch),
+    })
+}
+
+/// The rule of input `i`: `IN:GROUP:PORT -> OUT0:GROUP0:PORT0, OUT1:...`.
+pub fn rule_text(layout: &Layout, i: u32) -> Result<String> {
+    let input = layout
+        .relay_in
+        .as_ref()
+        .context("no relay ingress interface")?;
+    if layout.relay_out.len() < layout.fanout as usize {
+        bail!(
+            "fan-out {} needs {} egress links, the topology has {}",
+            layout.fanout,
+            layout.fanout,
+            layout.relay_out.len()
+        );
+    }
+    let outputs: Vec<String> = (0..layout.fanout)
+        .map(|k| {
+            format!(
+                "{}:{}:{}",
+                layout.relay_out[k as usize].ifname,
+                layout.output_group(k, i),
+                layout.output_port(k)
+            )
+        })
+        .collect();
+    Ok(format!(
+        "{}:{}:{} -> {}",
+        input.ifname,
+        layout.input_group(i),
+        super::BASE_PORT,
+        outputs.join(", ")
+    ))
+}
+
+/// A connection to the relay's control socket.
+struct Control {
+    reader: BufReader<UnixStream>,
+}
+
+impl Control {
+    fn connect(path: &Path) -> std::io::Result<Control> {
+        let stream = UnixStream::connect(path)?;
+        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+        Ok(Control {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    fn request(&mut self, request: &serde_json::Value) -> Result<serde_json::Value> {
+        let mut line = request.to_string();
+        line.push('\n');
+        self.reader
+            .get_mut()
+            .write_all(line.as_bytes())
+            .context("writing to the relay's control socket")?;
+        let mut reply = String::new();
+        let n = self
+            .reader
+            .read_line(&mut reply)
+            .context("reading the relay's control reply")?;
+        if n == 0 {
+            bail!("the relay closed its control socket");
+        }
+        serde_json::from_str(&reply)
+            .with_context(|| format!("the relay's control reply is not JSON: {}", reply.trim()))
+    }
+}
+
+fn wait_ready(child: &Spawned, control: &Path) -> Result<Control> {
+    let end = Instant::now() + READY_DEADLINE;
+    loop {
+        if let Ok(mut c) = Control::connect(control)
+            && let Ok(reply) = c.request(&serde_json::json!({"cmd": "list"}))
+            && reply["ok"] == serde_json::Value::Bool(true)
+        {
+            return Ok(c);
+        }
+        if let Some(status) = child.wait_timeout(Duration::from_millis(20))? {
+            bail!(
+                "the relay exited before it was ready ({status}): {}",
+                child.stderr_text().trim()
+            );
+        }
+        if Instant::now() >= end {
+            bail!(
+                "the relay did not answer `list` on {} within {READY_DEADLINE:?}: {}",
+                control.display(),
+                child.stderr_text().trim()
+            );
+        }
+    }
+}
+
+/// Adds one rule per input, stopping at the first refusal (the capacity).
+fn add_rules(client: &mut Control, layout: &Layout) -> Result<Capacity> {
+    let mut capacity = Capacity {
+        tried: layout.streams,
+        ..Capacity::default()
+    };
+    for i in 0..layout.streams {
+        let rule = rule_text(layout, i)?;
+        let reply = client.request(&serde_json::json!({"cmd": "add", "rule": rule}))?;
+        if reply["ok"] == serde_json::Value::Bool(true) {
+            capacity.accepted += 1;
+            continue;
+        }
+        let errno = reply["errno"].as_i64().map(|e| e as i32);
+        let error = reply["error"].as_str().unwrap_or("refused").to_owned();
+        if errno.is_none() {
+            // A refusal that is not a kernel limit is a bug in the rule or the relay.
+            bail!("the relay refused rule {rule:?}: {error}");
+        }
+        capacity.first_refused = Some(i);
+        capacity.refused_group = Some(layout.input_group(i).to_string());
+        capacity.errno = errno;
+        capacity.error = Some(error);
+        break;
+    }
+    Ok(capacity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Endpoint;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn rule_text_follows_the_contract() {
+        let ep = |n: &str| Endpoint {
+            netns: "ns".into(),
+            ifname: n.into(),
+            addr: Ipv4Addr::new(198, 18, 1, 2),
+        };
+        let layout = Layout {
+            streams: 2,
+            fanout: 2,
+            relay_ns: Some("ns".into()),
+            relay_in: Some(ep("mlabc-rin")),
+            relay_out: vec![ep("o0"), ep("o1")],
+            generator: ep("g"),
+            sinks: vec![ep("s0"), ep("s1")],
+            same_group: false,
+        };
+        assert_eq!(
+            rule_text(&layout, 1).unwrap(),
+            "mlabc-rin:239.1.0.2:5000 -> o0:239.2.0.2:5000, o1:239.3.0.2:5001"
+        );
+    }
+}
