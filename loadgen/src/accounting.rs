@@ -223,7 +223,7 @@ impl Accounting {
         self.streams.get(key)
     }
 
-    /// Whether any packet arrived for `group`.
+    /// Groups for which at least one valid packet arrived.
     pub fn groups_seen(&self) -> std::collections::HashSet<Ipv4Addr> {
         self.streams.keys().map(|k| k.group).collect()
     }

@@ -219,23 +219,34 @@ pub fn stream_targets(
             "{n} groups from {base} run past 239.255.255.255; lower --streams or --group-base"
         ));
     }
-    if port_per_stream && u64::from(port) + u64::from(n) - 1 > u64::from(u16::MAX) {
+    let ports = stream_ports(n, port, port_per_stream)?;
+    Ok((0..n)
+        .zip(ports)
+        .map(|(k, port)| StreamTarget {
+            stream: k,
+            group: Ipv4Addr::from(u32::from(base) + k),
+            port,
+        })
+        .collect())
+}
+
+/// The ports of streams `0..n`: `port` for all, or `port + k` with `port_per_stream`.
+pub fn stream_ports(n: u32, port: u16, port_per_stream: bool) -> Result<Vec<u16>, UsageError> {
+    if port == 0 {
+        return usage("--port must be 1..=65535");
+    }
+    if port_per_stream && u64::from(port) + u64::from(n) > u64::from(u16::MAX) + 1 {
         return usage(format!(
             "{n} ports from {port} run past 65535; lower --port or --streams"
         ));
     }
-    if port == 0 {
-        return usage("--port must be 1..=65535");
-    }
     Ok((0..n)
-        .map(|k| StreamTarget {
-            stream: k,
-            group: Ipv4Addr::from(u32::from(base) + k),
-            port: if port_per_stream {
+        .map(|k| {
+            if port_per_stream {
                 port + k as u16
             } else {
                 port
-            },
+            }
         })
         .collect())
 }
@@ -369,16 +380,11 @@ impl SinkArgs {
                     check_group(g)?;
                 }
                 let n = u32::try_from(list.len()).unwrap_or(u32::MAX);
-                let targets = stream_targets(
-                    n,
-                    Ipv4Addr::new(239, 0, 0, 0),
-                    self.port,
-                    self.port_per_stream,
-                )?;
+                let ports = stream_ports(n, self.port, self.port_per_stream)?;
                 let mut groups = list.clone();
                 groups.sort();
                 groups.dedup();
-                (groups, targets.iter().map(|t| t.port).collect::<Vec<u16>>())
+                (groups, ports)
             }
             None => {
                 let Some(n) = self.streams else {
@@ -518,6 +524,14 @@ mod tests {
                 .unwrap_err()
                 .contains("positive")
         );
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(stream_ports(1, 65535, true).unwrap(), vec![65535]);
+        assert!(stream_ports(2, 65535, true).is_err());
+        assert_eq!(stream_ports(3, 7000, false).unwrap(), vec![7000; 3]);
+        assert!(stream_ports(1, 0, false).is_err());
     }
 
     #[test]

@@ -33,11 +33,11 @@ const SOURCE_PORT: u16 = 40000;
 /// Where the batch goes: an AF_PACKET socket with frames, or a UDP socket with payloads.
 enum Transport {
     Packet {
-        _fd: OwnedFd,
+        fd: OwnedFd,
         templates: Vec<FrameTemplate>,
     },
     Udp {
-        _socket: Socket,
+        socket: Socket,
         dests: Vec<libc::sockaddr_in>,
     },
 }
@@ -144,7 +144,7 @@ fn open_transport(cfg: &SendConfig) -> Result<Transport> {
                     FrameTemplate::new(&spec, &random_payload(cfg.size))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Transport::Packet { _fd: fd, templates })
+            Ok(Transport::Packet { fd, templates })
         }
         Mode::Udp => {
             let socket = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
@@ -166,10 +166,7 @@ fn open_transport(cfg: &SendConfig) -> Result<Transport> {
                 .iter()
                 .map(|t| sys::sockaddr_in(t.group, t.port))
                 .collect();
-            Ok(Transport::Udp {
-                _socket: socket,
-                dests,
-            })
+            Ok(Transport::Udp { socket, dests })
         }
     }
 }
@@ -177,8 +174,8 @@ fn open_transport(cfg: &SendConfig) -> Result<Transport> {
 impl Transport {
     fn fd(&self) -> RawFd {
         match self {
-            Transport::Packet { _fd, .. } => _fd.as_raw_fd(),
-            Transport::Udp { _socket, .. } => _socket.as_raw_fd(),
+            Transport::Packet { fd, .. } => fd.as_raw_fd(),
+            Transport::Udp { socket, .. } => socket.as_raw_fd(),
         }
     }
 

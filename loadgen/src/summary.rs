@@ -64,13 +64,21 @@ pub struct StreamStats {
     pub group: Ipv4Addr,
     pub port: u16,
     pub stream: u32,
+    /// Distinct packets received (duplicates not counted).
     pub received: u64,
+    /// `last_seq + 1 - received`: gaps counted from sequence 0 (tail loss is invisible here).
     pub lost: u64,
+    /// Packets whose sequence number had already arrived.
     pub duplicates: u64,
+    /// Packets that arrived after a higher sequence number of the same stream.
     pub reordered: u64,
+    /// UDP payload bytes of the distinct packets.
     pub bytes: u64,
+    /// Lowest sequence number received.
     pub first_seq: u64,
+    /// Highest sequence number received.
     pub last_seq: u64,
+    /// CLOCK_MONOTONIC ns of the first and the last arrival.
     pub first_arrival_ns: u64,
     pub last_arrival_ns: u64,
     pub latency_ns: LatencySummary,
@@ -91,10 +99,11 @@ pub struct SinkSummary {
     pub joined_groups: u32,
     pub join_errors: Vec<JoinError>,
     pub duration_s: f64,
-    /// Datagrams with a valid header.
+    /// Datagrams with a valid header (duplicates included).
     pub received: u64,
     /// Datagrams without the magic/version (not ours).
     pub foreign: u64,
+    /// UDP payload bytes of datagrams with a valid header (duplicates included).
     pub bytes: u64,
     pub totals: Totals,
     pub latency_ns: LatencySummary,

@@ -49,7 +49,7 @@ pub fn recvmmsg(fd: RawFd, msgs: &mut [libc::mmsghdr]) -> io::Result<usize> {
     }
 }
 
-/// The destination address from an `IP_PKTINFO` control message in `control`, if present.
+/// The destination address from the `IP_PKTINFO` control message of a received `hdr`, if any.
 pub fn pktinfo_dst(hdr: &libc::msghdr) -> Option<Ipv4Addr> {
     // SAFETY: `hdr` was filled by recvmmsg; msg_control/msg_controllen describe a buffer the
     // caller owns, and the CMSG_* macros stay within msg_controllen. The pktinfo payload is
