@@ -158,6 +158,13 @@ fn open_transport(cfg: &SendConfig) -> Result<Transport> {
             socket
                 .set_multicast_loop_v4(false)
                 .context("cannot clear IP_MULTICAST_LOOP")?;
+            // Pin the egress interface too; without CAP_NET_RAW IP_MULTICAST_IF alone decides.
+            if let Err(e) = socket.bind_device(Some(cfg.interface.as_bytes()))
+                && e.raw_os_error() != Some(libc::EPERM)
+            {
+                return Err(e)
+                    .with_context(|| format!("cannot bind the UDP socket to {}", cfg.interface));
+            }
             socket
                 .bind(&SocketAddrV4::new(source, 0).into())
                 .with_context(|| format!("cannot bind the UDP socket to {source}"))?;
