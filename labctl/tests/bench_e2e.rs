@@ -1,0 +1,265 @@
+//! End-to-end traffic tests on real lab topologies (root only; loud skip otherwise).
+//! Each test tears its topology down on pass or fail (drop) and checks that none of its
+//! namespaces is left under /run/netns. `loadgen` is found with `binaries::locate` (build it
+//! first: `cargo build -p loadgen`, or run the workspace's `cargo test`).
+
+use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
+use labctl::topology::{Template, Topology, TopologyOptions};
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+fn is_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED (needs root): {test}");
+    false
+}
+
+/// Namespaces of run `id` still present under /run/netns.
+fn leftovers(id: &str) -> Vec<String> {
+    let prefix = format!("mlab-{id}-");
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `body` on a fresh topology, tears it down whatever happens, checks nothing is left.
+fn with_topology(template: Template, body: impl FnOnce(&Topology)) {
+    let topology = Topology::up(&TopologyOptions::new(template)).expect("topology up");
+    let id = topology.run_id().to_string();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&topology)));
+    topology.down().expect("topology down");
+    assert!(
+        leftovers(&id).is_empty(),
+        "left behind: {:?}",
+        leftovers(&id)
+    );
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn direct_50_streams_arrive_without_loss_or_duplicates() {
+    if !is_root("direct_50_streams_arrive_without_loss_or_duplicates") {
+        return;
+    }
+    with_topology(Template::Direct, |topo| {
+        let scratch = ScratchDir::new("test-direct").unwrap();
+        let sink_ep = &topo.sinks()[0];
+        let base = Ipv4Addr::new(239, 1, 0, 1);
+        let sink = SinkSpec {
+            netns: sink_ep.netns.clone(),
+            interface: sink_ep.ifname.clone(),
+            streams: 50,
+            group_base: base,
+            groups: None,
+            port: 5000,
+            idle: Duration::from_secs(1),
+            duration: Duration::from_secs(20),
+        }
+        .start(&scratch)
+        .unwrap();
+        let g = topo.generator();
+        let sent = SendSpec {
+            netns: g.netns.clone(),
+            interface: g.ifname.clone(),
+            source: g.addr,
+            streams: 50,
+            group_base: base,
+            port: 5000,
+            rate: SendRate::PerStream(200.0),
+            size: 1000,
+            count: Some(400),
+            duration: Duration::from_secs(2),
+        }
+        .run(&scratch)
+        .unwrap();
+        let summary = sink.finish(Duration::from_secs(5)).unwrap();
+        assert_eq!(sent.sent_packets, 50 * 400);
+        assert_eq!(summary.streams.len(), 50);
+        assert_eq!(summary.totals.received, 50 * 400, "{:?}", summary.totals);
+        assert_eq!(summary.totals.lost, 0);
+        assert_eq!(summary.totals.duplicates, 0);
+        assert!(summary.silent_groups.is_empty());
+        for s in &summary.streams {
+            assert_eq!(
+                (s.received, s.lost, s.duplicates),
+                (400, 0, 0),
+                "stream {}",
+                s.group
+            );
+        }
+    });
+}
+
+/// Counts IPv4 frames to `a` and `b` seen by an AF_PACKET socket in namespace `netns` (on the
+/// wire, before any IP-level membership filtering) until `stop` is set.
+fn frame_counter(
+    netns: &str,
+    a: Ipv4Addr,
+    b: Ipv4Addr,
+    stop: Arc<AtomicBool>,
+) -> (Arc<AtomicU64>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
+    let socket = labctl::netns::run_in_netns(netns, move || {
+        let proto = i32::from((libc::ETH_P_IP as u16).to_be());
+        let socket = socket2::Socket::new(
+            socket2::Domain::PACKET,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(proto)),
+        )?;
+        socket.set_recv_buffer_size(8 << 20)?;
+        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        Ok(socket)
+    })
+    .expect("AF_PACKET socket");
+    let (ca, cb) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (ta, tb) = (ca.clone(), cb.clone());
+    let handle = std::thread::spawn(move || {
+        let mut frame = [0u8; 2048];
+        while !stop.load(Ordering::SeqCst) {
+            if let Ok(n) = (&socket).read(&mut frame)
+                && n >= 34
+            {
+                let dst = Ipv4Addr::new(frame[30], frame[31], frame[32], frame[33]);
+                if dst == a {
+                    ta.fetch_add(1, Ordering::SeqCst);
+                } else if dst == b {
+                    tb.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    (ca, cb, handle)
+}
+
+#[test]
+fn snooping_switch_forwards_only_the_joined_group() {
+    if !is_root("snooping_switch_forwards_only_the_joined_group") {
+        return;
+    }
+    with_topology(Template::Snooping, |topo| {
+        let scratch = ScratchDir::new("test-snoop").unwrap();
+        let receiver = topo
+            .relay_in()
+            .expect("snooping has a relay ingress")
+            .clone();
+        let (group_a, group_b) = (Ipv4Addr::new(239, 1, 0, 1), Ipv4Addr::new(239, 1, 0, 2));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (frames_a, frames_b, counter) =
+            frame_counter(&receiver.netns, group_a, group_b, stop.clone());
+        let sink = SinkSpec {
+            netns: receiver.netns.clone(),
+            interface: receiver.ifname.clone(),
+            streams: 1,
+            group_base: group_a,
+            groups: Some(vec![group_a]),
+            port: 5000,
+            idle: Duration::from_secs(1),
+            duration: Duration::from_secs(20),
+        }
+        .start(&scratch)
+        .unwrap();
+        let g = topo.generator();
+        let sent = SendSpec {
+            netns: g.netns.clone(),
+            interface: g.ifname.clone(),
+            source: g.addr,
+            streams: 2,
+            group_base: group_a,
+            port: 5000,
+            rate: SendRate::PerStream(100.0),
+            size: 200,
+            count: Some(200),
+            duration: Duration::from_secs(2),
+        }
+        .run(&scratch)
+        .unwrap();
+        let summary = sink.finish(Duration::from_secs(5)).unwrap();
+        stop.store(true, Ordering::SeqCst);
+        counter.join().unwrap();
+        assert_eq!(sent.sent_packets, 400);
+        assert_eq!(summary.totals.received, 200, "{:?}", summary.totals);
+        assert_eq!(summary.totals.lost, 0);
+        assert!(
+            summary.streams.iter().all(|s| s.group == group_a),
+            "{:?}",
+            summary.streams
+        );
+        // On the wire of the relay's port: all of A, nothing of B.
+        assert_eq!(
+            frames_a.load(Ordering::SeqCst),
+            200,
+            "frames of the joined group"
+        );
+        assert_eq!(
+            frames_b.load(Ordering::SeqCst),
+            0,
+            "frames of the group nobody joined"
+        );
+    });
+}
+
+#[test]
+fn one_sink_joins_1000_groups_and_receives_every_stream() {
+    if !is_root("one_sink_joins_1000_groups_and_receives_every_stream") {
+        return;
+    }
+    with_topology(Template::Direct, |topo| {
+        let scratch = ScratchDir::new("test-1000").unwrap();
+        let sink_ep = &topo.sinks()[0];
+        let base = Ipv4Addr::new(239, 1, 0, 1);
+        let sink = SinkSpec {
+            netns: sink_ep.netns.clone(),
+            interface: sink_ep.ifname.clone(),
+            streams: 1000,
+            group_base: base,
+            groups: None,
+            port: 5000,
+            idle: Duration::from_secs(1),
+            duration: Duration::from_secs(30),
+        }
+        .start(&scratch)
+        .unwrap();
+        let g = topo.generator();
+        let sent = SendSpec {
+            netns: g.netns.clone(),
+            interface: g.ifname.clone(),
+            source: g.addr,
+            streams: 1000,
+            group_base: base,
+            port: 5000,
+            rate: SendRate::PerStream(10.0),
+            size: 200,
+            count: Some(20),
+            duration: Duration::from_secs(2),
+        }
+        .run(&scratch)
+        .unwrap();
+        let summary = sink.finish(Duration::from_secs(5)).unwrap();
+        assert_eq!(sent.sent_packets, 20_000);
+        assert_eq!(summary.joined_groups, 1000);
+        assert!(
+            summary.join_errors.is_empty(),
+            "{:?}",
+            &summary.join_errors[..summary.join_errors.len().min(3)]
+        );
+        assert!(
+            summary.silent_groups.is_empty(),
+            "{} silent groups",
+            summary.silent_groups.len()
+        );
+        assert_eq!(summary.streams.len(), 1000);
+        assert_eq!(summary.totals.received, 20_000, "{:?}", summary.totals);
+        assert_eq!(summary.totals.lost, 0);
+    });
+}

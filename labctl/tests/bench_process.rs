@@ -1,0 +1,110 @@
+//! Process API tests (root only; loud skip otherwise): children run inside the namespace,
+//! output is captured, stop escalates to SIGKILL and reaps, deadlines are enforced.
+
+use labctl::process::{SpawnOptions, spawn_in_netns};
+use labctl::topology::{Template, Topology, TopologyOptions};
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn is_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED (needs root): {test}");
+    false
+}
+
+#[test]
+fn child_runs_in_the_namespace_and_output_is_captured() {
+    if !is_root("child_runs_in_the_namespace_and_output_is_captured") {
+        return;
+    }
+    let topo = Topology::up(&TopologyOptions::new(Template::Direct)).expect("up");
+    let ns = topo.generator().netns.clone();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "cat /proc/net/dev; echo oops >&2; exec sleep 30"]);
+    let child = spawn_in_netns(&ns, cmd, SpawnOptions::default()).expect("spawn");
+    let pid = child.pid();
+    let ns_inode = std::fs::metadata(format!("/run/netns/{ns}")).unwrap().ino();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(child.stdout_text().contains(&topo.generator().ifname)
+        && child.stderr_text().contains("oops"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "output: {:?} {:?}",
+            child.stdout_text(),
+            child.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let child_inode = std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .unwrap()
+        .ino();
+    assert_eq!(child_inode, ns_inode, "the child must live in {ns}");
+    assert!(child.is_running());
+    let status = child.stop(Duration::from_secs(2)).expect("stop");
+    assert!(!status.success());
+    assert!(!child.is_running());
+    // Reaped: the PID is gone (not a zombie).
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            !stat.contains(") Z")
+        }
+    );
+    drop(child);
+    topo.down().expect("down");
+}
+
+#[test]
+fn stop_escalates_to_sigkill_and_deadline_is_enforced() {
+    if !is_root("stop_escalates_to_sigkill_and_deadline_is_enforced") {
+        return;
+    }
+    let topo = Topology::up(&TopologyOptions::new(Template::Direct)).expect("up");
+    let ns = topo.generator().netns.clone();
+    // Ignores SIGTERM: only SIGKILL ends it.
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+    ]);
+    let child = spawn_in_netns(&ns, cmd, SpawnOptions::default()).expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !child.stdout_text().contains("ready") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let status = child.stop(Duration::from_millis(300)).expect("stop");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30");
+    let mut opts = SpawnOptions::with_deadline(Duration::from_millis(200));
+    opts.grace = Duration::from_millis(200);
+    let child = spawn_in_netns(&ns, cmd, opts).expect("spawn");
+    let status = child
+        .wait_timeout(Duration::from_secs(5))
+        .expect("wait")
+        .expect("deadline must stop it");
+    assert!(!status.success());
+    assert!(child.deadline_expired());
+    topo.down().expect("down");
+}
+
+#[test]
+fn spawning_into_a_missing_namespace_fails_cleanly() {
+    let err = spawn_in_netns(
+        "mlab-nosuch-gen",
+        Command::new("true"),
+        SpawnOptions::default(),
+    )
+    .expect_err("missing namespace")
+    .to_string();
+    assert!(err.contains("mlab-nosuch-gen"), "{err}");
+}
