@@ -116,8 +116,8 @@ fn wait_socket(daemon: &Spawned, sock: &std::path::Path) -> Result<()> {
     while !sock.exists() {
         if let Some(status) = daemon.wait_timeout(Duration::from_millis(20))? {
             bail!(
-                "smcrouted exited before it was ready ({status}): {}",
-                daemon.stderr_text().trim()
+                "smcrouted exited before it was ready ({status}){}",
+                super::stderr_suffix(daemon)
             );
         }
         if Instant::now() >= end {

@@ -215,6 +215,15 @@ fn capacity_from_joins(
     }
 }
 
+/// `": <last stderr line>"` of a child, or nothing when it printed nothing.
+fn stderr_suffix(child: &Spawned) -> String {
+    let text = child.stderr_text();
+    match text.trim().lines().last() {
+        Some(line) if !line.trim().is_empty() => format!(": {}", line.trim()),
+        _ => String::new(),
+    }
+}
+
 /// errno guessed from a tool's error text (socat, smcroutectl print strerror()).
 fn errno_from_text(text: &str) -> Option<i32> {
     let t = text.to_ascii_lowercase();

@@ -1,7 +1,7 @@
 //! The relay under test: `relay run --membership pool|single [--helper-buffer 8M]` in the relay
 //! namespace, rules added one at a time over its control socket (JSON lines, docs/interfaces.md).
 
-use super::{Layout, Running, StartError};
+use super::{Layout, Running, StartError, stderr_suffix};
 use crate::binaries;
 use crate::process::loadgen::ScratchDir;
 use crate::process::{SpawnOptions, Spawned, spawn_in_netns};
@@ -130,15 +130,15 @@ fn wait_ready(child: &Spawned, control: &Path) -> Result<Control> {
         }
         if let Some(status) = child.wait_timeout(Duration::from_millis(20))? {
             bail!(
-                "the relay exited before it was ready ({status}): {}",
-                child.stderr_text().trim()
+                "the relay exited before it was ready ({status}){}",
+                stderr_suffix(child)
             );
         }
         if Instant::now() >= end {
             bail!(
-                "the relay did not answer `list` on {} within {READY_DEADLINE:?}: {}",
+                "the relay did not answer `list` on {} within {READY_DEADLINE:?}{}",
                 control.display(),
-                child.stderr_text().trim()
+                stderr_suffix(child)
             );
         }
     }
