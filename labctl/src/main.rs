@@ -48,6 +48,8 @@ fn main() {
         Command::Report(a) => cmd::report::exec(a),
         Command::Compare(a) => cmd::compare::exec(a),
     };
+    // After SIGINT/SIGTERM the cleanup thread owns the exit (status 130).
+    labctl::process::exit_if_interrupted();
     if let Err(err) = result {
         eprintln!("labctl: error: {err:#}");
         std::process::exit(1);

@@ -131,6 +131,9 @@ impl RunningSink {
             None => self.child.stop(Duration::from_secs(5))?,
         };
         self.child.finish_output(Duration::from_secs(2));
+        if super::interrupted() {
+            bail!("interrupted");
+        }
         let text = std::fs::read_to_string(&self.json).with_context(|| {
             format!(
                 "loadgen sink wrote no summary ({status}): {}",
@@ -205,6 +208,9 @@ impl SendSpec {
         let limit = self.duration + Duration::from_secs(20);
         let child = spawn_in_netns(&self.netns, cmd, SpawnOptions::with_deadline(limit))?;
         let (status, _, stderr) = child.wait_output(limit)?;
+        if super::interrupted() {
+            bail!("interrupted");
+        }
         if !status.success() {
             bail!("loadgen send failed ({status}): {}", stderr.trim());
         }

@@ -154,6 +154,9 @@ pub struct Spawned {
 
 /// Starts `cmd` inside namespace `netns`; its stdout and stderr are captured (stdin is null).
 pub fn spawn_in_netns(netns: &str, mut cmd: Command, opts: SpawnOptions) -> Result<Spawned> {
+    if interrupted() {
+        anyhow::bail!("interrupted: not starting {:?}", cmd.get_program());
+    }
     let path = crate::netns::netns_path(netns);
     let ns_file = File::open(&path).with_context(|| format!("opening namespace {netns}"))?;
     let program = cmd.get_program().to_string_lossy().into_owned();
@@ -438,6 +441,26 @@ pub fn cleanup_all(grace: Duration) {
     }
 }
 
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once SIGINT/SIGTERM arrived (after [`install_signal_cleanup`]); no new child starts.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Call before leaving `main`: if a signal arrived, waits for the cleanup thread, which exits
+/// with status 130 when done (bounded: exits 130 itself after a minute).
+pub fn exit_if_interrupted() {
+    if !interrupted() {
+        return;
+    }
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::process::exit(130);
+}
+
 /// Installs (once) a SIGINT/SIGTERM handler thread that stops registered children, tears down
 /// registered topologies and exits with status 130.
 pub fn install_signal_cleanup() -> Result<()> {
@@ -451,6 +474,7 @@ pub fn install_signal_cleanup() -> Result<()> {
                 .name("signal-cleanup".into())
                 .spawn(move || {
                     if let Some(signal) = signals.forever().next() {
+                        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
                         eprintln!(
                             "labctl: signal {signal}: stopping children and tearing down topologies"
                         );

@@ -5,7 +5,7 @@
 use super::build::get_link;
 use crate::netns::{netlink_in, run_in_netns};
 use anyhow::{Context, Result, bail};
-use rtnetlink::packet_route::link::{LinkAttribute, State};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage, State};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -20,8 +20,9 @@ pub const PROBE_GROUP: Ipv4Addr = Ipv4Addr::new(239, 254, 0, 1);
 const PROBE_PORT: u16 = 4999;
 const POLL: Duration = Duration::from_millis(20);
 
-/// Waits until every named link in namespace `netns` reports operstate UP (or UNKNOWN for
-/// `lo`-like links without carrier), polling until `LINK_DEADLINE`.
+/// Waits until every named link in namespace `netns` reports operstate UP and carries its IPv4
+/// address (bridge ports carry none), polling until `LINK_DEADLINE`. IPv4 has no duplicate
+/// address detection, so an address that is present is usable.
 pub fn wait_links_up(netns: &str, links: Vec<String>) -> Result<()> {
     let label = netns.to_string();
     netlink_in(Some(netns), move |handle| async move {
@@ -33,7 +34,7 @@ pub fn wait_links_up(netns: &str, links: Vec<String>) -> Result<()> {
                     LinkAttribute::OperState(s) => Some(*s),
                     _ => None,
                 });
-                if state == Some(State::Up) {
+                if state == Some(State::Up) && has_ipv4_address(&handle, &link).await? {
                     break;
                 }
                 if Instant::now() >= deadline {
@@ -47,6 +48,34 @@ pub fn wait_links_up(netns: &str, links: Vec<String>) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// True if the link carries an IPv4 address, or is a bridge port (ports carry none).
+async fn has_ipv4_address(handle: &rtnetlink::Handle, link: &LinkMessage) -> Result<bool> {
+    use futures::TryStreamExt;
+    use rtnetlink::packet_route::address::AddressAttribute;
+    if link
+        .attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::Controller(_)))
+    {
+        return Ok(true);
+    }
+    let mut addresses = handle
+        .address()
+        .get()
+        .set_link_index_filter(link.header.index)
+        .execute();
+    while let Some(message) = addresses.try_next().await? {
+        if message
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Address(std::net::IpAddr::V4(_))))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Proves the snooping bridge forwards a joined group to the relay's (flood-off) port: a probe
