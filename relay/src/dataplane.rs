@@ -14,11 +14,12 @@
 
 use crate::packet::{self, DropReason, EgressHeader};
 use crate::ring::SlotArena;
+use crate::rx_batch::RecvBatch;
 use crate::stats::{self, OutputStats, Stage, WorkerStats};
 use crate::sys;
 use crate::table::{TablePublisher, TableReader};
 use anyhow::Context;
-use io_uring::{IoUring, types};
+use io_uring::{IoUring, opcode, types};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +39,7 @@ pub struct DataplaneConfig {
     pub workers: usize,
     pub ttl: u8,
     pub timing: bool,
-    /// Receive slots kept posted per worker (receive batch size).
+    /// Frames taken per `recvmmsg` (receive batch size).
     pub rx_slots: usize,
     /// Send slots per worker: the bound of the egress queue.
     pub tx_slots: usize,
@@ -171,11 +172,16 @@ struct InFlight {
     queued_at: Option<Instant>,
 }
 
+/// `user_data` of the readiness poll on the receive socket.
+const POLL_TAG: u64 = u64::MAX;
+/// Receive batches taken per round before send completions are reaped again.
+const BATCHES_PER_ROUND: usize = 4;
+
 struct Worker {
-    // Field order matters: the ring is dropped (requests cancelled) before the arenas.
+    // Field order matters: the ring is dropped (requests cancelled) before the send arena.
     ring: IoUring,
-    rx_arena: SlotArena,
     tx_arena: SlotArena,
+    rx: RecvBatch,
     in_flight: Vec<InFlight>,
     free_tx: Vec<u32>,
     completions: Vec<(u64, i32)>,
@@ -185,6 +191,7 @@ struct Worker {
     stop: Arc<AtomicBool>,
     ttl: u8,
     timing: bool,
+    poll_armed: bool,
 }
 
 impl Worker {
@@ -195,15 +202,15 @@ impl Worker {
         stats: Arc<WorkerStats>,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Worker> {
-        let entries = (config.rx_slots + config.tx_slots).next_power_of_two() as u32;
+        let entries = (config.tx_slots + 1).next_power_of_two() as u32;
         let ring = IoUring::builder()
             .setup_cqsize(entries * 2)
             .build(entries)
             .context("io_uring_setup failed (kernel without io_uring, or io_uring disabled by sysctl kernel.io_uring_disabled)")?;
         Ok(Worker {
             ring,
-            rx_arena: SlotArena::new(config.rx_slots, FRAME_BUFFER_SIZE),
             tx_arena: SlotArena::new(config.tx_slots, FRAME_BUFFER_SIZE),
+            rx: RecvBatch::new(config.rx_slots, FRAME_BUFFER_SIZE, config.timing),
             in_flight: (0..config.tx_slots)
                 .map(|_| InFlight {
                     output: None,
@@ -219,81 +226,110 @@ impl Worker {
             stop,
             ttl: config.ttl,
             timing: config.timing,
+            poll_armed: false,
         })
     }
 
-    fn push(&mut self, entry: &io_uring::squeue::Entry) {
-        loop {
-            // SAFETY: every entry built by SlotArena points into arena memory owned by this
-            // worker, which outlives the ring (field order), and the slot stays reserved (not
-            // reused) until its completion is reaped.
-            let pushed = unsafe { self.ring.submission().push(entry) };
-            if pushed.is_ok() {
-                return;
+    /// Queues an entry, handing queued entries to the kernel first if the queue is full.
+    /// Returns false if it still does not fit.
+    fn push(ring: &mut IoUring, entry: &io_uring::squeue::Entry) -> bool {
+        for _ in 0..2 {
+            // SAFETY: entries built by SlotArena point into arena memory owned by this worker,
+            // which outlives the ring (field order), and a slot stays reserved (not reused)
+            // until its completion is reaped; a poll entry carries no pointers.
+            if unsafe { ring.submission().push(entry) }.is_ok() {
+                return true;
             }
-            // Submission queue full: hand what is queued to the kernel and retry.
-            if let Err(e) = self.ring.submit() {
+            if let Err(e) = ring.submit() {
                 tracing::warn!("io_uring submit failed: {e}");
             }
         }
-    }
-
-    fn post_receive(&mut self, slot: usize) {
-        let entry = self
-            .rx_arena
-            .recv_entry(slot, self.sockets.rx.as_raw_fd(), self.timing)
-            .user_data(slot as u64);
-        self.push(&entry);
+        false
     }
 
     fn run(mut self) {
-        for slot in 0..self.rx_arena.len() {
-            self.post_receive(slot);
-        }
         let timeout = types::Timespec::new().nsec(100_000_000);
         let args = types::SubmitArgs::new().timespec(&timeout);
+        let rx_fd = self.sockets.rx.as_raw_fd();
         while !self.stop.load(Ordering::Relaxed) {
+            self.table.refresh();
+            let drained = self.receive_round(rx_fd);
+            if drained && !self.poll_armed {
+                let poll = opcode::PollAdd::new(types::Fd(rx_fd), libc::POLLIN as u32)
+                    .build()
+                    .user_data(POLL_TAG);
+                self.poll_armed = Self::push(&mut self.ring, &poll);
+            }
             let started = self.timing.then(Instant::now);
-            match self.ring.submitter().submit_with_args(1, &args) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                    ) => {}
-                Err(e) => {
-                    tracing::error!("io_uring wait failed: {e}; worker stops");
+            if let Err(e) = self.ring.submit() {
+                if !matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) {
+                    tracing::error!("io_uring submit failed: {e}; worker stops");
                     break;
                 }
             }
             if let Some(started) = started {
-                // Includes waiting when idle; under load the wait is short.
                 self.stats
                     .timings()
                     .record(Stage::Submit, started.elapsed().as_nanos() as u64);
             }
-            self.completions.clear();
-            for cqe in self.ring.completion() {
-                self.completions.push((cqe.user_data(), cqe.result()));
+            if drained {
+                // Sleep until the socket is readable or a send completes (or 100 ms pass).
+                match self.ring.submitter().submit_with_args(1, &args) {
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                        ) => {}
+                    Err(e) => {
+                        tracing::error!("io_uring wait failed: {e}; worker stops");
+                        break;
+                    }
+                }
             }
-            if self.completions.is_empty() {
-                continue;
+            self.reap_completions();
+        }
+    }
+
+    /// Takes up to BATCHES_PER_ROUND receive batches; true when the socket is drained.
+    fn receive_round(&mut self, rx_fd: i32) -> bool {
+        for _ in 0..BATCHES_PER_ROUND {
+            let received = match self.rx.recv(rx_fd) {
+                Ok(n) => n,
+                Err(e) => {
+                    stats::bump(&self.stats.rx_errors, 1);
+                    tracing::debug!("recvmmsg failed: {e}");
+                    return true;
+                }
+            };
+            if received == 0 {
+                return true;
             }
             stats::bump(&self.stats.batches, 1);
-            self.table.refresh();
-            for i in 0..self.completions.len() {
-                let (user_data, result) = self.completions[i];
-                if user_data & TX_FLAG != 0 {
-                    self.send_completed((user_data & !TX_FLAG) as usize, result);
-                } else {
-                    let slot = user_data as usize;
-                    if result >= 0 {
-                        self.handle_frame(slot, result as usize);
-                    } else if result != -libc::ECANCELED {
-                        stats::bump(&self.stats.rx_errors, 1);
-                    }
-                    self.post_receive(slot);
-                }
+            for index in 0..received {
+                self.handle_frame(index);
+            }
+            if received < self.rx.capacity() {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn reap_completions(&mut self) {
+        self.completions.clear();
+        for cqe in self.ring.completion() {
+            self.completions.push((cqe.user_data(), cqe.result()));
+        }
+        for i in 0..self.completions.len() {
+            let (user_data, result) = self.completions[i];
+            if user_data == POLL_TAG {
+                self.poll_armed = false;
+            } else {
+                self.send_completed((user_data & !TX_FLAG) as usize, result);
             }
         }
     }
@@ -320,29 +356,28 @@ impl Worker {
         self.free_tx.push(slot as u32);
     }
 
-    fn handle_frame(&mut self, slot: usize, len: usize) {
-        let meta = self.rx_arena.received(slot);
+    fn handle_frame(&mut self, index: usize) {
+        let meta = self.rx.received(index);
         if meta.pkttype == PACKET_OUTGOING {
             stats::bump(&self.stats.ignored_outgoing, 1);
             return;
         }
         stats::bump(&self.stats.rx_packets, 1);
-        stats::bump(&self.stats.rx_bytes, len as u64);
+        stats::bump(&self.stats.rx_bytes, meta.len as u64);
         if meta.truncated {
             self.stats.drop_packet(DropReason::Truncated);
             return;
         }
         let mut timings = if self.timing {
             let mut guard = self.stats.timings();
-            if let Some(kernel_ns) = self.rx_arena.receive_timestamp_ns(slot) {
+            if let Some(kernel_ns) = self.rx.timestamp_ns(index) {
                 guard.record(Stage::Receive, sys::realtime_ns().saturating_sub(kernel_ns));
             }
             Some((guard, Instant::now()))
         } else {
             None
         };
-        let frame = self.rx_arena.frame(slot, len);
-        let datagram = match packet::parse_frame(frame) {
+        let datagram = match packet::parse_frame(self.rx.frame(index)) {
             Ok(d) => d,
             Err(reason) => {
                 self.stats.drop_packet(reason);
@@ -412,17 +447,11 @@ impl Worker {
                 payload_len,
                 queued_at,
             };
-            // SAFETY: see `push`; inlined here because `rule` borrows the table.
-            let pushed = unsafe { self.ring.submission().push(&entry) };
-            if pushed.is_err() {
-                let _ = self.ring.submit();
-                // SAFETY: as above.
-                if unsafe { self.ring.submission().push(&entry) }.is_err() {
-                    self.in_flight[tx_slot].output = None;
-                    self.free_tx.push(tx_slot as u32);
-                    self.stats.drop_packet(DropReason::QueueFull);
-                    continue;
-                }
+            if !Self::push(&mut self.ring, &entry) {
+                self.in_flight[tx_slot].output = None;
+                self.free_tx.push(tx_slot as u32);
+                self.stats.drop_packet(DropReason::QueueFull);
+                stats::bump(&output.stats.tx_errors, 1);
             }
         }
         if let Some((t, mark)) = timings.as_mut() {

@@ -2,22 +2,30 @@
 //! an IGMP helper-socket pool and a runtime control socket.
 //!
 //! Modules, one job each:
+//! - [`config`]: the `--config` JSON file
+//! - [`control`]: control socket server, protocol and client
+//! - [`service`]: control-plane state (installed rules, memberships, reports)
 //! - [`rule`]: rule syntax, parse/print, validation
 //! - [`packet`]: zero-copy Ethernet/IPv4/UDP parser and egress frame builder
 //! - [`table`]: O(1) rule lookup table and its atomic swap
 //! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress, io_uring batching, egress
-//! - [`ring`]: preallocated io_uring message slots
+//! - [`ring`]: preallocated io_uring send slots
+//! - [`rx_batch`]: order-preserving batched receive (recvmmsg)
 //! - [`membership`]: IGMP helper sockets (pool / single / per-group)
 //! - [`stats`]: counters, drop reasons and opt-in per-stage timing
 //! - [`netif`]: interface index / MAC / address lookup
 //! - [`sys`]: the raw socket calls (all socket-layer `unsafe` lives here)
 
+pub mod config;
+pub mod control;
 pub mod dataplane;
 pub mod membership;
 pub mod netif;
 pub mod packet;
 pub mod ring;
 pub mod rule;
+pub mod rx_batch;
+pub mod service;
 pub mod stats;
 pub mod sys;
 pub mod table;

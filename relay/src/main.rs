@@ -1,1 +1,127 @@
-fn main() {}
+//! `relay`: run the multicast relay (`relay run`) or talk to a running one (`relay ctl`).
+
+mod cli_run;
+mod cli_tables;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "relay",
+    version,
+    about = "Multicast relay: AF_PACKET ingress with PACKET_FANOUT workers, io_uring batching, fan-out rules, IGMP helper-socket pool, runtime control socket",
+    after_help = "Rule syntax: IN_IF:GROUP:PORT[@SOURCE] -> OUT_IF:GROUP:PORT[, OUT_IF:GROUP:PORT...]\n\
+                  Config file (--config): {\"rules\": [\"RULE\", {\"input\": \"IN_IF:GROUP:PORT[@SOURCE]\", \"outputs\": [\"OUT_IF:GROUP:PORT\"]}]}\n\
+                  See relay/README.md for the control protocol and membership strategies."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay until SIGTERM/SIGINT.
+    Run(cli_run::RunArgs),
+    /// Send one request to a running relay's control socket.
+    Ctl(CtlArgs),
+}
+
+#[derive(clap::Args)]
+struct CtlArgs {
+    /// Control socket of the relay.
+    #[arg(long, default_value = relay::control::DEFAULT_CONTROL_PATH)]
+    control: PathBuf,
+    /// Print the raw JSON reply instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to wait for the reply.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    #[command(subcommand)]
+    request: CtlRequest,
+}
+
+#[derive(Subcommand)]
+enum CtlRequest {
+    /// Add a rule: 'IN_IF:GROUP:PORT[@SOURCE] -> OUT_IF:GROUP:PORT, ...'.
+    Add { rule: String },
+    /// Remove a rule by id (see `list`) or by its exact text.
+    Remove { rule_or_id: String },
+    /// List installed rules.
+    List,
+    /// Counters per rule, output and worker; drops by reason; timing with --timing.
+    Stats,
+    /// Helper sockets per interface, their groups, and join failures.
+    Memberships,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RELAY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cli_run::run(args),
+        Command::Ctl(args) => ctl(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("relay: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
+    use serde_json::json;
+    let request = match &args.request {
+        CtlRequest::Add { rule } => json!({"cmd": "add", "rule": rule}),
+        CtlRequest::Remove { rule_or_id } => match rule_or_id.trim().parse::<u64>() {
+            Ok(id) => json!({"cmd": "remove", "id": id}),
+            Err(_) => json!({"cmd": "remove", "rule": rule_or_id}),
+        },
+        CtlRequest::List => json!({"cmd": "list"}),
+        CtlRequest::Stats => json!({"cmd": "stats"}),
+        CtlRequest::Memberships => json!({"cmd": "memberships"}),
+    };
+    let reply = relay::control::request(
+        &args.control,
+        &request,
+        std::time::Duration::from_secs(args.timeout.max(1)),
+    )?;
+    let ok = reply["ok"].as_bool() == Some(true);
+    if args.json {
+        println!("{reply}");
+    } else if !ok {
+        let errno = reply["errno"]
+            .as_i64()
+            .map(|e| format!(" (errno {e})"))
+            .unwrap_or_default();
+        eprintln!(
+            "relay ctl: error{errno}: {}",
+            reply["error"].as_str().unwrap_or("unknown error")
+        );
+    } else {
+        let text = match args.request {
+            CtlRequest::Add { .. } => format!("added rule {}\n", reply["id"]),
+            CtlRequest::Remove { .. } => format!("removed rule {}\n", reply["id"]),
+            CtlRequest::List => cli_tables::rules(&reply),
+            CtlRequest::Stats => cli_tables::stats(&reply),
+            CtlRequest::Memberships => cli_tables::memberships(&reply),
+        };
+        print!("{text}");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,7 +1,7 @@
-//! Preallocated message slots for io_uring `RecvMsg`/`SendMsg` on packet sockets.
+//! Preallocated message slots for io_uring `SendMsg` on packet sockets.
 //!
-//! A [`SlotArena`] owns `count` fixed-size frame buffers plus, for each, a `msghdr`, an `iovec`,
-//! a `sockaddr_ll` and a small control-message buffer. Everything is allocated once; the
+//! A [`SlotArena`] owns `count` fixed-size frame buffers plus, for each, a `msghdr`, an `iovec`
+//! and a `sockaddr_ll`. Everything is allocated once; the
 //! kernel writes into (or reads from) a slot between the submission that names it and the
 //! completion that returns it, and the caller must not touch a slot in that window (the data
 //! plane tracks this with its free lists). The arena must outlive the ring that uses it: the
@@ -12,23 +12,11 @@ use io_uring::{opcode, squeue, types};
 use std::mem::size_of;
 use std::os::fd::RawFd;
 
-/// Control buffer for one SCM_TIMESTAMPNS message (16-byte header + 16-byte timespec).
-const CONTROL_WORDS: usize = 8;
-
 #[repr(C)]
 struct MsgSlot {
     msg: libc::msghdr,
     iov: libc::iovec,
     addr: libc::sockaddr_ll,
-    control: [u64; CONTROL_WORDS],
-}
-
-/// Metadata of a completed receive.
-#[derive(Debug, Clone, Copy)]
-pub struct Received {
-    pub ifindex: u32,
-    pub pkttype: u8,
-    pub truncated: bool,
 }
 
 /// Fixed message slots and their frame buffers.
@@ -99,13 +87,7 @@ impl SlotArena {
         unsafe { &mut *self.slot_base.add(index) }
     }
 
-    fn slot(&self, index: usize) -> &MsgSlot {
-        assert!(index < self.count, "slot index out of range");
-        // SAFETY: as in `slot_mut`; shared access to a slot that is not in flight.
-        unsafe { &*self.slot_base.add(index) }
-    }
-
-    /// The first `len` bytes of slot `index`'s buffer (a completed receive).
+    /// The first `len` bytes of slot `index`'s buffer.
     pub fn frame(&self, index: usize, len: usize) -> &[u8] {
         assert!(index < self.count, "slot index out of range");
         debug_assert_eq!(self.buffers.len(), self.count * self.buffer_size);
@@ -119,38 +101,6 @@ impl SlotArena {
         assert!(index < self.count, "slot index out of range");
         // SAFETY: as in `frame`, and `&mut self` guarantees no other Rust reference to it.
         unsafe { std::slice::from_raw_parts_mut(self.buffer_ptr(index), self.buffer_size) }
-    }
-
-    /// What the kernel reported for a completed receive into slot `index`.
-    pub fn received(&self, index: usize) -> Received {
-        let slot = self.slot(index);
-        Received {
-            ifindex: slot.addr.sll_ifindex as u32,
-            pkttype: slot.addr.sll_pkttype,
-            truncated: slot.msg.msg_flags & libc::MSG_TRUNC != 0,
-        }
-    }
-
-    /// The kernel receive timestamp of a completed receive, if SO_TIMESTAMPNS is on.
-    pub fn receive_timestamp_ns(&self, index: usize) -> Option<u64> {
-        crate::sys::receive_timestamp_ns(&self.slot(index).msg)
-    }
-
-    /// A `RecvMsg` for slot `index` on `fd`, resetting the slot's lengths first.
-    pub fn recv_entry(&mut self, index: usize, fd: RawFd, with_control: bool) -> squeue::Entry {
-        let size = self.buffer_size;
-        let slot = self.slot_mut(index);
-        slot.iov.iov_len = size;
-        slot.msg.msg_namelen = size_of::<libc::sockaddr_ll>() as u32;
-        slot.msg.msg_flags = 0;
-        if with_control {
-            slot.msg.msg_control = slot.control.as_mut_ptr().cast();
-            slot.msg.msg_controllen = size_of::<[u64; CONTROL_WORDS]>();
-        } else {
-            slot.msg.msg_control = std::ptr::null_mut();
-            slot.msg.msg_controllen = 0;
-        }
-        opcode::RecvMsg::new(types::Fd(fd), &mut slot.msg).build()
     }
 
     /// A `SendMsg` of the first `len` bytes of slot `index` out of interface `ifindex`.
@@ -193,7 +143,5 @@ mod tests {
             "length clamped to the buffer"
         );
         let _ = arena.send_entry(3, 0, 60, 7, [1, 0, 0x5e, 1, 2, 3]);
-        let _ = arena.recv_entry(0, 0, true);
-        assert_eq!(arena.received(0).ifindex, 0);
     }
 }

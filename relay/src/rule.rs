@@ -224,7 +224,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_rules_with_reasons() {
-        let cases: &[(&str, fn(&RuleError) -> bool)] = &[
+        type Check = fn(&RuleError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("a:239.1.0.1:5000", |e| {
                 matches!(e, RuleError::MissingArrow(_))
             }),

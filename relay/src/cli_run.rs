@@ -1,0 +1,154 @@
+//! `relay run`: start the data plane, install the startup rules, serve the control socket,
+//! and shut down cleanly on SIGTERM/SIGINT (leave groups, close sockets, remove the socket file).
+
+use anyhow::Context;
+use relay::control::{ControlServer, ServerLimits};
+use relay::dataplane::{Dataplane, DataplaneConfig};
+use relay::membership::{KernelSockets, Limits, Memberships, Strategy};
+use relay::rule::Rule;
+use relay::service::Relay;
+use relay::table::TablePublisher;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// A rule 'IN_IF:GROUP:PORT[@SOURCE] -> OUT_IF:GROUP:PORT, ...' (repeatable).
+    #[arg(long = "rule", value_name = "RULE")]
+    rules: Vec<Rule>,
+    /// JSON config file: {"rules": ["RULE", {"input": "...", "outputs": ["..."]}]}.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Control socket path (created with mode 0600, removed on exit).
+    #[arg(long, default_value = relay::control::DEFAULT_CONTROL_PATH)]
+    control: PathBuf,
+    /// Worker threads (PACKET_FANOUT members).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+    /// How IGMP joins are placed on helper sockets.
+    #[arg(long, default_value = "pool", value_parser = ["pool", "single", "per-group"])]
+    membership: String,
+    /// Force helper socket buffers (SO_RCVBUFFORCE/SO_SNDBUFFORCE), e.g. 8M, 425K, 65536.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    helper_buffer: Option<usize>,
+    /// IP TTL of forwarded packets (lab rules: keep it <= 8).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..))]
+    ttl: u8,
+    /// Data-plane I/O backend.
+    #[arg(long, default_value = "uring", value_parser = ["uring"])]
+    io: String,
+    /// Record per-stage timing (receive, parse, lookup, fan-out copy, submit, completion).
+    #[arg(long)]
+    timing: bool,
+    /// Send slots per worker (the bound of the egress queue).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    tx_slots: u32,
+    /// Frames taken per receive batch (recvmmsg).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    rx_slots: u32,
+}
+
+/// Parses sizes like `8M`, `425K`, `1G` or plain bytes.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (digits, multiplier) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 1usize << 10),
+        Some((i, 'm' | 'M')) => (&text[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .filter(|n| *n > 0 && *n <= i32::MAX as usize)
+        .ok_or_else(|| format!("{text:?} is not a size: use bytes or K/M/G, e.g. 8M"))
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut rules = args.rules.clone();
+    if let Some(path) = &args.config {
+        rules.extend(relay::config::load_config(path)?);
+    }
+    let strategy: Strategy = args
+        .membership
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    // Register signal handlers before anything needs cleaning up.
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
+        .context("installing SIGTERM/SIGINT handlers")?;
+    let limits = Limits::from_proc()
+        .context("reading net.ipv4.igmp_max_memberships / net.core.optmem_max")?;
+    let publisher = TablePublisher::new();
+    let dataplane = Dataplane::start(
+        DataplaneConfig {
+            workers: usize::from(args.workers),
+            ttl: args.ttl,
+            timing: args.timing,
+            rx_slots: args.rx_slots as usize,
+            tx_slots: args.tx_slots as usize,
+        },
+        publisher.clone(),
+    )?;
+    let memberships = Memberships::new(
+        strategy,
+        limits,
+        KernelSockets {
+            forced_buffer: args.helper_buffer,
+        },
+    );
+    let relay = Arc::new(Relay::new(
+        memberships,
+        publisher,
+        dataplane.worker_stats().to_vec(),
+        args.ttl,
+        args.timing,
+    ));
+    for (index, rule) in rules.into_iter().enumerate() {
+        if let Err(e) = relay.add(rule.clone()) {
+            relay.leave_all();
+            dataplane.stop();
+            anyhow::bail!("startup rule #{} ({rule}) failed: {e}", index + 1);
+        }
+    }
+    let server = match ControlServer::start(&args.control, relay.clone(), ServerLimits::default()) {
+        Ok(server) => server,
+        Err(e) => {
+            relay.leave_all();
+            dataplane.stop();
+            return Err(e);
+        }
+    };
+    tracing::info!(
+        "relay running: {} rule(s), {} worker(s), fanout group {}, membership {strategy}, control {}",
+        relay.list().len(),
+        args.workers,
+        dataplane.fanout_group(),
+        server.path().display()
+    );
+    let signal = signals.forever().next();
+    tracing::info!("signal {signal:?}: shutting down");
+    server.shutdown();
+    dataplane.stop();
+    relay.leave_all();
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("425K"), Ok(425 << 10));
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("8X").is_err());
+        assert!(
+            parse_size("4G").is_err(),
+            "larger than an int socket option"
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Human-readable tables for `relay ctl` replies (the `--json` flag prints the raw reply).
+
+use serde_json::Value;
+use std::fmt::Write;
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn items(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], |a| a.as_slice())
+}
+
+pub fn rules(reply: &Value) -> String {
+    let mut out = String::new();
+    let rules = items(&reply["rules"]);
+    if rules.is_empty() {
+        out.push_str("no rules\n");
+    }
+    let _ = writeln!(out, "{:>5}  RULE", "ID");
+    for rule in rules {
+        let _ = writeln!(
+            out,
+            "{:>5}  {}",
+            u(&rule["id"]),
+            rule["rule"].as_str().unwrap_or("")
+        );
+    }
+    out
+}
+
+pub fn stats(reply: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>5}  {:<44} {:>12} {:>14} {:>12} {:>8}",
+        "ID", "INPUT / OUTPUT", "PACKETS", "BYTES", "TX_ERRORS", ""
+    );
+    for rule in items(&reply["rules"]) {
+        let text = rule["rule"].as_str().unwrap_or("");
+        let input = text.split("->").next().unwrap_or("").trim();
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<44} {:>12} {:>14}",
+            u(&rule["id"]),
+            input,
+            u(&rule["rx_packets"]),
+            u(&rule["rx_bytes"])
+        );
+        for output in items(&rule["outputs"]) {
+            let _ = writeln!(
+                out,
+                "{:>5}  -> {:<41} {:>12} {:>14} {:>12}",
+                "",
+                output["output"].as_str().unwrap_or(""),
+                u(&output["tx_packets"]),
+                u(&output["tx_bytes"]),
+                u(&output["tx_errors"])
+            );
+        }
+    }
+    out.push_str("\nworkers:\n");
+    for worker in items(&reply["workers"]) {
+        let _ = writeln!(
+            out,
+            "  #{}: rx {} packets ({} bytes), tx {}, batches {}, ignored own egress {}, rx errors {}",
+            u(&worker["worker"]),
+            u(&worker["rx_packets"]),
+            u(&worker["rx_bytes"]),
+            u(&worker["tx_packets"]),
+            u(&worker["batches"]),
+            u(&worker["ignored_outgoing"]),
+            u(&worker["rx_errors"])
+        );
+    }
+    out.push_str("\ndrops:\n");
+    if let Some(drops) = reply["drops"].as_object() {
+        for (reason, count) in drops {
+            let _ = writeln!(out, "  {reason:<20} {}", u(count));
+        }
+    }
+    if let Some(stages) = reply["timing"].as_array() {
+        let _ = writeln!(
+            out,
+            "\ntiming (ns): {:<12} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
+            "STAGE", "SAMPLES", "P50", "P90", "P99", "P99.9", "MAX"
+        );
+        for stage in stages {
+            let _ = writeln!(
+                out,
+                "             {:<12} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
+                stage["stage"].as_str().unwrap_or(""),
+                u(&stage["samples"]),
+                u(&stage["p50"]),
+                u(&stage["p90"]),
+                u(&stage["p99"]),
+                u(&stage["p999"]),
+                u(&stage["max"])
+            );
+        }
+    }
+    out
+}
+
+pub fn memberships(reply: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "strategy {}; per socket: net.ipv4.igmp_max_memberships = {}, net.core.optmem_max = {} -> capacity {}",
+        reply["strategy"].as_str().unwrap_or("?"),
+        u(&reply["limits"]["igmp_max_memberships"]),
+        u(&reply["limits"]["optmem_max"]),
+        u(&reply["capacity_per_socket"])
+    );
+    let interfaces = items(&reply["interfaces"]);
+    if interfaces.is_empty() {
+        out.push_str("no memberships\n");
+    }
+    for interface in interfaces {
+        let sockets = items(&interface["sockets"]);
+        let total: usize = sockets.iter().map(|s| items(&s["groups"]).len()).sum();
+        let _ = writeln!(
+            out,
+            "{}: {} helper socket(s), {} group(s)",
+            interface["interface"].as_str().unwrap_or("?"),
+            sockets.len(),
+            total
+        );
+        for socket in sockets {
+            let groups: Vec<String> = items(&socket["groups"])
+                .iter()
+                .map(|g| {
+                    let mut text = g["group"].as_str().unwrap_or("?").to_string();
+                    if let Some(source) = g["source"].as_str() {
+                        text.push('@');
+                        text.push_str(source);
+                    }
+                    if u(&g["rules"]) > 1 {
+                        let _ = write!(text, "(x{})", u(&g["rules"]));
+                    }
+                    text
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  socket #{} ({}/{}): {}",
+                u(&socket["socket"]),
+                groups.len(),
+                u(&socket["capacity"]),
+                groups.join(" ")
+            );
+        }
+        for failure in items(&interface["join_failures"]) {
+            let _ = writeln!(
+                out,
+                "  join failed: {}",
+                failure["error"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,448 @@
+//! The relay's control-plane state: installed rules, their memberships and compiled forms, and
+//! the answers to `list`, `stats` and `memberships`.
+//!
+//! Every change builds a complete new [`RuleTable`] and publishes it atomically, so adding or
+//! removing one rule never disturbs another rule's traffic. A rule is installed only when its
+//! interfaces exist and its input membership succeeded; a failed `add` changes nothing.
+
+use crate::membership::{
+    JoinTarget, MembershipError, MembershipKey, MembershipReport, Memberships, SocketFactory,
+};
+use crate::netif::{self, InterfaceError};
+use crate::packet::{DropReason, EgressHeader};
+use crate::rule::{Input, Rule};
+use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
+use crate::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable, TablePublisher};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// An error for one control request: a message and, when the OS gave one, its errno.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    pub message: String,
+    pub errno: Option<i32>,
+}
+
+impl RequestError {
+    pub fn new(message: impl Into<String>) -> Self {
+        RequestError {
+            message: message.into(),
+            errno: None,
+        }
+    }
+}
+
+impl From<MembershipError> for RequestError {
+    fn from(e: MembershipError) -> Self {
+        RequestError {
+            errno: e.errno(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<InterfaceError> for RequestError {
+    fn from(e: InterfaceError) -> Self {
+        RequestError::new(e.to_string())
+    }
+}
+
+struct InstalledRule {
+    rule: Rule,
+    key: FlowKey,
+    membership: MembershipKey,
+    compiled: Arc<CompiledRule>,
+}
+
+struct State<F: SocketFactory> {
+    rules: BTreeMap<u64, InstalledRule>,
+    next_id: u64,
+    memberships: Memberships<F>,
+}
+
+/// The control plane of a running relay.
+pub struct Relay<F: SocketFactory> {
+    state: Mutex<State<F>>,
+    publisher: Arc<TablePublisher>,
+    workers: Vec<Arc<WorkerStats>>,
+    ttl: u8,
+    timing: bool,
+}
+
+/// One rule in `list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleEntry {
+    pub id: u64,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputCounters {
+    pub output: String,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleCounters {
+    pub id: u64,
+    pub rule: String,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub outputs: Vec<OutputCounters>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerCounters {
+    pub worker: usize,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub rx_errors: u64,
+    pub tx_packets: u64,
+    pub batches: u64,
+    pub ignored_outgoing: u64,
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+/// The `stats` answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsReport {
+    pub rules: Vec<RuleCounters>,
+    pub workers: Vec<WorkerCounters>,
+    pub drops: BTreeMap<&'static str, u64>,
+    /// Per-stage timing percentiles (ns), only with `--timing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Vec<StageSummary>>,
+}
+
+impl<F: SocketFactory> Relay<F> {
+    pub fn new(
+        memberships: Memberships<F>,
+        publisher: Arc<TablePublisher>,
+        workers: Vec<Arc<WorkerStats>>,
+        ttl: u8,
+        timing: bool,
+    ) -> Self {
+        Relay {
+            state: Mutex::new(State {
+                rules: BTreeMap::new(),
+                next_id: 1,
+                memberships,
+            }),
+            publisher,
+            workers,
+            ttl,
+            timing,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<F>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Installs a rule; returns its id. On error nothing changed.
+    pub fn add(&self, rule: Rule) -> Result<u64, RequestError> {
+        let mut state = self.lock();
+        if let Some((id, _)) = state.rules.iter().find(|(_, r)| r.rule.input == rule.input) {
+            return Err(RequestError::new(format!(
+                "input {} is already used by rule {id}: remove it first or add outputs to it",
+                rule.input
+            )));
+        }
+        let interfaces = netif::list()?;
+        let find = |name: &str| {
+            interfaces
+                .get(name)
+                .ok_or_else(|| InterfaceError::Unknown(name.to_string()))
+        };
+        let input_if = find(&rule.input.endpoint.interface)?;
+        let mut outputs = Vec::with_capacity(rule.outputs.len());
+        for output in &rule.outputs {
+            let out_if = find(&output.interface)?;
+            let source = out_if
+                .ipv4
+                .ok_or_else(|| InterfaceError::NoIpv4(output.interface.clone()))?;
+            outputs.push(CompiledOutput {
+                ifindex: out_if.index,
+                header: EgressHeader {
+                    source_mac: out_if.mac,
+                    source,
+                    group: output.group,
+                    source_port: 0,
+                    destination_port: output.port,
+                    ttl: self.ttl,
+                    tos: 0,
+                },
+                stats: Arc::new(OutputStats::default()),
+            });
+        }
+        if rule.input.source.is_some() && input_if.ipv4.is_none() {
+            return Err(InterfaceError::NoIpv4(input_if.name.clone()).into());
+        }
+        let membership = membership_key(&rule.input);
+        state.memberships.join(
+            &membership,
+            &JoinTarget {
+                ifindex: input_if.index,
+                ifaddr: input_if.ipv4,
+                group: rule.input.endpoint.group,
+                source: rule.input.source,
+            },
+        )?;
+        let id = state.next_id;
+        state.next_id += 1;
+        let key = FlowKey {
+            ifindex: input_if.index,
+            group: rule.input.endpoint.group,
+            port: rule.input.endpoint.port,
+            source: rule.input.source.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        };
+        let compiled = Arc::new(CompiledRule {
+            id,
+            stats: Arc::default(),
+            outputs: outputs.into_boxed_slice(),
+        });
+        state.rules.insert(
+            id,
+            InstalledRule {
+                rule,
+                key,
+                membership,
+                compiled,
+            },
+        );
+        self.publish(&state);
+        Ok(id)
+    }
+
+    /// Removes a rule by id.
+    pub fn remove(&self, id: u64) -> Result<u64, RequestError> {
+        let mut state = self.lock();
+        let installed = state.rules.remove(&id).ok_or_else(|| {
+            RequestError::new(format!("no rule with id {id}: see `relay ctl list`"))
+        })?;
+        self.publish(&state);
+        if let Err(e) = state.memberships.leave(&installed.membership) {
+            tracing::warn!("rule {id} removed but its membership was not: {e}");
+        }
+        Ok(id)
+    }
+
+    /// Removes the rule equal to `rule` (same input and outputs).
+    pub fn remove_rule(&self, rule: &Rule) -> Result<u64, RequestError> {
+        let id = self
+            .lock()
+            .rules
+            .iter()
+            .find(|(_, r)| r.rule == *rule)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| {
+                RequestError::new(format!(
+                    "no rule {rule} is installed: see `relay ctl list` (or remove by id)"
+                ))
+            })?;
+        self.remove(id)
+    }
+
+    fn publish(&self, state: &State<F>) {
+        self.publisher.publish(RuleTable::new(
+            state.rules.values().map(|r| (r.key, r.compiled.clone())),
+        ));
+    }
+
+    pub fn list(&self) -> Vec<RuleEntry> {
+        self.lock()
+            .rules
+            .iter()
+            .map(|(id, r)| RuleEntry {
+                id: *id,
+                rule: r.rule.to_string(),
+            })
+            .collect()
+    }
+
+    pub fn memberships(&self) -> MembershipReport {
+        self.lock().memberships.report()
+    }
+
+    /// Leaves every group and closes every helper socket (shutdown).
+    pub fn leave_all(&self) {
+        self.lock().memberships.leave_all();
+    }
+
+    pub fn stats(&self) -> StatsReport {
+        let rules = self
+            .lock()
+            .rules
+            .iter()
+            .map(|(id, r)| RuleCounters {
+                id: *id,
+                rule: r.rule.to_string(),
+                rx_packets: stats::read(&r.compiled.stats.rx_packets),
+                rx_bytes: stats::read(&r.compiled.stats.rx_bytes),
+                outputs: r
+                    .rule
+                    .outputs
+                    .iter()
+                    .zip(r.compiled.outputs.iter())
+                    .map(|(endpoint, out)| OutputCounters {
+                        output: endpoint.to_string(),
+                        tx_packets: stats::read(&out.stats.tx_packets),
+                        tx_bytes: stats::read(&out.stats.tx_bytes),
+                        tx_errors: stats::read(&out.stats.tx_errors),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut drops: BTreeMap<&'static str, u64> =
+            DropReason::ALL.iter().map(|r| (r.name(), 0)).collect();
+        let mut merged = StageTimings::new();
+        let workers = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(index, w)| {
+                let worker_drops: BTreeMap<&'static str, u64> = DropReason::ALL
+                    .iter()
+                    .map(|r| (r.name(), stats::read(&w.drops[*r as usize])))
+                    .collect();
+                for (name, count) in &worker_drops {
+                    *drops.entry(name).or_default() += count;
+                }
+                if self.timing {
+                    merged.merge(&w.timings());
+                }
+                WorkerCounters {
+                    worker: index,
+                    rx_packets: stats::read(&w.rx_packets),
+                    rx_bytes: stats::read(&w.rx_bytes),
+                    rx_errors: stats::read(&w.rx_errors),
+                    tx_packets: stats::read(&w.tx_packets),
+                    batches: stats::read(&w.batches),
+                    ignored_outgoing: stats::read(&w.ignored_outgoing),
+                    drops: worker_drops,
+                }
+            })
+            .collect();
+        StatsReport {
+            rules,
+            workers,
+            drops,
+            timing: self.timing.then(|| merged.summary()),
+        }
+    }
+}
+
+fn membership_key(input: &Input) -> MembershipKey {
+    MembershipKey {
+        interface: input.endpoint.interface.clone(),
+        group: input.endpoint.group,
+        source: input.source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::{JoinSocket, Limits, Strategy};
+    use std::io;
+
+    struct NullSocket;
+    impl JoinSocket for NullSocket {
+        fn join(&mut self, _: &JoinTarget) -> io::Result<()> {
+            Ok(())
+        }
+        fn leave(&mut self, _: &JoinTarget) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    struct NullFactory;
+    impl SocketFactory for NullFactory {
+        type Socket = NullSocket;
+        fn open(&mut self, _: &str) -> io::Result<NullSocket> {
+            Ok(NullSocket)
+        }
+    }
+
+    /// Needs an interface with an IPv4 address: `lo` has 127.0.0.1 in every namespace.
+    fn relay() -> (Relay<NullFactory>, Arc<TablePublisher>) {
+        let limits = Limits {
+            igmp_max_memberships: 20,
+            optmem_max: 131072,
+        };
+        let publisher = TablePublisher::new();
+        let relay = Relay::new(
+            Memberships::new(Strategy::Pool, limits, NullFactory),
+            publisher.clone(),
+            vec![Arc::new(WorkerStats::default())],
+            8,
+            false,
+        );
+        (relay, publisher)
+    }
+
+    #[test]
+    fn add_list_remove_publish_tables() {
+        let (relay, publisher) = relay();
+        let a: Rule = "lo:239.1.0.1:5000 -> lo:239.2.0.1:5000".parse().unwrap();
+        let b: Rule = "lo:239.1.0.1:5001 -> lo:239.2.0.2:5000".parse().unwrap();
+        let id_a = relay.add(a.clone()).unwrap();
+        let id_b = relay.add(b.clone()).unwrap();
+        assert_ne!(id_a, id_b);
+        assert_eq!(publisher.current().len(), 2);
+        assert_eq!(relay.list().len(), 2);
+        // Both rules share group 239.1.0.1: one membership, two references.
+        let report = relay.memberships();
+        assert_eq!(report.interfaces[0].sockets[0].groups.len(), 1);
+        assert_eq!(report.interfaces[0].sockets[0].groups[0].rules, 2);
+
+        let err = relay.add(a.clone()).unwrap_err();
+        assert!(err.message.contains("already used"), "{}", err.message);
+        relay.remove_rule(&a).unwrap();
+        assert_eq!(publisher.current().len(), 1);
+        assert!(relay.remove(id_a).is_err());
+        relay.remove(id_b).unwrap();
+        assert!(publisher.current().is_empty());
+        assert!(relay.memberships().interfaces.is_empty());
+    }
+
+    #[test]
+    fn unknown_interfaces_are_rejected_without_side_effects() {
+        let (relay, publisher) = relay();
+        let err = relay
+            .add(
+                "nosuchif0:239.1.0.1:5000 -> lo:239.2.0.1:5000"
+                    .parse()
+                    .unwrap(),
+            )
+            .unwrap_err();
+        assert!(err.message.contains("unknown interface"), "{}", err.message);
+        let err = relay
+            .add(
+                "lo:239.1.0.1:5000 -> nosuchif0:239.2.0.1:5000"
+                    .parse()
+                    .unwrap(),
+            )
+            .unwrap_err();
+        assert!(err.message.contains("nosuchif0"));
+        assert!(relay.list().is_empty());
+        assert!(publisher.current().is_empty());
+        assert!(relay.memberships().interfaces.is_empty());
+    }
+
+    #[test]
+    fn stats_report_every_drop_reason() {
+        let (relay, _) = relay();
+        relay
+            .add("lo:239.1.0.1:5000 -> lo:239.2.0.1:5000".parse().unwrap())
+            .unwrap();
+        let report = relay.stats();
+        assert_eq!(report.drops.len(), DropReason::COUNT);
+        assert_eq!(report.rules[0].outputs[0].output, "lo:239.2.0.1:5000");
+        assert!(report.timing.is_none());
+    }
+}
