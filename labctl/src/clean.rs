@@ -23,11 +23,27 @@ pub struct CleanReport {
 
 /// Removes every lab namespace and root-namespace lab link.
 pub fn clean() -> Result<CleanReport> {
+    let mut report = remove_namespaces(names::is_lab_namespace)?;
+    let (links, errors) = remove_root_links()?;
+    report.links = links;
+    report.errors.extend(errors);
+    remove_stale_state_files();
+    Ok(report)
+}
+
+/// Removes the leftovers of one run only (its namespaces `mlab-<run_id>-*` and the processes
+/// still inside them): what a crashed run with that id left behind.
+pub fn clean_run(run_id: &str) -> Result<CleanReport> {
+    let id = names::RunId::parse(run_id)?;
+    let prefix = format!("{}{id}-", names::NAMESPACE_PREFIX);
+    let report = remove_namespaces(|n| n.starts_with(&prefix))?;
+    remove_stale_state_files();
+    Ok(report)
+}
+
+fn remove_namespaces(matches: impl Fn(&str) -> bool) -> Result<CleanReport> {
     let mut report = CleanReport::default();
-    for name in netns::list()?
-        .into_iter()
-        .filter(|n| names::is_lab_namespace(n))
-    {
+    for name in netns::list()?.into_iter().filter(|n| matches(n)) {
         match process::stop_pids_in_netns(&name, Duration::from_secs(1)) {
             Ok(n) => report.processes_stopped += n,
             Err(e) => report.errors.push(format!("{name}: {e:#}")),
@@ -37,7 +53,12 @@ pub fn clean() -> Result<CleanReport> {
             Err(e) => report.errors.push(format!("{name}: {e:#}")),
         }
     }
-    let (links, errors) = netlink_in(None, |handle| async move {
+    Ok(report)
+}
+
+/// Deletes root-namespace links named like lab links; returns (removed, errors).
+fn remove_root_links() -> Result<(Vec<String>, Vec<String>)> {
+    netlink_in(None, |handle| async move {
         let mut found = Vec::new();
         let mut stream = handle.link().get().execute();
         while let Some(link) = stream.try_next().await? {
@@ -58,9 +79,12 @@ pub fn clean() -> Result<CleanReport> {
             }
         }
         Ok((removed, errors))
-    })?;
-    report.links = links;
-    report.errors.extend(errors);
+    })
+}
+
+/// State files of topologies whose namespaces are all gone.
+fn remove_stale_state_files() {
+    let existing = netns::list().unwrap_or_default();
     for entry in std::fs::read_dir("/run/mlab")
         .into_iter()
         .flatten()
@@ -71,8 +95,7 @@ pub fn clean() -> Result<CleanReport> {
             .file_stem()
             .and_then(|s| s.to_str())
             .map(|id| {
-                !netns::list()
-                    .unwrap_or_default()
+                !existing
                     .iter()
                     .any(|n| n.starts_with(&format!("mlab-{id}-")))
             })
@@ -81,5 +104,4 @@ pub fn clean() -> Result<CleanReport> {
             let _ = std::fs::remove_file(&path);
         }
     }
-    Ok(report)
 }

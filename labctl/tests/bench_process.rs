@@ -108,3 +108,39 @@ fn spawning_into_a_missing_namespace_fails_cleanly() {
     .to_string();
     assert!(err.contains("mlab-nosuch-gen"), "{err}");
 }
+
+#[test]
+fn clean_removes_a_crashed_runs_namespaces_and_processes() {
+    if !is_root("clean_removes_a_crashed_runs_namespaces_and_processes") {
+        return;
+    }
+    let topo = Topology::up(&TopologyOptions::new(Template::Chain)).expect("up");
+    let id = topo.run_id().to_string();
+    let relay = topo.relay_in().expect("chain has a relay").netns.clone();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("60");
+    let child = spawn_in_netns(&relay, cmd, SpawnOptions::default()).expect("spawn");
+    // Simulate a crash: the topology is neither torn down nor dropped.
+    topo.persist();
+    let report = labctl::clean::clean_run(&id).expect("clean");
+    assert_eq!(report.namespaces.len(), 3, "{report:?}");
+    assert!(report.processes_stopped >= 1, "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    let status = child
+        .wait_timeout(Duration::from_secs(3))
+        .expect("wait")
+        .expect("clean must stop the stray process");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    let left: Vec<String> = std::fs::read_dir("/run/netns")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("mlab-{id}-")))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        labctl::topology::Topology::attach(&id).is_err(),
+        "the state file must be gone too"
+    );
+}

@@ -3,11 +3,19 @@
 use labctl::doctor::require_root;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Only the leftovers of this run id (namespaces mlab-RUN-*); default: every lab namespace
+    /// (mlab-*) and root-namespace link (ml + 6 hex + -).
+    #[arg(long = "run", value_name = "RUN_ID")]
+    run: Option<String>,
+}
 
-pub fn exec(_args: Args) -> anyhow::Result<()> {
+pub fn exec(args: Args) -> anyhow::Result<()> {
     require_root()?;
-    let report = labctl::clean::clean()?;
+    let report = match &args.run {
+        Some(id) => labctl::clean::clean_run(id)?,
+        None => labctl::clean::clean()?,
+    };
     println!(
         "removed {} namespace(s), {} root-namespace link(s); stopped {} process(es)",
         report.namespaces.len(),
