@@ -16,6 +16,9 @@ const SINK_IDLE: Duration = Duration::from_secs(1);
 /// How long to wait for the sinks' idle stop after the sender finished.
 const SINK_DRAIN: Duration = Duration::from_secs(3);
 
+/// Prefix of the note that names a point's topology run id.
+pub const TOPOLOGY_NOTE: &str = "topology run id ";
+
 /// The topology template of a point.
 pub fn template_of(scenario: &Scenario, point: &Point) -> Result<Template> {
     if point.system == SystemKind::Direct {
@@ -113,6 +116,11 @@ fn with_topology(
         }
     };
     let mut result = PointResult::empty(point.clone(), Status::Ok);
+    result.notes.push(format!(
+        "{TOPOLOGY_NOTE}{} ({})",
+        topology.run_id(),
+        topology.template()
+    ));
     result.capacity = system.capacity.clone();
     result.notes.extend(system.notes.iter().cloned());
     if layout.same_group && point.fanout > 1 && point.system == SystemKind::Kernel {

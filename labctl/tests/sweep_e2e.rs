@@ -1,0 +1,135 @@
+//! End-to-end sweep tests on real lab topologies (root only; loud skip otherwise).
+//! They need the `loadgen` and `relay` binaries (`cargo build -p loadgen -p relay`, or the
+//! workspace's `cargo test`) and socat + smcroute installed (`./lab setup`). Each checks that no
+//! namespace of its own is left behind.
+
+use labctl::results::{Results, Status};
+use labctl::scenario::{Scenario, SystemKind};
+use labctl::sweep::{self, SweepOptions, point};
+use std::path::Path;
+
+fn is_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED (needs root): {test}");
+    false
+}
+
+fn lab_namespaces() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with("mlab-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_system_forwards_and_single_socket_relays_hit_enobufs_at_group_21() {
+    if !is_root("every_system_forwards_and_single_socket_relays_hit_enobufs_at_group_21") {
+        return;
+    }
+    let scenario = Scenario::parse(
+        r#"name = "sweep-e2e"
+systems = ["direct", "kernel", "socat", "relay/pool", "relay/single", "relay/single-8mb"]
+streams = [30]
+rate_pps = [100.0]
+duration_s = 1.5
+topology = "snooping"
+"#,
+        Path::new("sweep-e2e.toml"),
+    )
+    .unwrap();
+    let mut made = Vec::new();
+    for p in scenario.points() {
+        let r = point::measure(&scenario, &p);
+        eprintln!(
+            "{p}: {:?} delivered {:?} % capacity {:?}",
+            r.status, r.delivered_pct, r.capacity
+        );
+        let run_id = r
+            .notes
+            .iter()
+            .find_map(|n| n.strip_prefix(point::TOPOLOGY_NOTE))
+            .and_then(|n| n.split_whitespace().next())
+            .expect("the point names its topology")
+            .to_owned();
+        made.push(format!("mlab-{run_id}-"));
+        assert_eq!(r.status, Status::Ok, "{p}");
+        let delivered = r.delivered_pct.expect("delivered %");
+        let capacity = r.capacity.clone();
+        match p.system {
+            SystemKind::RelaySingle | SystemKind::RelaySingle8mb => {
+                let c = capacity.expect("capacity of a relay");
+                assert_eq!(c.first_refused, Some(20), "{p}: {c:?}");
+                assert_eq!(c.errno, Some(libc::ENOBUFS), "{p}: {c:?}");
+                // 20 of 30 streams forwarded.
+                assert!((60.0..=67.0).contains(&delivered), "{p}: {delivered}");
+            }
+            other => {
+                assert!(delivered >= 99.0, "{p}: delivered {delivered} %");
+                if other != SystemKind::Direct {
+                    let c = capacity.expect("capacity");
+                    assert_eq!((c.first_refused, c.accepted), (None, 30), "{p}: {c:?}");
+                    let usage = r.usage.expect("usage of the system's processes");
+                    let expected_processes = if other == SystemKind::Socat { 30 } else { 1 };
+                    assert_eq!(usage.processes, expected_processes, "{p}");
+                    assert!(usage.peak_rss_kib > 0, "{p}");
+                }
+            }
+        }
+        assert!(r.latency_ns.is_some_and(|l| l.p50 > 0), "{p}: latency");
+    }
+    let left: Vec<_> = lab_namespaces()
+        .into_iter()
+        .filter(|n| made.iter().any(|prefix| n.starts_with(prefix)))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn a_sweep_writes_results_with_repeats_and_a_report() {
+    if !is_root("a_sweep_writes_results_with_repeats_and_a_report") {
+        return;
+    }
+    let scenario = Scenario::parse(
+        "name = \"sweep-e2e-run\"\nsystems = [\"direct\"]\nstreams = [5]\nrate_pps = [100.0]\nduration_s = 1.0\nrepeats = 2\n",
+        Path::new("sweep-e2e-run.toml"),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let outcome = sweep::run(
+        &scenario,
+        Path::new("sweep-e2e-run.toml"),
+        &SweepOptions {
+            out_root: out.path().to_path_buf(),
+            quiet: true,
+        },
+    )
+    .unwrap();
+    let results = Results::load(&outcome.results_path).unwrap();
+    assert_eq!(results.points.len(), 2);
+    assert!(results.finished.is_some() && !results.interrupted);
+    assert_eq!(results.aggregates.len(), 1);
+    let agg = &results.aggregates[0];
+    assert_eq!((agg.repeats, agg.ok), (2, 2), "{agg:?}");
+    assert!(
+        agg.delivered_pct.expect("delivered").mean >= 99.0,
+        "{agg:?}"
+    );
+    assert!(results.environment.cores > 0);
+    assert!(
+        results
+            .environment
+            .namespace_sysctls
+            .contains_key("net.ipv4.igmp_max_memberships")
+    );
+    let html = std::fs::read_to_string(&outcome.report_path).unwrap();
+    assert!(html.contains("<svg"), "report has charts");
+    assert!(
+        html.contains("direct delivered &gt;= 99.9 %") || html.contains("direct delivered less")
+    );
+}
