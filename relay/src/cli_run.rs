@@ -98,13 +98,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             forced_buffer: args.helper_buffer,
         },
     );
-    let relay = Arc::new(Relay::new(
-        memberships,
-        publisher,
-        dataplane.worker_stats().to_vec(),
-        args.ttl,
-        args.timing,
-    ));
+    let relay = Arc::new(
+        Relay::new(
+            memberships,
+            publisher,
+            dataplane.worker_stats().to_vec(),
+            args.ttl,
+            args.timing,
+        )
+        .with_drop_probe(dataplane.drop_probe()),
+    );
     for (index, rule) in rules.into_iter().enumerate() {
         if let Err(e) = relay.add(rule.clone()) {
             relay.leave_all();

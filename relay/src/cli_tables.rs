@@ -63,14 +63,15 @@ pub fn stats(reply: &Value) -> String {
     for worker in items(&reply["workers"]) {
         let _ = writeln!(
             out,
-            "  #{}: rx {} packets ({} bytes), tx {}, batches {}, ignored own egress {}, rx errors {}",
+            "  #{}: rx {} packets ({} bytes), tx {}, batches {}, ignored own egress {}, rx errors {}, kernel socket drops {}",
             u(&worker["worker"]),
             u(&worker["rx_packets"]),
             u(&worker["rx_bytes"]),
             u(&worker["tx_packets"]),
             u(&worker["batches"]),
             u(&worker["ignored_outgoing"]),
-            u(&worker["rx_errors"])
+            u(&worker["rx_errors"]),
+            u(&worker["socket_drops"])
         );
     }
     out.push_str("\ndrops:\n");

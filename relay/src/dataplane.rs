@@ -62,11 +62,12 @@ pub struct Dataplane {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     stats: Vec<Arc<WorkerStats>>,
+    rx_sockets: Vec<Arc<OwnedFd>>,
     fanout_group: u16,
 }
 
 struct WorkerSockets {
-    rx: OwnedFd,
+    rx: Arc<OwnedFd>,
     tx: OwnedFd,
 }
 
@@ -94,7 +95,10 @@ impl Dataplane {
                 .with_context(|| format!("joining worker {worker} to the PACKET_FANOUT group"))?;
             fanout_group = Some(id);
             let tx = sys::packet_socket(0).context("opening the AF_PACKET send socket")?;
-            sockets.push(WorkerSockets { rx, tx });
+            sockets.push(WorkerSockets {
+                rx: Arc::new(rx),
+                tx,
+            });
         }
         // Frames queued before every socket was in the fanout group could be seen twice.
         let mut scratch = vec![0u8; FRAME_BUFFER_SIZE];
@@ -102,6 +106,7 @@ impl Dataplane {
             sys::drain(&s.rx, &mut scratch);
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let rx_sockets: Vec<Arc<OwnedFd>> = sockets.iter().map(|s| s.rx.clone()).collect();
         let mut threads = Vec::new();
         let mut stats = Vec::new();
         for (index, socks) in sockets.into_iter().enumerate() {
@@ -142,12 +147,25 @@ impl Dataplane {
             stop,
             threads,
             stats,
+            rx_sockets,
             fanout_group: fanout_group.unwrap_or(0),
         })
     }
 
     pub fn worker_stats(&self) -> &[Arc<WorkerStats>] {
         &self.stats
+    }
+
+    /// A probe that adds the kernel's per-socket drop counts to the workers' `socket_drops`.
+    pub fn drop_probe(&self) -> SocketDropProbe {
+        SocketDropProbe {
+            sockets: self
+                .rx_sockets
+                .iter()
+                .cloned()
+                .zip(self.stats.iter().cloned())
+                .collect(),
+        }
     }
 
     pub fn fanout_group(&self) -> u16 {
@@ -160,6 +178,23 @@ impl Dataplane {
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
                 tracing::error!("a worker thread panicked");
+            }
+        }
+    }
+}
+
+/// Reads PACKET_STATISTICS of every worker's receive socket on request (reading resets the
+/// kernel counter, so the totals are accumulated in [`WorkerStats::socket_drops`]).
+#[derive(Clone)]
+pub struct SocketDropProbe {
+    sockets: Vec<(Arc<OwnedFd>, Arc<WorkerStats>)>,
+}
+
+impl SocketDropProbe {
+    pub fn collect(&self) {
+        for (fd, stats) in &self.sockets {
+            if let Ok(drops) = sys::packet_socket_drops(fd) {
+                stats::bump(&stats.socket_drops, drops);
             }
         }
     }

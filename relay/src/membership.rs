@@ -178,10 +178,13 @@ fn describe_errno(errno: i32) -> String {
         libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
         _ => "error",
     };
-    format!(
-        "{name} (errno {errno}, {})",
-        io::Error::from_raw_os_error(errno)
-    )
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    let text = text
+        .split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    format!("{name} (errno {errno}, {text})")
 }
 
 fn advice(strategy: Strategy, errno: i32) -> &'static str {

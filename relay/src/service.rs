@@ -5,6 +5,7 @@
 //! removing one rule never disturbs another rule's traffic. A rule is installed only when its
 //! interfaces exist and its input membership succeeded; a failed `add` changes nothing.
 
+use crate::dataplane::SocketDropProbe;
 use crate::membership::{
     JoinTarget, MembershipError, MembershipKey, MembershipReport, Memberships, SocketFactory,
 };
@@ -68,6 +69,7 @@ pub struct Relay<F: SocketFactory> {
     state: Mutex<State<F>>,
     publisher: Arc<TablePublisher>,
     workers: Vec<Arc<WorkerStats>>,
+    drop_probe: Option<SocketDropProbe>,
     ttl: u8,
     timing: bool,
 }
@@ -102,6 +104,8 @@ pub struct WorkerCounters {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub rx_errors: u64,
+    /// Frames the kernel dropped because the worker's socket queue was full.
+    pub socket_drops: u64,
     pub tx_packets: u64,
     pub batches: u64,
     pub ignored_outgoing: u64,
@@ -135,9 +139,16 @@ impl<F: SocketFactory> Relay<F> {
             }),
             publisher,
             workers,
+            drop_probe: None,
             ttl,
             timing,
         }
+    }
+
+    /// Lets `stats` read the kernel's drop counters of the workers' sockets.
+    pub fn with_drop_probe(mut self, probe: SocketDropProbe) -> Self {
+        self.drop_probe = Some(probe);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State<F>> {
@@ -275,6 +286,9 @@ impl<F: SocketFactory> Relay<F> {
     }
 
     pub fn stats(&self) -> StatsReport {
+        if let Some(probe) = &self.drop_probe {
+            probe.collect();
+        }
         let rules = self
             .lock()
             .rules
@@ -321,6 +335,7 @@ impl<F: SocketFactory> Relay<F> {
                     rx_packets: stats::read(&w.rx_packets),
                     rx_bytes: stats::read(&w.rx_bytes),
                     rx_errors: stats::read(&w.rx_errors),
+                    socket_drops: stats::read(&w.socket_drops),
                     tx_packets: stats::read(&w.tx_packets),
                     batches: stats::read(&w.batches),
                     ignored_outgoing: stats::read(&w.ignored_outgoing),
@@ -348,6 +363,7 @@ fn membership_key(input: &Input) -> MembershipKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::SocketDropProbe;
     use crate::membership::{JoinSocket, Limits, Strategy};
     use std::io;
 

@@ -149,6 +149,8 @@ pub struct WorkerStats {
     pub rx_packets: AtomicU64,
     pub rx_bytes: AtomicU64,
     pub rx_errors: AtomicU64,
+    /// Frames the kernel dropped before the worker read them (socket queue full).
+    pub socket_drops: AtomicU64,
     pub tx_packets: AtomicU64,
     pub batches: AtomicU64,
     pub ignored_outgoing: AtomicU64,
@@ -162,6 +164,7 @@ impl Default for WorkerStats {
             rx_packets: AtomicU64::new(0),
             rx_bytes: AtomicU64::new(0),
             rx_errors: AtomicU64::new(0),
+            socket_drops: AtomicU64::new(0),
             tx_packets: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             ignored_outgoing: AtomicU64::new(0),

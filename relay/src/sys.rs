@@ -113,6 +113,30 @@ pub fn join_fanout(fd: &OwnedFd, group_id: Option<u16>) -> io::Result<u16> {
     Ok((actual as u32 & 0xffff) as u16)
 }
 
+/// Frames the kernel dropped on this packet socket since the last call (PACKET_STATISTICS;
+/// reading resets the kernel's counters).
+pub fn packet_socket_drops(fd: &OwnedFd) -> io::Result<u64> {
+    let mut stats = libc::tpacket_stats {
+        tp_packets: 0,
+        tp_drops: 0,
+    };
+    let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+    // SAFETY: `stats` and `len` are live and `len` holds the size of `stats`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&mut stats as *mut libc::tpacket_stats).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from(stats.tp_drops))
+}
+
 /// Sets SO_RCVBUFFORCE and SO_SNDBUFFORCE (root may exceed rmem_max/wmem_max).
 pub fn force_buffers(fd: RawFd, bytes: i32) -> io::Result<()> {
     set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes)?;
