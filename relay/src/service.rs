@@ -363,7 +363,6 @@ fn membership_key(input: &Input) -> MembershipKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::SocketDropProbe;
     use crate::membership::{JoinSocket, Limits, Strategy};
     use std::io;
 
