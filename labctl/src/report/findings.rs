@@ -171,7 +171,11 @@ fn delivered_up_to(r: &Results) -> Vec<String> {
     for variant in variants(r) {
         let suffix = variant_suffix(r, &variant);
         for system in r.systems() {
-            let line = streams_line(r, system, &variant);
+            // Probe-only points (capacity without traffic) have no delivered % to judge.
+            let line: Vec<&Aggregate> = streams_line(r, system, &variant)
+                .into_iter()
+                .filter(|a| a.ok == 0 || a.delivered_pct.is_some())
+                .collect();
             if line.is_empty() || line.iter().all(|a| a.ok == 0) {
                 continue;
             }

@@ -246,3 +246,23 @@ fn write_creates_index_html() {
     assert!(path.ends_with("out/index.html"));
     assert!(std::fs::read_to_string(path).unwrap().contains("</html>"));
 }
+
+#[test]
+fn capacity_probes_without_traffic_make_no_delivery_sentence() {
+    let mut r = fixture();
+    for p in &mut r.points {
+        p.offered = 0;
+        p.delivered = 0;
+        p.derive();
+    }
+    r.refresh_aggregates();
+    let f = findings::findings(&r);
+    assert!(!has(&f, "delivered"), "{f:#?}");
+    assert!(
+        has(
+            &f,
+            "relay/single had a membership refused with ENOBUFS at group 21"
+        ),
+        "{f:#?}"
+    );
+}
