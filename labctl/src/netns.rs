@@ -12,8 +12,9 @@ use std::future::Future;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// Where persistent namespaces live (the same place `ip netns` uses).
-pub const NETNS_DIR: &str = "/run/netns";
+/// Where persistent namespaces live: the directory `ip netns` and netns-rs use (`/var/run`
+/// is `/run` on current systems).
+pub const NETNS_DIR: &str = "/var/run/netns";
 
 /// Path of a named namespace.
 pub fn netns_path(name: &str) -> PathBuf {

@@ -128,9 +128,13 @@ fn frame_counter(
         let mut frame = [0u8; 2048];
         while !stop.load(Ordering::SeqCst) {
             if let Ok(n) = (&socket).read(&mut frame)
-                && n >= 34
+                && n >= 38
             {
                 let dst = Ipv4Addr::new(frame[30], frame[31], frame[32], frame[33]);
+                let port = u16::from_be_bytes([frame[36], frame[37]]);
+                if port == labctl::topology::PROBE_PORT {
+                    continue;
+                }
                 if dst == a {
                     ta.fetch_add(1, Ordering::SeqCst);
                 } else if dst == b {
@@ -169,6 +173,9 @@ fn snooping_switch_forwards_only_the_joined_group() {
         }
         .start(&scratch)
         .unwrap();
+        // The sink has joined; wait (bounded) until the bridge has learned it.
+        topo.wait_group_forwarded(group_a)
+            .expect("the switch learns the join");
         let g = topo.generator();
         let sent = SendSpec {
             netns: g.netns.clone(),
@@ -188,7 +195,7 @@ fn snooping_switch_forwards_only_the_joined_group() {
         stop.store(true, Ordering::SeqCst);
         counter.join().unwrap();
         assert_eq!(sent.sent_packets, 400);
-        assert_eq!(summary.totals.received, 200, "{:?}", summary.totals);
+        assert_eq!(summary.totals.received, 200, "{:?}", summary.streams);
         assert_eq!(summary.totals.lost, 0);
         assert!(
             summary.streams.iter().all(|s| s.group == group_a),

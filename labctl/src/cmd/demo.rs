@@ -71,6 +71,11 @@ pub fn exec(args: Args) -> Result<()> {
         duration: duration + Duration::from_secs(15),
     }
     .start(&scratch)?;
+    // On snooping, wait until the switch has learned every join (probes, bounded).
+    for k in 0..args.streams {
+        let group = Ipv4Addr::from(u32::from(Ipv4Addr::new(239, 1, 0, 1)) + k);
+        topology.wait_group_forwarded(group)?;
+    }
     progress.set_message(format!(
         "sending {} streams x {} pps for {:.1} s",
         args.streams, args.rate, args.seconds

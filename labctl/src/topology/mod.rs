@@ -18,7 +18,7 @@ mod template;
 
 pub use crate::names::Role;
 pub use plan::{BridgePlan, Interface, PREFIX_LEN, Plan};
-pub use ready::PROBE_GROUP;
+pub use ready::{PROBE_GROUP, PROBE_PORT};
 pub use template::{MAX_FANOUT, Template, TemplateError};
 
 use crate::names::{self, RunId};
@@ -230,6 +230,21 @@ impl Topology {
     /// The snooping bridge (namespace, name, address), for `snooping`.
     pub fn bridge(&self) -> Option<&Endpoint> {
         self.bridge.as_ref()
+    }
+
+    /// For `snooping`: waits until the switch forwards `group` to the relay namespace (a
+    /// receiver there has joined it and the bridge has learned the join), proven by probes
+    /// from gen seen on the relay's wire. Other templates have no switch: returns at once.
+    pub fn wait_group_forwarded(&self, group: Ipv4Addr) -> Result<Duration> {
+        match (&self.template, &self.relay_in) {
+            (Template::Snooping, Some(relay_in)) => ready::wait_group_forwarded(
+                &self.generator.netns,
+                self.generator.addr,
+                &relay_in.netns,
+                group,
+            ),
+            _ => Ok(Duration::ZERO),
+        }
     }
 
     /// Tears the topology down: stray processes in its namespaces, the namespaces (their links

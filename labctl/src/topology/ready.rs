@@ -17,7 +17,7 @@ pub const LINK_DEADLINE: Duration = Duration::from_secs(10);
 pub const QUERIER_DEADLINE: Duration = Duration::from_secs(15);
 /// Probe group for the querier check (239/8; never used by streams, which start at 239.1).
 pub const PROBE_GROUP: Ipv4Addr = Ipv4Addr::new(239, 254, 0, 1);
-const PROBE_PORT: u16 = 4999;
+pub const PROBE_PORT: u16 = 4999;
 const POLL: Duration = Duration::from_millis(20);
 
 /// Waits until every named link in namespace `netns` reports operstate UP and carries its IPv4
@@ -146,4 +146,103 @@ fn probe_sender(addr: Ipv4Addr) -> Result<Socket> {
         .bind(&SockAddr::from(SocketAddrV4::new(addr, 0)))
         .context("binding the probe sender")?;
     Ok(socket)
+}
+
+/// How long a join may take to open the snooping switch for a group.
+pub const GROUP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Waits until the snooping switch forwards `group` to the relay namespace, i.e. until a
+/// receiver's join there has been learned: gen sends small probes to `group`:[`PROBE_PORT`]
+/// every 20 ms (bounded by [`GROUP_DEADLINE`]) and an AF_PACKET socket in `relay_ns` watches
+/// for one on the wire. Probes use their own port, so a receiver on the streams' port ignores
+/// them.
+pub fn wait_group_forwarded(
+    gen_ns: &str,
+    gen_addr: Ipv4Addr,
+    relay_ns: &str,
+    group: Ipv4Addr,
+) -> Result<Duration> {
+    if !group.is_multicast() || group.octets()[0] != 239 {
+        bail!("{group} is not a 239.0.0.0/8 group");
+    }
+    let watcher = run_in_netns(relay_ns, || {
+        let proto = i32::from((libc::ETH_P_IP as u16).to_be());
+        let socket = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(proto)))
+            .context("AF_PACKET socket")?;
+        socket.set_read_timeout(Some(Duration::from_millis(10)))?;
+        Ok(socket)
+    })?;
+    let sender = run_in_netns(gen_ns, move || probe_sender(gen_addr))?;
+    let target = SockAddr::from(SocketAddrV4::new(group, PROBE_PORT));
+    let started = Instant::now();
+    let mut next_send = started;
+    let mut frame = [0u8; 2048];
+    loop {
+        let now = Instant::now();
+        if now >= started + GROUP_DEADLINE {
+            bail!(
+                "the snooping switch did not forward {group} to the relay namespace within {GROUP_DEADLINE:?}: is a receiver there joined to it?"
+            );
+        }
+        if now >= next_send {
+            sender
+                .send_to(b"mlab-probe", &target)
+                .context("sending a group probe")?;
+            next_send = now + Duration::from_millis(20);
+        }
+        match std::io::Read::read(&mut &watcher, &mut frame) {
+            Ok(n) if is_probe_frame(&frame[..n], group) => return Ok(started.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e).context("watching for group probes"),
+        }
+    }
+}
+
+/// An Ethernet/IPv4/UDP frame to `group`:[`PROBE_PORT`].
+fn is_probe_frame(frame: &[u8], group: Ipv4Addr) -> bool {
+    const ETH: usize = 14;
+    if frame.len() < ETH + 20 || frame[ETH] >> 4 != 4 || frame[ETH + 9] != 17 {
+        return false;
+    }
+    let ihl = usize::from(frame[ETH] & 0x0f) * 4;
+    let dst = Ipv4Addr::new(
+        frame[ETH + 16],
+        frame[ETH + 17],
+        frame[ETH + 18],
+        frame[ETH + 19],
+    );
+    let udp = ETH + ihl;
+    frame.len() >= udp + 8
+        && dst == group
+        && u16::from_be_bytes([frame[udp + 2], frame[udp + 3]]) == PROBE_PORT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(dst: [u8; 4], proto: u8, port: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 8 + 4];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[14 + 9] = proto;
+        f[30..34].copy_from_slice(&dst);
+        f[34 + 2..34 + 4].copy_from_slice(&port.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn recognises_probe_frames_only() {
+        let g = Ipv4Addr::new(239, 1, 0, 1);
+        assert!(is_probe_frame(&frame([239, 1, 0, 1], 17, PROBE_PORT), g));
+        assert!(!is_probe_frame(&frame([239, 1, 0, 1], 17, 5000), g));
+        assert!(!is_probe_frame(&frame([239, 1, 0, 2], 17, PROBE_PORT), g));
+        assert!(!is_probe_frame(&frame([239, 1, 0, 1], 6, PROBE_PORT), g));
+        assert!(!is_probe_frame(&[0u8; 20], g));
+    }
 }
