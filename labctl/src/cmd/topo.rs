@@ -7,9 +7,12 @@ use labctl::topology::{Endpoint, Template, Topology, TopologyOptions};
 #[derive(clap::Subcommand)]
 pub enum TopoCommand {
     /// Build a topology, wait until it is ready, print it and leave it up.
+    #[command(
+        after_help = "Examples:\n  labctl topo up direct\n  labctl topo up snooping --name demo1\n  labctl topo up fanout 4\n  labctl topo down demo1"
+    )]
     Up {
         /// direct | chain | snooping | fanout K (K = 1..=64; also fanout:K, fanout-K).
-        #[arg(value_name = "TEMPLATE", num_args = 1..=2)]
+        #[arg(value_name = "TEMPLATE", num_args = 1..=2, required = true)]
         template: Vec<String>,
         /// Run id to use instead of a random one: 1 to 6 characters of a-z, 0-9.
         #[arg(long)]
