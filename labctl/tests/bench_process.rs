@@ -7,6 +7,18 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+fn assert_nothing_left(id: &str) {
+    let left: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&format!("mlab-{id}-")))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 fn is_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
@@ -55,7 +67,9 @@ fn child_runs_in_the_namespace_and_output_is_captured() {
         }
     );
     drop(child);
+    let id = topo.run_id().to_string();
     topo.down().expect("down");
+    assert_nothing_left(&id);
 }
 
 #[test]
@@ -94,7 +108,9 @@ fn stop_escalates_to_sigkill_and_deadline_is_enforced() {
         .expect("deadline must stop it");
     assert!(!status.success());
     assert!(child.deadline_expired());
+    let id = topo.run_id().to_string();
     topo.down().expect("down");
+    assert_nothing_left(&id);
 }
 
 #[test]
