@@ -69,6 +69,15 @@ impl SinkSpec {
         let loadgen = binaries::locate("loadgen")?;
         let ready = scratch.path("sink.ready");
         let json = scratch.path("sink.json");
+        let cmd = self.command(&loadgen, &ready, &json);
+        let deadline = self.duration + Duration::from_secs(30);
+        let child = spawn_in_netns(&self.netns, cmd, SpawnOptions::with_deadline(deadline))?;
+        wait_ready(&child, &ready)?;
+        Ok(RunningSink { child, json })
+    }
+
+    /// The `loadgen sink` command line (docs/interfaces.md).
+    pub fn command(&self, loadgen: &Path, ready: &Path, json: &Path) -> Command {
         let mut cmd = Command::new(loadgen);
         cmd.arg("sink")
             .args(["--interface", &self.interface])
@@ -76,9 +85,9 @@ impl SinkSpec {
             .args(["--idle", &secs(self.idle)])
             .args(["--duration", &secs(self.duration)])
             .arg("--ready-file")
-            .arg(&ready)
+            .arg(ready)
             .arg("--json")
-            .arg(&json)
+            .arg(json)
             .arg("--quiet");
         match &self.groups {
             Some(groups) => {
@@ -90,10 +99,7 @@ impl SinkSpec {
                     .args(["--group-base", &self.group_base.to_string()]);
             }
         }
-        let deadline = self.duration + Duration::from_secs(30);
-        let child = spawn_in_netns(&self.netns, cmd, SpawnOptions::with_deadline(deadline))?;
-        wait_ready(&child, &ready)?;
-        Ok(RunningSink { child, json })
+        cmd
     }
 }
 
@@ -185,26 +191,7 @@ impl SendSpec {
     pub fn run(&self, scratch: &ScratchDir) -> Result<SendSummary> {
         let loadgen = binaries::locate("loadgen")?;
         let json = scratch.path("send.json");
-        let mut cmd = Command::new(loadgen);
-        cmd.arg("send")
-            .args(["--interface", &self.interface])
-            .args(["--source", &self.source.to_string()])
-            .args(["--streams", &self.streams.to_string()])
-            .args(["--group-base", &self.group_base.to_string()])
-            .args(["--port", &self.port.to_string()])
-            .args(["--size", &self.size.to_string()])
-            .args(["--duration", &secs(self.duration)])
-            .arg("--json")
-            .arg(&json)
-            .arg("--quiet");
-        match self.rate {
-            SendRate::PerStream(pps) => cmd.args(["--rate", &pps.to_string()]),
-            SendRate::Total(pps) => cmd.args(["--total-rate", &pps.to_string()]),
-            SendRate::Max => cmd.args(["--total-rate", "max"]),
-        };
-        if let Some(count) = self.count {
-            cmd.args(["--count", &count.to_string()]);
-        }
+        let cmd = self.command(&loadgen, &json);
         let limit = self.duration + Duration::from_secs(20);
         let child = spawn_in_netns(&self.netns, cmd, SpawnOptions::with_deadline(limit))?;
         let (status, _, stderr) = child.wait_output(limit)?;
@@ -217,8 +204,114 @@ impl SendSpec {
         let text = std::fs::read_to_string(&json).context("loadgen send wrote no summary")?;
         serde_json::from_str(&text).context("parsing the loadgen send summary")
     }
+
+    /// The `loadgen send` command line (docs/interfaces.md); bounded by `--duration`.
+    pub fn command(&self, loadgen: &Path, json: &Path) -> Command {
+        let mut cmd = Command::new(loadgen);
+        cmd.arg("send")
+            .args(["--interface", &self.interface])
+            .args(["--source", &self.source.to_string()])
+            .args(["--streams", &self.streams.to_string()])
+            .args(["--group-base", &self.group_base.to_string()])
+            .args(["--port", &self.port.to_string()])
+            .args(["--size", &self.size.to_string()])
+            .args(["--duration", &secs(self.duration)])
+            .arg("--json")
+            .arg(json)
+            .arg("--quiet");
+        match self.rate {
+            SendRate::PerStream(pps) => cmd.args(["--rate", &pps.to_string()]),
+            SendRate::Total(pps) => cmd.args(["--total-rate", &pps.to_string()]),
+            SendRate::Max => cmd.args(["--total-rate", "max"]),
+        };
+        if let Some(count) = self.count {
+            cmd.args(["--count", &count.to_string()]);
+        }
+        cmd
+    }
 }
 
 fn secs(d: Duration) -> String {
     format!("{}", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(cmd: &Command) -> Vec<String> {
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn has(args: &[String], flag: &str, value: &str) -> bool {
+        args.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    #[test]
+    fn sink_command_follows_the_contract() {
+        let mut spec = SinkSpec {
+            netns: "mlab-abc123-sink".into(),
+            interface: "mlabc123-l1b".into(),
+            streams: 50,
+            group_base: Ipv4Addr::new(239, 2, 0, 1),
+            groups: None,
+            port: 5000,
+            idle: Duration::from_secs(1),
+            duration: Duration::from_millis(2500),
+        };
+        let a = args(&spec.command(
+            Path::new("/x/loadgen"),
+            Path::new("/t/r"),
+            Path::new("/t/j"),
+        ));
+        assert_eq!(a[0], "sink");
+        assert!(has(&a, "--interface", "mlabc123-l1b"));
+        assert!(has(&a, "--streams", "50"));
+        assert!(has(&a, "--group-base", "239.2.0.1"));
+        assert!(has(&a, "--duration", "2.5"));
+        assert!(has(&a, "--idle", "1"));
+        assert!(has(&a, "--ready-file", "/t/r"));
+        assert!(has(&a, "--json", "/t/j"));
+        spec.groups = Some(vec![
+            Ipv4Addr::new(239, 1, 0, 1),
+            Ipv4Addr::new(239, 1, 0, 9),
+        ]);
+        let a = args(&spec.command(
+            Path::new("/x/loadgen"),
+            Path::new("/t/r"),
+            Path::new("/t/j"),
+        ));
+        assert!(has(&a, "--groups", "239.1.0.1,239.1.0.9"));
+        assert!(!a.contains(&"--streams".to_string()));
+    }
+
+    #[test]
+    fn send_command_follows_the_contract() {
+        let mut spec = SendSpec {
+            netns: "mlab-abc123-gen".into(),
+            interface: "mlabc123-l1a".into(),
+            source: Ipv4Addr::new(198, 18, 1, 1),
+            streams: 8,
+            group_base: Ipv4Addr::new(239, 1, 0, 1),
+            port: 5000,
+            rate: SendRate::PerStream(200.0),
+            size: 64,
+            count: Some(400),
+            duration: Duration::from_secs(2),
+        };
+        let a = args(&spec.command(Path::new("/x/loadgen"), Path::new("/t/j")));
+        assert_eq!(a[0], "send");
+        assert!(has(&a, "--source", "198.18.1.1"));
+        assert!(has(&a, "--rate", "200"));
+        assert!(has(&a, "--count", "400"));
+        assert!(has(&a, "--duration", "2"));
+        assert!(has(&a, "--size", "64"));
+        spec.rate = SendRate::Max;
+        spec.count = None;
+        let a = args(&spec.command(Path::new("/x/loadgen"), Path::new("/t/j")));
+        assert!(has(&a, "--total-rate", "max"));
+        assert!(!a.contains(&"--count".to_string()));
+    }
 }
