@@ -46,7 +46,9 @@ impl Hasher for FxHasher {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        // The multiply mixes upwards; rotate the well-mixed high bits into the low bits the
+        // hash table indexes with.
+        self.hash.rotate_left(26)
     }
 }
 
@@ -244,6 +246,29 @@ mod tests {
         assert_eq!(
             table.lookup(3, g, 5000, [198, 18, 0, 1].into()).unwrap().id,
             7
+        );
+    }
+
+    #[test]
+    fn keys_that_differ_only_in_the_group_spread_over_buckets() {
+        use std::hash::{BuildHasher, Hash};
+        let build = BuildHasherDefault::<FxHasher>::default();
+        let mut low_bits = std::collections::HashSet::new();
+        for n in 0..1024u32 {
+            let k = FlowKey {
+                ifindex: 3,
+                group: Ipv4Addr::from(0xef01_0001 + n),
+                port: 5000,
+                source: Ipv4Addr::UNSPECIFIED,
+            };
+            let mut h = build.build_hasher();
+            k.hash(&mut h);
+            low_bits.insert(h.finish() & 1023);
+        }
+        assert!(
+            low_bits.len() > 600,
+            "only {} distinct buckets",
+            low_bits.len()
         );
     }
 
