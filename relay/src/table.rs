@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn keys_that_differ_only_in_the_group_spread_over_buckets() {
-        use std::hash::{BuildHasher, Hash};
+        use std::hash::BuildHasher;
         let build = BuildHasherDefault::<FxHasher>::default();
         let mut low_bits = std::collections::HashSet::new();
         for n in 0..1024u32 {
@@ -261,9 +261,7 @@ mod tests {
                 port: 5000,
                 source: Ipv4Addr::UNSPECIFIED,
             };
-            let mut h = build.build_hasher();
-            k.hash(&mut h);
-            low_bits.insert(h.finish() & 1023);
+            low_bits.insert(build.hash_one(k) & 1023);
         }
         assert!(
             low_bits.len() > 600,
