@@ -192,8 +192,6 @@ fn snooping_switch_forwards_only_the_joined_group() {
         .run(&scratch)
         .unwrap();
         let summary = sink.finish(Duration::from_secs(5)).unwrap();
-        stop.store(true, Ordering::SeqCst);
-        counter.join().unwrap();
         assert_eq!(sent.sent_packets, 400);
         assert_eq!(summary.totals.received, 200, "{:?}", summary.streams);
         assert_eq!(summary.totals.lost, 0);
@@ -212,6 +210,61 @@ fn snooping_switch_forwards_only_the_joined_group() {
             frames_b.load(Ordering::SeqCst),
             0,
             "frames of the group nobody joined"
+        );
+
+        // Control: the counter does see B once the switch stops filtering (snooping off,
+        // flooding on), so the zero above is a measurement, not a blind spot.
+        let bridge = topo.bridge().expect("snooping has a bridge").clone();
+        // The relay-facing bridge port (docs/interfaces.md: `l2a` in `sw`).
+        let port = labctl::names::RunId::parse(topo.run_id())
+            .unwrap()
+            .ifname("l2a")
+            .unwrap();
+        labctl::netns::netlink_in(Some(&bridge.netns), move |handle| async move {
+            use futures::TryStreamExt;
+            let off = rtnetlink::LinkBridge::new(&bridge.ifname)
+                .mcast_snooping(false)
+                .build();
+            handle.link().change(off).execute().await?;
+            let link = handle
+                .link()
+                .get()
+                .match_name(port)
+                .execute()
+                .try_next()
+                .await?;
+            let index = link.expect("relay port").header.index;
+            let flood = rtnetlink::LinkBridgePort::new(index)
+                .mcast_flood(true)
+                .build();
+            handle.link().set_port(flood).execute().await?;
+            Ok(())
+        })
+        .expect("switch snooping off");
+        SendSpec {
+            netns: g.netns.clone(),
+            interface: g.ifname.clone(),
+            source: g.addr,
+            streams: 1,
+            group_base: group_b,
+            port: 5000,
+            rate: SendRate::PerStream(100.0),
+            size: 200,
+            count: Some(50),
+            duration: Duration::from_secs(1),
+        }
+        .run(&scratch)
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while frames_b.load(Ordering::SeqCst) < 50 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::SeqCst);
+        counter.join().unwrap();
+        assert_eq!(
+            frames_b.load(Ordering::SeqCst),
+            50,
+            "control: flooded B must be counted"
         );
     });
 }
