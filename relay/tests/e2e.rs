@@ -1,0 +1,365 @@
+//! End-to-end tests: the real `relay` binary in a labctl topology (gen -- relay -- sink), fed by
+//! `loadgen send` and checked by `loadgen sink`. Root only (loud skip otherwise). `loadgen` is
+//! found with `labctl::binaries::locate` (build it first: `cargo build -p loadgen`, or run the
+//! workspace's tests). Every topology is torn down on pass or fail and checked to be gone.
+
+use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
+use labctl::process::{SpawnOptions, Spawned, spawn_in_netns};
+use labctl::topology::{Template, Topology, TopologyOptions};
+use serde_json::{Value, json};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn is_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED (needs root): {test}");
+    false
+}
+
+fn leftovers(id: &str) -> Vec<String> {
+    let prefix = format!("mlab-{id}-");
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn with_topology(template: Template, body: impl FnOnce(&Topology)) {
+    let topology = Topology::up(&TopologyOptions::new(template)).expect("topology up");
+    let id = topology.run_id().to_string();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&topology)));
+    topology.down().expect("topology down");
+    assert!(
+        leftovers(&id).is_empty(),
+        "left behind: {:?}",
+        leftovers(&id)
+    );
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A running relay and its control socket.
+struct RelayProcess {
+    child: Spawned,
+    control: PathBuf,
+}
+
+impl RelayProcess {
+    fn start(topo: &Topology, control: PathBuf, args: &[String]) -> RelayProcess {
+        let netns = &topo.relay_in().expect("relay namespace").netns;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relay"));
+        cmd.arg("run").arg("--control").arg(&control).args(args);
+        let child = spawn_in_netns(
+            netns,
+            cmd,
+            SpawnOptions::with_deadline(Duration::from_secs(120)),
+        )
+        .expect("spawn relay");
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(reply) =
+                relay::control::request(&control, &json!({"cmd":"list"}), Duration::from_secs(2))
+                && reply["ok"] == true
+            {
+                break;
+            }
+            if let Some(status) = child.wait_timeout(Duration::from_millis(20)).unwrap() {
+                panic!(
+                    "relay exited during startup ({status}): {}",
+                    child.stderr_text()
+                );
+            }
+            assert!(
+                Instant::now() < end,
+                "relay not ready: {}",
+                child.stderr_text()
+            );
+        }
+        RelayProcess { child, control }
+    }
+
+    fn ctl(&self, request: Value) -> Value {
+        relay::control::request(&self.control, &request, Duration::from_secs(10))
+            .expect("control request")
+    }
+
+    /// SIGTERM; the relay must exit 0 and remove its socket.
+    fn stop(self) {
+        let status = self.child.stop(Duration::from_secs(5)).expect("stop relay");
+        assert!(
+            status.success(),
+            "relay exit {status}: {}",
+            self.child.stderr_text()
+        );
+        assert!(
+            !Path::new(&self.control).exists(),
+            "control socket left behind"
+        );
+    }
+}
+
+fn rule(input_if: &str, input: Ipv4Addr, outputs: &[(&str, Ipv4Addr)]) -> String {
+    let outs: Vec<String> = outputs
+        .iter()
+        .map(|(i, g)| format!("{i}:{g}:5000"))
+        .collect();
+    format!("{input_if}:{input}:5000 -> {}", outs.join(", "))
+}
+
+fn nth(base: [u8; 4], n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::from(base)) + n)
+}
+
+fn sink_spec(topo: &Topology, groups: Vec<Ipv4Addr>) -> SinkSpec {
+    let sink = &topo.sinks()[0];
+    SinkSpec {
+        netns: sink.netns.clone(),
+        interface: sink.ifname.clone(),
+        streams: groups.len() as u32,
+        group_base: groups[0],
+        groups: Some(groups),
+        port: 5000,
+        idle: Duration::from_secs(2),
+        duration: Duration::from_secs(60),
+    }
+}
+
+fn send(topo: &Topology, scratch: &ScratchDir, streams: u32, pps: f64, count: u64) -> u64 {
+    let g = topo.generator();
+    let sent = SendSpec {
+        netns: g.netns.clone(),
+        interface: g.ifname.clone(),
+        source: g.addr,
+        streams,
+        group_base: Ipv4Addr::new(239, 1, 0, 1),
+        port: 5000,
+        rate: SendRate::PerStream(pps),
+        size: 1000,
+        count: Some(count),
+        duration: Duration::from_secs(30),
+    }
+    .run(scratch)
+    .expect("loadgen send");
+    assert_eq!(sent.send_errors, 0);
+    sent.sent_packets
+}
+
+#[test]
+fn one_stream_is_delivered_exactly_once_and_rules_change_at_runtime() {
+    if !is_root("one_stream_is_delivered_exactly_once_and_rules_change_at_runtime") {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-one").unwrap();
+        let (rin, rout) = (
+            &topo.relay_in().unwrap().ifname,
+            &topo.relay_out()[0].ifname,
+        );
+        let first = rule(
+            rin,
+            Ipv4Addr::new(239, 1, 0, 1),
+            &[(rout, Ipv4Addr::new(239, 2, 0, 1))],
+        );
+        let relay =
+            RelayProcess::start(topo, scratch.path("relay.sock"), &["--rule".into(), first]);
+
+        // Runtime add and remove of another rule leave rule 1 alone.
+        let added = relay.ctl(json!({"cmd":"add","rule": rule(rin, Ipv4Addr::new(239, 1, 0, 9), &[(rout, Ipv4Addr::new(239, 2, 0, 9))])}));
+        assert_eq!(added["ok"], true, "{added}");
+        assert_eq!(
+            relay.ctl(json!({"cmd":"list"}))["rules"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        let removed = relay.ctl(json!({"cmd":"remove","id": added["id"]}));
+        assert_eq!(removed["ok"], true, "{removed}");
+        let bad =
+            relay.ctl(json!({"cmd":"add","rule":"nosuchif0:239.1.0.3:5000 -> x:239.2.0.3:5000"}));
+        assert_eq!(bad["ok"], false);
+
+        let sink = sink_spec(topo, vec![Ipv4Addr::new(239, 2, 0, 1)])
+            .start(&scratch)
+            .unwrap();
+        let sent = send(topo, &scratch, 1, 2000.0, 4000);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        assert_eq!(sent, 4000);
+        assert_eq!(summary.totals.received, 4000, "{:?}", summary.totals);
+        assert_eq!(summary.totals.lost, 0);
+        assert_eq!(summary.totals.duplicates, 0);
+        assert_eq!(summary.totals.reordered, 0);
+
+        let stats = relay.ctl(json!({"cmd":"stats"}));
+        assert_eq!(stats["rules"][0]["rx_packets"], 4000, "{stats}");
+        assert_eq!(
+            stats["rules"][0]["outputs"][0]["tx_packets"], 4000,
+            "{stats}"
+        );
+        assert_eq!(stats["drops"]["queue_full"], 0);
+        relay.stop();
+    });
+}
+
+#[test]
+fn one_input_fans_out_to_five_groups() {
+    if !is_root("one_input_fans_out_to_five_groups") {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-fanout").unwrap();
+        let (rin, rout) = (
+            &topo.relay_in().unwrap().ifname,
+            &topo.relay_out()[0].ifname,
+        );
+        let outputs: Vec<Ipv4Addr> = (0..5).map(|k| Ipv4Addr::new(239, 2 + k, 0, 1)).collect();
+        let pairs: Vec<(&str, Ipv4Addr)> = outputs.iter().map(|g| (rout.as_str(), *g)).collect();
+        let r = rule(rin, Ipv4Addr::new(239, 1, 0, 1), &pairs);
+        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), &["--rule".into(), r]);
+        let sink = sink_spec(topo, outputs.clone()).start(&scratch).unwrap();
+        send(topo, &scratch, 1, 2000.0, 2000);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        assert!(
+            summary.silent_groups.is_empty(),
+            "{:?}",
+            summary.silent_groups
+        );
+        assert_eq!(summary.streams.len(), 5);
+        for s in &summary.streams {
+            assert_eq!(
+                (s.received, s.lost, s.duplicates),
+                (2000, 0, 0),
+                "group {}",
+                s.group
+            );
+        }
+        relay.stop();
+    });
+}
+
+#[test]
+fn single_refuses_the_21st_group_while_the_others_keep_forwarding() {
+    if !is_root("single_refuses_the_21st_group_while_the_others_keep_forwarding") {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-single").unwrap();
+        let (rin, rout) = (
+            &topo.relay_in().unwrap().ifname,
+            &topo.relay_out()[0].ifname,
+        );
+        let mut args = vec!["--membership".to_string(), "single".into()];
+        for n in 0..20 {
+            args.push("--rule".into());
+            args.push(rule(
+                rin,
+                nth([239, 1, 0, 1], n),
+                &[(rout, nth([239, 2, 0, 1], n))],
+            ));
+        }
+        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), &args);
+        let refused = relay.ctl(json!({"cmd":"add","rule": rule(rin, nth([239, 1, 0, 1], 20), &[(rout, nth([239, 2, 0, 1], 20))])}));
+        assert_eq!(refused["ok"], false, "{refused}");
+        assert_eq!(refused["errno"], 105, "{refused}");
+        let message = refused["error"].as_str().unwrap();
+        assert!(
+            message.contains("ENOBUFS")
+                && message.contains(rin.as_str())
+                && message.contains("20 groups"),
+            "{message}"
+        );
+
+        let groups: Vec<Ipv4Addr> = (0..21).map(|n| nth([239, 2, 0, 1], n)).collect();
+        let sink = sink_spec(topo, groups).start(&scratch).unwrap();
+        send(topo, &scratch, 21, 500.0, 500);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        assert_eq!(summary.silent_groups, vec![nth([239, 2, 0, 1], 20)]);
+        assert_eq!(summary.streams.len(), 20);
+        for s in &summary.streams {
+            assert_eq!(
+                (s.received, s.lost, s.duplicates),
+                (500, 0, 0),
+                "group {}",
+                s.group
+            );
+        }
+        let memberships = relay.ctl(json!({"cmd":"memberships"}));
+        assert_eq!(
+            memberships["interfaces"][0]["sockets"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            memberships["interfaces"][0]["join_failures"][0]["errno"],
+            105
+        );
+        relay.stop();
+    });
+}
+
+#[test]
+fn pool_forwards_1000_groups_at_default_sysctls() {
+    if !is_root("pool_forwards_1000_groups_at_default_sysctls") {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-pool").unwrap();
+        let (rin, rout) = (
+            &topo.relay_in().unwrap().ifname,
+            &topo.relay_out()[0].ifname,
+        );
+        let rules: Vec<String> = (0..1000)
+            .map(|n| {
+                rule(
+                    rin,
+                    nth([239, 1, 0, 1], n),
+                    &[(rout, nth([239, 2, 0, 1], n))],
+                )
+            })
+            .collect();
+        let config = scratch.path("rules.json");
+        std::fs::write(&config, json!({ "rules": rules }).to_string()).unwrap();
+        let relay = RelayProcess::start(
+            topo,
+            scratch.path("relay.sock"),
+            &["--config".into(), config.display().to_string()],
+        );
+        let memberships = relay.ctl(json!({"cmd":"memberships"}));
+        let sockets = memberships["interfaces"][0]["sockets"].as_array().unwrap();
+        let capacity = memberships["capacity_per_socket"].as_u64().unwrap() as usize;
+        let joined: usize = sockets
+            .iter()
+            .map(|s| s["groups"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(joined, 1000);
+        assert_eq!(
+            sockets.len(),
+            1000usize.div_ceil(capacity),
+            "{capacity} per socket"
+        );
+
+        let groups: Vec<Ipv4Addr> = (0..1000).map(|n| nth([239, 2, 0, 1], n)).collect();
+        let sink = sink_spec(topo, groups).start(&scratch).unwrap();
+        send(topo, &scratch, 1000, 20.0, 20);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        assert!(
+            summary.silent_groups.is_empty(),
+            "{} silent",
+            summary.silent_groups.len()
+        );
+        assert_eq!(summary.totals.received, 20_000, "{:?}", summary.totals);
+        assert_eq!(summary.totals.duplicates, 0);
+        relay.stop();
+    });
+}
