@@ -76,7 +76,9 @@ pub struct Topology {
     sinks: Vec<Endpoint>,
     /// The snooping bridge's address endpoint (namespace, bridge name, .254).
     bridge: Option<Endpoint>,
-    #[serde(skip)]
+    /// True when dropping must not tear down (already down, persisted, or merely read from
+    /// a state file: only [`Topology::attach`] takes ownership of a stored topology).
+    #[serde(skip, default = "detached")]
     torn_down: bool,
 }
 
@@ -160,7 +162,8 @@ impl Topology {
     /// Finds a topology left up by `labctl topo up` (from its state file).
     pub fn attach(run_id: &str) -> Result<Topology> {
         let id = RunId::parse(run_id)?;
-        let topology = state::load(&id)?;
+        let mut topology = state::load(&id)?;
+        topology.torn_down = false;
         topology.register_cleanup();
         Ok(topology)
     }
@@ -176,7 +179,7 @@ impl Topology {
         Ok(runs
             .into_iter()
             .map(|(id, namespaces)| TopologySummary {
-                template: state::load(&id).ok().map(|t| t.template),
+                template: state::load_template(&id),
                 run_id: id.to_string(),
                 namespaces,
             })
@@ -291,6 +294,10 @@ impl Drop for Topology {
             eprintln!("labctl: tearing down topology {}: {e:#}", self.run_id);
         }
     }
+}
+
+fn detached() -> bool {
+    true
 }
 
 /// A topology found on the machine.

@@ -24,6 +24,8 @@ pub fn save(topology: &Topology) -> Result<()> {
     std::fs::write(path(id), text).with_context(|| format!("writing {}", path(id).display()))
 }
 
+/// Reads a stored topology. The value is detached (dropping it tears nothing down) until
+/// [`Topology::attach`](super::Topology::attach) takes ownership.
 pub fn load(id: &RunId) -> Result<Topology> {
     let file = path(id);
     let text = std::fs::read_to_string(&file).with_context(|| {
@@ -33,6 +35,18 @@ pub fn load(id: &RunId) -> Result<Topology> {
         )
     })?;
     serde_json::from_str(&text).with_context(|| format!("reading {}", file.display()))
+}
+
+/// The template recorded in the state file, if it exists and is readable.
+pub fn load_template(id: &RunId) -> Option<super::Template> {
+    #[derive(serde::Deserialize)]
+    struct TemplateOnly {
+        template: super::Template,
+    }
+    let text = std::fs::read_to_string(path(id)).ok()?;
+    serde_json::from_str::<TemplateOnly>(&text)
+        .ok()
+        .map(|t| t.template)
 }
 
 /// Removes the state file; a missing one is fine.
