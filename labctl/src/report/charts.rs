@@ -99,7 +99,8 @@ impl Chart {
         if y_max <= y_min {
             y_max = y_min + 1.0;
         }
-        y_max += (y_max - y_min) * 0.08;
+        // Headroom so the legend (upper right) does not cover the highest lines.
+        y_max += (y_max - y_min) * 0.45;
 
         let mut svg = String::new();
         {
@@ -110,7 +111,10 @@ impl Chart {
                 .margin(12)
                 .x_label_area_size(42)
                 .y_label_area_size(70)
-                .build_cartesian_2d((0u32..xs.len() as u32).into_segmented(), y_min..y_max)
+                .build_cartesian_2d(
+                    (0u32..xs.len().saturating_sub(1).max(1) as u32).into_segmented(),
+                    y_min..y_max,
+                )
                 .map_err(|e| e.to_string())?;
             let label_of = |v: &SegmentValue<u32>| match v {
                 SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => xs
@@ -122,7 +126,7 @@ impl Chart {
             chart
                 .configure_mesh()
                 .disable_x_mesh()
-                .x_labels(xs.len() + 1)
+                .x_labels(xs.len())
                 .x_label_formatter(&label_of)
                 .y_label_formatter(&|y| format_number(*y))
                 .x_desc(self.x_label.as_str())
@@ -216,7 +220,38 @@ mod tests {
         let html = chart.to_html();
         assert!(html.starts_with("<svg"), "{}", &html[..80.min(html.len())]);
         assert!(html.contains("relay/pool") && html.contains("ENOBUFS"));
-        assert!(html.contains(">200<") || html.contains("200"));
+        let texts = svg_texts(&html);
+        for label in ["10", "40", "200"] {
+            assert!(
+                texts.iter().any(|t| t == label),
+                "x label {label}: {texts:?}"
+            );
+        }
+    }
+
+    /// The trimmed contents of every `<text>` element.
+    fn svg_texts(svg: &str) -> Vec<String> {
+        svg.split("</text>")
+            .filter_map(|chunk| chunk.rsplit('>').next())
+            .map(|t| t.trim().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_single_x_value_still_draws() {
+        let chart = Chart {
+            title: "One".into(),
+            x_label: "streams".into(),
+            y_label: "%".into(),
+            series: vec![Series {
+                label: "direct".into(),
+                points: vec![(5.0, 100.0)],
+                marks: vec![],
+            }],
+        };
+        let html = chart.to_html();
+        assert!(html.starts_with("<svg"), "{html}");
+        assert!(svg_texts(&html).iter().any(|t| t == "5"), "x label 5");
     }
 
     #[test]
