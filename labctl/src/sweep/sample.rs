@@ -9,8 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Time between samples.
+/// Time between samples of a few processes.
 const INTERVAL: Duration = Duration::from_millis(200);
+/// Time between samples of many processes (1000 socats): sampling must not load the machine.
+const INTERVAL_MANY: Duration = Duration::from_secs(1);
+/// Above this many processes, [`INTERVAL_MANY`] is used.
+const MANY: usize = 100;
 
 /// One reading of one process.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -110,7 +114,8 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Takes a first sample of both sets now, then samples every 200 ms until [`Sampler::finish`].
+    /// Takes a first sample of both sets now, then samples every 200 ms (every second for more
+    /// than 100 processes) until [`Sampler::finish`], which takes a last sample.
     pub fn start(system: Vec<u32>, loadgen: Vec<u32>) -> std::io::Result<Sampler> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut sys = Tally::default();
@@ -118,11 +123,20 @@ impl Sampler {
         sys.sample(&system);
         gen_tally.sample(&loadgen);
         let flag = stop.clone();
+        let interval = if system.len() + loadgen.len() > MANY {
+            INTERVAL_MANY
+        } else {
+            INTERVAL
+        };
         let handle = std::thread::Builder::new()
             .name("proc-sampler".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(INTERVAL);
+                    // Sleep in short steps so `finish` returns promptly.
+                    let until = std::time::Instant::now() + interval;
+                    while std::time::Instant::now() < until && !flag.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
                     sys.sample(&system);
                     gen_tally.sample(&loadgen);
                 }

@@ -149,9 +149,17 @@ impl Running {
                 ));
             }
         }
-        for child in &self.children {
-            let _ = child.stop(STOP_GRACE);
-        }
+        // Many socats: stop them from a few threads at once (each stop waits for its child).
+        let per_thread = self.children.len().div_ceil(8).max(1);
+        std::thread::scope(|scope| {
+            for chunk in self.children.chunks(per_thread) {
+                scope.spawn(move || {
+                    for child in chunk {
+                        let _ = child.stop(STOP_GRACE);
+                    }
+                });
+            }
+        });
         (!dead.is_empty()).then(|| dead.join("; "))
     }
 }
