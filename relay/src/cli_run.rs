@@ -35,8 +35,9 @@ pub struct RunArgs {
     /// IP TTL of forwarded packets (lab rules: keep it <= 8).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..))]
     ttl: u8,
-    /// Data-plane I/O backend.
-    #[arg(long, default_value = "uring", value_parser = ["uring"])]
+    /// Receive backend: `uring` (recvmmsg batches) or `mmap` (TPACKET_V3 ring); both send
+    /// through io_uring.
+    #[arg(long, default_value = "uring", value_parser = ["uring", "mmap"])]
     io: String,
     /// Record per-stage timing (receive, parse, lookup, fan-out copy, submit, completion).
     #[arg(long)]
@@ -86,6 +87,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             workers: usize::from(args.workers),
             ttl: args.ttl,
             timing: args.timing,
+            io: args.io.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+            ring: Default::default(),
             rx_slots: args.rx_slots as usize,
             tx_slots: args.tx_slots as usize,
         },

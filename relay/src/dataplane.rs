@@ -12,9 +12,10 @@
 //! receive slots and a bounded pool of send slots (the egress queue); a packet that finds the
 //! pool empty is dropped as `queue_full`.
 
+use crate::mmap_ring::{RingConfig, RxRing};
 use crate::packet::{self, DropReason, EgressHeader};
 use crate::ring::SlotArena;
-use crate::rx_batch::RecvBatch;
+use crate::rx_batch::{Received, RecvBatch};
 use crate::stats::{self, OutputStats, Stage, WorkerStats};
 use crate::sys;
 use crate::table::{TablePublisher, TableReader};
@@ -33,16 +34,40 @@ const PACKET_OUTGOING: u8 = 4;
 /// Kernel receive buffer of each worker's packet socket (forced; root only, best effort).
 const RX_SOCKET_BUFFER: i32 = 8 << 20;
 
+/// How frames are received (`--io`); egress is io_uring `SendMsg` in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoBackend {
+    /// `recvmmsg` batches, io_uring readiness poll and sends.
+    #[default]
+    Uring,
+    /// TPACKET_V3 mmap ring, io_uring readiness poll and sends.
+    Mmap,
+}
+
+impl std::str::FromStr for IoBackend {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "uring" => Ok(IoBackend::Uring),
+            "mmap" => Ok(IoBackend::Mmap),
+            other => Err(format!("unknown --io backend {other:?}: use uring or mmap")),
+        }
+    }
+}
+
 /// Data plane settings.
 #[derive(Debug, Clone)]
 pub struct DataplaneConfig {
     pub workers: usize,
     pub ttl: u8,
     pub timing: bool,
-    /// Frames taken per `recvmmsg` (receive batch size).
+    pub io: IoBackend,
+    /// Frames taken per `recvmmsg` (receive batch size, `uring` backend).
     pub rx_slots: usize,
     /// Send slots per worker: the bound of the egress queue.
     pub tx_slots: usize,
+    /// Ring geometry (`mmap` backend).
+    pub ring: RingConfig,
 }
 
 impl Default for DataplaneConfig {
@@ -51,8 +76,10 @@ impl Default for DataplaneConfig {
             workers: 1,
             ttl: 8,
             timing: false,
+            io: IoBackend::Uring,
             rx_slots: 64,
             tx_slots: 512,
+            ring: RingConfig::default(),
         }
     }
 }
@@ -69,6 +96,7 @@ pub struct Dataplane {
 struct WorkerSockets {
     rx: Arc<OwnedFd>,
     tx: OwnedFd,
+    ring: Option<RxRing>,
 }
 
 impl Dataplane {
@@ -86,7 +114,14 @@ impl Dataplane {
                 );
             }
             let _ = sys::force_buffers(rx.as_raw_fd(), RX_SOCKET_BUFFER);
-            if config.timing {
+            let ring = match config.io {
+                IoBackend::Mmap => Some(
+                    RxRing::new(&rx, config.ring, config.timing)
+                        .context("setting up the TPACKET_V3 receive ring")?,
+                ),
+                IoBackend::Uring => None,
+            };
+            if config.timing && ring.is_none() {
                 sys::set_int_option(rx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
                     .context("enabling SO_TIMESTAMPNS for --timing")?;
             }
@@ -98,12 +133,16 @@ impl Dataplane {
             sockets.push(WorkerSockets {
                 rx: Arc::new(rx),
                 tx,
+                ring,
             });
         }
         // Frames queued before every socket was in the fanout group could be seen twice.
         let mut scratch = vec![0u8; FRAME_BUFFER_SIZE];
-        for s in &sockets {
+        for s in &mut sockets {
             sys::drain(&s.rx, &mut scratch);
+            if let Some(ring) = s.ring.as_mut() {
+                ring.discard_ready();
+            }
         }
         let stop = Arc::new(AtomicBool::new(false));
         let rx_sockets: Vec<Arc<OwnedFd>> = sockets.iter().map(|s| s.rx.clone()).collect();
@@ -209,23 +248,42 @@ struct InFlight {
 
 /// `user_data` of the readiness poll on the receive socket.
 const POLL_TAG: u64 = u64::MAX;
-/// Receive batches taken per round before send completions are reaped again.
+/// Receive batches (or ring blocks) taken per round before send completions are reaped again.
 const BATCHES_PER_ROUND: usize = 4;
 
+/// Where a worker's frames come from.
+enum Receiver {
+    Batch(RecvBatch),
+    Ring(RxRing),
+}
+
 struct Worker {
+    // Field order matters: `forward` (with the io_uring) is dropped before the receive ring.
+    forward: Forwarder,
+    receiver: Receiver,
+    rx: Arc<OwnedFd>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Lookup and fan-out of one worker.
+struct Forwarder {
+    egress: Egress,
+    table: TableReader,
+    stats: Arc<WorkerStats>,
+    ttl: u8,
+    timing: bool,
+}
+
+/// The io_uring, the bounded pool of send slots, and the readiness poll of one worker.
+struct Egress {
     // Field order matters: the ring is dropped (requests cancelled) before the send arena.
     ring: IoUring,
     tx_arena: SlotArena,
-    rx: RecvBatch,
     in_flight: Vec<InFlight>,
     free_tx: Vec<u32>,
     completions: Vec<(u64, i32)>,
-    sockets: WorkerSockets,
-    table: TableReader,
+    tx: OwnedFd,
     stats: Arc<WorkerStats>,
-    stop: Arc<AtomicBool>,
-    ttl: u8,
-    timing: bool,
     poll_armed: bool,
 }
 
@@ -242,77 +300,76 @@ impl Worker {
             .setup_cqsize(entries * 2)
             .build(entries)
             .context("io_uring_setup failed (kernel without io_uring, or io_uring disabled by sysctl kernel.io_uring_disabled)")?;
+        let receiver = match sockets.ring {
+            Some(ring) => Receiver::Ring(ring),
+            None => Receiver::Batch(RecvBatch::new(
+                config.rx_slots,
+                FRAME_BUFFER_SIZE,
+                config.timing,
+            )),
+        };
         Ok(Worker {
-            ring,
-            tx_arena: SlotArena::new(config.tx_slots, FRAME_BUFFER_SIZE),
-            rx: RecvBatch::new(config.rx_slots, FRAME_BUFFER_SIZE, config.timing),
-            in_flight: (0..config.tx_slots)
-                .map(|_| InFlight {
-                    output: None,
-                    payload_len: 0,
-                    queued_at: None,
-                })
-                .collect(),
-            free_tx: (0..config.tx_slots as u32).rev().collect(),
-            completions: Vec::with_capacity(entries as usize * 2),
-            sockets,
-            table,
-            stats,
+            forward: Forwarder {
+                egress: Egress {
+                    ring,
+                    tx_arena: SlotArena::new(config.tx_slots, FRAME_BUFFER_SIZE),
+                    in_flight: (0..config.tx_slots)
+                        .map(|_| InFlight {
+                            output: None,
+                            payload_len: 0,
+                            queued_at: None,
+                        })
+                        .collect(),
+                    free_tx: (0..config.tx_slots as u32).rev().collect(),
+                    completions: Vec::with_capacity(entries as usize * 2),
+                    tx: sockets.tx,
+                    stats: stats.clone(),
+                    poll_armed: false,
+                },
+                table,
+                stats,
+                ttl: config.ttl,
+                timing: config.timing,
+            },
+            receiver,
+            rx: sockets.rx,
             stop,
-            ttl: config.ttl,
-            timing: config.timing,
-            poll_armed: false,
         })
-    }
-
-    /// Queues an entry, handing queued entries to the kernel first if the queue is full.
-    /// Returns false if it still does not fit.
-    fn push(ring: &mut IoUring, entry: &io_uring::squeue::Entry) -> bool {
-        for _ in 0..2 {
-            // SAFETY: entries built by SlotArena point into arena memory owned by this worker,
-            // which outlives the ring (field order), and a slot stays reserved (not reused)
-            // until its completion is reaped; a poll entry carries no pointers.
-            if unsafe { ring.submission().push(entry) }.is_ok() {
-                return true;
-            }
-            if let Err(e) = ring.submit() {
-                tracing::warn!("io_uring submit failed: {e}");
-            }
-        }
-        false
     }
 
     fn run(mut self) {
         let timeout = types::Timespec::new().nsec(100_000_000);
         let args = types::SubmitArgs::new().timespec(&timeout);
-        let rx_fd = self.sockets.rx.as_raw_fd();
+        let rx_fd = self.rx.as_raw_fd();
         while !self.stop.load(Ordering::Relaxed) {
-            self.table.refresh();
+            self.forward.table.refresh();
             let drained = self.receive_round(rx_fd);
-            if drained && !self.poll_armed {
+            let forward = &mut self.forward;
+            if drained && !forward.egress.poll_armed {
                 let poll = opcode::PollAdd::new(types::Fd(rx_fd), libc::POLLIN as u32)
                     .build()
                     .user_data(POLL_TAG);
-                self.poll_armed = Self::push(&mut self.ring, &poll);
+                forward.egress.poll_armed = Egress::push(&mut forward.egress.ring, &poll);
             }
-            let started = self.timing.then(Instant::now);
-            if let Err(e) = self.ring.submit() {
-                if !matches!(
+            let started = forward.timing.then(Instant::now);
+            if let Err(e) = forward.egress.ring.submit()
+                && !matches!(
                     e.raw_os_error(),
                     Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                ) {
-                    tracing::error!("io_uring submit failed: {e}; worker stops");
-                    break;
-                }
+                )
+            {
+                tracing::error!("io_uring submit failed: {e}; worker stops");
+                break;
             }
             if let Some(started) = started {
-                self.stats
+                forward
+                    .stats
                     .timings()
                     .record(Stage::Submit, started.elapsed().as_nanos() as u64);
             }
             if drained {
                 // Sleep until the socket is readable or a send completes (or 100 ms pass).
-                match self.ring.submitter().submit_with_args(1, &args) {
+                match forward.egress.ring.submitter().submit_with_args(1, &args) {
                     Ok(_) => {}
                     Err(e)
                         if matches!(
@@ -325,30 +382,65 @@ impl Worker {
                     }
                 }
             }
-            self.reap_completions();
+            forward.egress.reap_completions();
         }
     }
 
-    /// Takes up to BATCHES_PER_ROUND receive batches; true when the socket is drained.
+    /// Takes up to BATCHES_PER_ROUND batches (or ring blocks); true when nothing is left.
     fn receive_round(&mut self, rx_fd: i32) -> bool {
-        for _ in 0..BATCHES_PER_ROUND {
-            let received = match self.rx.recv(rx_fd) {
-                Ok(n) => n,
-                Err(e) => {
-                    stats::bump(&self.stats.rx_errors, 1);
-                    tracing::debug!("recvmmsg failed: {e}");
-                    return true;
+        let forward = &mut self.forward;
+        match &mut self.receiver {
+            Receiver::Ring(ring) => {
+                let blocks = ring.drain(BATCHES_PER_ROUND, |frame, meta, ts| {
+                    forward.handle_frame(frame, meta, ts)
+                });
+                stats::bump(&forward.stats.batches, blocks as u64);
+                blocks < BATCHES_PER_ROUND
+            }
+            Receiver::Batch(batch) => {
+                for _ in 0..BATCHES_PER_ROUND {
+                    let received = match batch.recv(rx_fd) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            stats::bump(&forward.stats.rx_errors, 1);
+                            tracing::debug!("recvmmsg failed: {e}");
+                            return true;
+                        }
+                    };
+                    if received == 0 {
+                        return true;
+                    }
+                    stats::bump(&forward.stats.batches, 1);
+                    for index in 0..received {
+                        forward.handle_frame(
+                            batch.frame(index),
+                            batch.received(index),
+                            batch.timestamp_ns(index),
+                        );
+                    }
+                    if received < batch.capacity() {
+                        return true;
+                    }
                 }
-            };
-            if received == 0 {
+                false
+            }
+        }
+    }
+}
+
+impl Egress {
+    /// Queues an entry, handing queued entries to the kernel first if the queue is full.
+    /// Returns false if it still does not fit.
+    fn push(ring: &mut IoUring, entry: &io_uring::squeue::Entry) -> bool {
+        for _ in 0..2 {
+            // SAFETY: entries built by SlotArena point into arena memory owned by this worker,
+            // which outlives the ring (field order), and a slot stays reserved (not reused)
+            // until its completion is reaped; a poll entry carries no pointers.
+            if unsafe { ring.submission().push(entry) }.is_ok() {
                 return true;
             }
-            stats::bump(&self.stats.batches, 1);
-            for index in 0..received {
-                self.handle_frame(index);
-            }
-            if received < self.rx.capacity() {
-                return true;
+            if let Err(e) = ring.submit() {
+                tracing::warn!("io_uring submit failed: {e}");
             }
         }
         false
@@ -391,8 +483,30 @@ impl Worker {
         self.free_tx.push(slot as u32);
     }
 
-    fn handle_frame(&mut self, index: usize) {
-        let meta = self.rx.received(index);
+    /// A free send slot; when all are in flight, waits for completions first (backpressure
+    /// onto the receive queue). `None` only if waiting fails.
+    fn free_slot(&mut self) -> Option<usize> {
+        if let Some(slot) = self.free_tx.pop() {
+            return Some(slot as usize);
+        }
+        for _ in 0..8 {
+            if let Err(e) = self.ring.submit_and_wait(1)
+                && e.raw_os_error() != Some(libc::EINTR)
+            {
+                tracing::warn!("io_uring wait for send completions failed: {e}");
+                return None;
+            }
+            self.reap_completions();
+            if let Some(slot) = self.free_tx.pop() {
+                return Some(slot as usize);
+            }
+        }
+        None
+    }
+}
+
+impl Forwarder {
+    fn handle_frame(&mut self, frame: &[u8], meta: Received, kernel_ns: Option<u64>) {
         if meta.pkttype == PACKET_OUTGOING {
             stats::bump(&self.stats.ignored_outgoing, 1);
             return;
@@ -405,14 +519,14 @@ impl Worker {
         }
         let mut timings = if self.timing {
             let mut guard = self.stats.timings();
-            if let Some(kernel_ns) = self.rx.timestamp_ns(index) {
+            if let Some(kernel_ns) = kernel_ns {
                 guard.record(Stage::Receive, sys::realtime_ns().saturating_sub(kernel_ns));
             }
             Some((guard, Instant::now()))
         } else {
             None
         };
-        let datagram = match packet::parse_frame(self.rx.frame(index)) {
+        let datagram = match packet::parse_frame(frame) {
             Ok(d) => d,
             Err(reason) => {
                 self.stats.drop_packet(reason);
@@ -442,15 +556,14 @@ impl Worker {
         stats::bump(&rule.stats.rx_packets, 1);
         stats::bump(&rule.stats.rx_bytes, payload_len);
         let payload_sum = packet::payload_sum(datagram.payload);
-        let tx_fd = self.sockets.tx.as_raw_fd();
+        let tx_fd = self.egress.tx.as_raw_fd();
         let queued_at = timings.as_ref().map(|_| Instant::now());
         for output in rule.outputs.iter() {
-            let Some(tx_slot) = self.free_tx.pop() else {
+            let Some(tx_slot) = self.egress.free_slot() else {
                 self.stats.drop_packet(DropReason::QueueFull);
                 stats::bump(&output.stats.tx_errors, 1);
                 continue;
             };
-            let tx_slot = tx_slot as usize;
             let header = EgressHeader {
                 source_port: datagram.source_port,
                 tos: datagram.tos,
@@ -458,16 +571,17 @@ impl Worker {
                 ..output.header
             };
             let Some(frame_len) = packet::write_frame(
-                self.tx_arena.frame_mut(tx_slot),
+                self.egress.tx_arena.frame_mut(tx_slot),
                 &header,
                 datagram.payload,
                 payload_sum,
             ) else {
-                self.free_tx.push(tx_slot as u32);
+                self.egress.free_tx.push(tx_slot as u32);
                 self.stats.drop_packet(DropReason::BadHeaderLength);
                 continue;
             };
             let entry = self
+                .egress
                 .tx_arena
                 .send_entry(
                     tx_slot,
@@ -477,14 +591,14 @@ impl Worker {
                     packet::multicast_mac(output.header.group),
                 )
                 .user_data(TX_FLAG | tx_slot as u64);
-            self.in_flight[tx_slot] = InFlight {
+            self.egress.in_flight[tx_slot] = InFlight {
                 output: Some(output.stats.clone()),
                 payload_len,
                 queued_at,
             };
-            if !Self::push(&mut self.ring, &entry) {
-                self.in_flight[tx_slot].output = None;
-                self.free_tx.push(tx_slot as u32);
+            if !Egress::push(&mut self.egress.ring, &entry) {
+                self.egress.in_flight[tx_slot].output = None;
+                self.egress.free_tx.push(tx_slot as u32);
                 self.stats.drop_packet(DropReason::QueueFull);
                 stats::bump(&output.stats.tx_errors, 1);
             }

@@ -11,6 +11,7 @@
 //! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress, io_uring batching, egress
 //! - [`ring`]: preallocated io_uring send slots
 //! - [`rx_batch`]: order-preserving batched receive (recvmmsg)
+//! - [`mmap_ring`]: TPACKET_V3 receive ring (`--io mmap`)
 //! - [`membership`]: IGMP helper sockets (pool / single / per-group)
 //! - [`stats`]: counters, drop reasons and opt-in per-stage timing
 //! - [`netif`]: interface index / MAC / address lookup
@@ -20,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod membership;
+pub mod mmap_ring;
 pub mod netif;
 pub mod packet;
 pub mod ring;
