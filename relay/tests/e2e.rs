@@ -289,6 +289,48 @@ fn mmap_backend_fans_out_exactly_once() {
 }
 
 #[test]
+fn pool_joins_make_a_snooping_switch_forward_30_groups() {
+    if !is_root("pool_joins_make_a_snooping_switch_forward_30_groups") {
+        return;
+    }
+    with_topology(Template::Snooping, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-snoop").unwrap();
+        let (rin, rout) = (
+            &topo.relay_in().unwrap().ifname,
+            &topo.relay_out()[0].ifname,
+        );
+        let mut args = Vec::new();
+        for n in 0..30 {
+            args.push("--rule".to_string());
+            args.push(rule(
+                rin,
+                nth([239, 1, 0, 1], n),
+                &[(rout, nth([239, 2, 0, 1], n))],
+            ));
+        }
+        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), &args);
+        // The switch forwards a group to the relay only after the relay's join (on helper
+        // socket 1 for the first group, socket 2 for the 30th).
+        topo.wait_group_forwarded(nth([239, 1, 0, 1], 0))
+            .expect("first group forwarded");
+        topo.wait_group_forwarded(nth([239, 1, 0, 1], 29))
+            .expect("30th group forwarded");
+        let groups: Vec<Ipv4Addr> = (0..30).map(|n| nth([239, 2, 0, 1], n)).collect();
+        let sink = sink_spec(topo, groups).start(&scratch).unwrap();
+        send(topo, &scratch, 30, 200.0, 200);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        assert!(
+            summary.silent_groups.is_empty(),
+            "{:?}",
+            summary.silent_groups
+        );
+        assert_eq!(summary.totals.received, 30 * 200, "{:?}", summary.totals);
+        assert_eq!(summary.totals.duplicates, 0);
+        relay.stop();
+    });
+}
+
+#[test]
 fn single_refuses_the_21st_group_while_the_others_keep_forwarding() {
     if !is_root("single_refuses_the_21st_group_while_the_others_keep_forwarding") {
         return;
