@@ -79,6 +79,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Register signal handlers before anything needs cleaning up.
     let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
         .context("installing SIGTERM/SIGINT handlers")?;
+    if let Err(e) = relay::sys::raise_open_file_limit() {
+        tracing::warn!("could not raise the open-file limit: {e}");
+    }
     let limits = Limits::from_proc()
         .context("reading net.ipv4.igmp_max_memberships / net.core.optmem_max")?;
     let publisher = TablePublisher::new();

@@ -250,6 +250,8 @@ fn accept_loop(
             break;
         }
         let Ok(mut stream) = stream else {
+            // EMFILE and the like: do not spin.
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         if active.load(Ordering::SeqCst) >= limits.max_connections {

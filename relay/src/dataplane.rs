@@ -1,16 +1,20 @@
 //! The forwarding data plane: worker threads that receive frames on AF_PACKET, look them up
-//! in the rule table, and send one rebuilt frame per output, all batched through io_uring.
+//! in the rule table, and send one rebuilt frame per output.
 //!
 //! Each worker owns one receive socket bound to every interface (ETH_P_IP) and joined to one
 //! PACKET_FANOUT_HASH group shared by all workers of this relay (the kernel assigns a unique
 //! group id), so every frame is handled by exactly one worker and a stream stays on one worker
 //! (no reordering). PACKET_IGNORE_OUTGOING plus a PACKET_OUTGOING check make sure the relay never
 //! re-ingests its own egress, so a rule whose input and output share an interface cannot loop.
+//!
+//! Receive backends ([`IoBackend`]): `uring` takes batches with `recvmmsg` ([`RecvBatch`]),
+//! `mmap` walks a TPACKET_V3 ring ([`RxRing`]); both sleep on an io_uring readiness poll.
 //! Egress frames are built from scratch (Ethernet with the group's multicast MAC, IPv4 with the
-//! configured TTL, UDP with a correct checksum) and sent on an AF_PACKET socket, which avoids
-//! the kernel's neighbour table (see ARCHITECTURE.md). Buffers are preallocated: a fixed ring of
-//! receive slots and a bounded pool of send slots (the egress queue); a packet that finds the
-//! pool empty is dropped as `queue_full`.
+//! configured TTL, UDP with a correct checksum) into a bounded pool of preallocated send slots
+//! and sent as io_uring `SendMsg` on an AF_PACKET socket, one submit per receive round; this
+//! avoids the kernel's neighbour table (see ARCHITECTURE.md). When every slot is in flight the
+//! worker waits for completions (backpressure) rather than dropping. No heap allocation per
+//! packet.
 
 use crate::mmap_ring::{RingConfig, RxRing};
 use crate::packet::{self, DropReason, EgressHeader};
