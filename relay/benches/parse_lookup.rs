@@ -43,6 +43,7 @@ fn table(rules: u32) -> RuleTable {
             outputs: Box::new([CompiledOutput {
                 ifindex: 4,
                 header: header(group([239, 2, 0, 1], n)),
+                udp: None,
                 stats: Arc::default(),
             }]),
         });

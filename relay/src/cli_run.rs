@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// through io_uring.
     #[arg(long, default_value = "uring", value_parser = ["uring", "mmap"])]
     io: String,
+    /// Egress: `packet` (own frames on AF_PACKET, no neighbour entries) or `udp` (a UDP socket
+    /// per output interface, through the kernel's IP output path).
+    #[arg(long, default_value = "packet", value_parser = ["packet", "udp"])]
+    egress: String,
     /// Record per-stage timing (receive, parse, lookup, fan-out copy, submit, completion).
     #[arg(long)]
     timing: bool,
@@ -76,6 +80,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .membership
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
+    let io: relay::dataplane::IoBackend =
+        args.io.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let egress: relay::udp_egress::EgressMode = args
+        .egress
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
     // Register signal handlers before anything needs cleaning up.
     let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
         .context("installing SIGTERM/SIGINT handlers")?;
@@ -90,7 +100,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             workers: usize::from(args.workers),
             ttl: args.ttl,
             timing: args.timing,
-            io: args.io.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+            io,
             ring: Default::default(),
             rx_slots: args.rx_slots as usize,
             tx_slots: args.tx_slots as usize,
@@ -112,7 +122,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.ttl,
             args.timing,
         )
-        .with_drop_probe(dataplane.drop_probe()),
+        .with_drop_probe(dataplane.drop_probe())
+        .with_egress(egress),
     );
     for (index, rule) in rules.into_iter().enumerate() {
         if let Err(e) = relay.add(rule.clone()) {

@@ -23,6 +23,7 @@ use crate::rx_batch::{Received, RecvBatch};
 use crate::stats::{self, OutputStats, Stage, WorkerStats};
 use crate::sys;
 use crate::table::{TablePublisher, TableReader};
+use crate::udp_egress;
 use anyhow::Context;
 use io_uring::{IoUring, opcode, types};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -568,33 +569,48 @@ impl Forwarder {
                 stats::bump(&output.stats.tx_errors, 1);
                 continue;
             };
-            let header = EgressHeader {
-                source_port: datagram.source_port,
-                tos: datagram.tos,
-                ttl: self.ttl,
-                ..output.header
-            };
-            let Some(frame_len) = packet::write_frame(
-                self.egress.tx_arena.frame_mut(tx_slot),
-                &header,
-                datagram.payload,
-                payload_sum,
-            ) else {
-                self.egress.free_tx.push(tx_slot as u32);
-                self.stats.drop_packet(DropReason::BadHeaderLength);
-                continue;
-            };
-            let entry = self
-                .egress
-                .tx_arena
-                .send_entry(
-                    tx_slot,
-                    tx_fd,
-                    frame_len,
-                    output.ifindex,
-                    packet::multicast_mac(output.header.group),
-                )
-                .user_data(TX_FLAG | tx_slot as u64);
+            let entry = match &output.udp {
+                Some(socket) => {
+                    let buffer = self.egress.tx_arena.frame_mut(tx_slot);
+                    let len = datagram.payload.len().min(buffer.len());
+                    buffer[..len].copy_from_slice(&datagram.payload[..len]);
+                    self.egress.tx_arena.send_udp_entry(
+                        tx_slot,
+                        socket.as_raw_fd(),
+                        len,
+                        udp_egress::sockaddr_in(
+                            output.header.group,
+                            output.header.destination_port,
+                        ),
+                    )
+                }
+                None => {
+                    let header = EgressHeader {
+                        source_port: datagram.source_port,
+                        tos: datagram.tos,
+                        ttl: self.ttl,
+                        ..output.header
+                    };
+                    let Some(frame_len) = packet::write_frame(
+                        self.egress.tx_arena.frame_mut(tx_slot),
+                        &header,
+                        datagram.payload,
+                        payload_sum,
+                    ) else {
+                        self.egress.free_tx.push(tx_slot as u32);
+                        self.stats.drop_packet(DropReason::BadHeaderLength);
+                        continue;
+                    };
+                    self.egress.tx_arena.send_entry(
+                        tx_slot,
+                        tx_fd,
+                        frame_len,
+                        output.ifindex,
+                        packet::multicast_mac(output.header.group),
+                    )
+                }
+            }
+            .user_data(TX_FLAG | tx_slot as u64);
             self.egress.in_flight[tx_slot] = InFlight {
                 output: Some(output.stats.clone()),
                 payload_len,

@@ -15,6 +15,7 @@
 //! - [`membership`]: IGMP helper sockets (pool / single / per-group)
 //! - [`stats`]: counters, drop reasons and opt-in per-stage timing
 //! - [`netif`]: interface index / MAC / address lookup
+//! - [`udp_egress`]: UDP-socket egress (`--egress udp`)
 //! - [`sys`]: the raw socket calls (all socket-layer `unsafe` lives here)
 
 pub mod config;
@@ -31,3 +32,4 @@ pub mod service;
 pub mod stats;
 pub mod sys;
 pub mod table;
+pub mod udp_egress;

@@ -17,6 +17,7 @@ struct MsgSlot {
     msg: libc::msghdr,
     iov: libc::iovec,
     addr: libc::sockaddr_ll,
+    addr_in: libc::sockaddr_in,
 }
 
 /// Fixed message slots and their frame buffers.
@@ -119,6 +120,27 @@ impl SlotArena {
         slot.addr.sll_halen = 6;
         slot.addr.sll_addr[..6].copy_from_slice(&destination_mac);
         slot.msg.msg_namelen = size_of::<libc::sockaddr_ll>() as u32;
+        slot.msg.msg_control = std::ptr::null_mut();
+        slot.msg.msg_controllen = 0;
+        slot.msg.msg_flags = 0;
+        slot.msg.msg_name = (&mut slot.addr as *mut libc::sockaddr_ll).cast();
+        opcode::SendMsg::new(types::Fd(fd), &slot.msg).build()
+    }
+
+    /// A `SendMsg` of the first `len` bytes of slot `index` to `destination` on UDP socket `fd`.
+    pub fn send_udp_entry(
+        &mut self,
+        index: usize,
+        fd: RawFd,
+        len: usize,
+        destination: libc::sockaddr_in,
+    ) -> squeue::Entry {
+        let size = self.buffer_size;
+        let slot = self.slot_mut(index);
+        slot.iov.iov_len = len.min(size);
+        slot.addr_in = destination;
+        slot.msg.msg_name = (&mut slot.addr_in as *mut libc::sockaddr_in).cast();
+        slot.msg.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
         slot.msg.msg_control = std::ptr::null_mut();
         slot.msg.msg_controllen = 0;
         slot.msg.msg_flags = 0;

@@ -14,6 +14,7 @@ use crate::packet::{DropReason, EgressHeader};
 use crate::rule::{Input, Rule};
 use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable, TablePublisher};
+use crate::udp_egress::{EgressMode, UdpSockets};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -62,6 +63,7 @@ struct State<F: SocketFactory> {
     rules: BTreeMap<u64, InstalledRule>,
     next_id: u64,
     memberships: Memberships<F>,
+    udp_sockets: UdpSockets,
 }
 
 /// The control plane of a running relay.
@@ -70,6 +72,7 @@ pub struct Relay<F: SocketFactory> {
     publisher: Arc<TablePublisher>,
     workers: Vec<Arc<WorkerStats>>,
     drop_probe: Option<SocketDropProbe>,
+    egress: EgressMode,
     ttl: u8,
     timing: bool,
 }
@@ -115,6 +118,8 @@ pub struct WorkerCounters {
 /// The `stats` answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsReport {
+    /// `packet` (AF_PACKET frames) or `udp` (UDP sockets).
+    pub egress: &'static str,
     pub rules: Vec<RuleCounters>,
     pub workers: Vec<WorkerCounters>,
     pub drops: BTreeMap<&'static str, u64>,
@@ -136,13 +141,21 @@ impl<F: SocketFactory> Relay<F> {
                 rules: BTreeMap::new(),
                 next_id: 1,
                 memberships,
+                udp_sockets: UdpSockets::default(),
             }),
             publisher,
             workers,
             drop_probe: None,
+            egress: EgressMode::Packet,
             ttl,
             timing,
         }
+    }
+
+    /// Sends outputs through UDP sockets instead of AF_PACKET frames (`--egress udp`).
+    pub fn with_egress(mut self, egress: EgressMode) -> Self {
+        self.egress = egress;
+        self
     }
 
     /// Lets `stats` read the kernel's drop counters of the workers' sockets.
@@ -177,6 +190,21 @@ impl<F: SocketFactory> Relay<F> {
             let source = out_if
                 .ipv4
                 .ok_or_else(|| InterfaceError::NoIpv4(output.interface.clone()))?;
+            let udp = match self.egress {
+                EgressMode::Packet => None,
+                EgressMode::Udp => Some(
+                    state
+                        .udp_sockets
+                        .get(&output.interface, source, self.ttl)
+                        .map_err(|e| RequestError {
+                            message: format!(
+                                "opening the UDP egress socket on {}: {e}",
+                                output.interface
+                            ),
+                            errno: e.raw_os_error(),
+                        })?,
+                ),
+            };
             outputs.push(CompiledOutput {
                 ifindex: out_if.index,
                 header: EgressHeader {
@@ -188,6 +216,7 @@ impl<F: SocketFactory> Relay<F> {
                     ttl: self.ttl,
                     tos: 0,
                 },
+                udp,
                 stats: Arc::new(OutputStats::default()),
             });
         }
@@ -344,6 +373,7 @@ impl<F: SocketFactory> Relay<F> {
             })
             .collect();
         StatsReport {
+            egress: self.egress.name(),
             rules,
             workers,
             drops,

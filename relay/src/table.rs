@@ -75,6 +75,8 @@ pub struct CompiledOutput {
     pub ifindex: u32,
     /// Template; `source_port` and `tos` are filled from each input packet.
     pub header: EgressHeader,
+    /// `--egress udp`: the UDP socket of the output interface (payload only is sent).
+    pub udp: Option<Arc<std::os::fd::OwnedFd>>,
     pub stats: Arc<OutputStats>,
 }
 

@@ -331,6 +331,42 @@ fn pool_joins_make_a_snooping_switch_forward_30_groups() {
 }
 
 #[test]
+fn udp_egress_fans_out_exactly_once() {
+    if !is_root("udp_egress_fans_out_exactly_once") {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-udp").unwrap();
+        let (rin, rout) = (
+            &topo.relay_in().unwrap().ifname,
+            &topo.relay_out()[0].ifname,
+        );
+        let outputs = [Ipv4Addr::new(239, 2, 0, 1), Ipv4Addr::new(239, 3, 0, 1)];
+        let r = rule(
+            rin,
+            Ipv4Addr::new(239, 1, 0, 1),
+            &[(rout, outputs[0]), (rout, outputs[1])],
+        );
+        let args = ["--egress".to_string(), "udp".into(), "--rule".into(), r];
+        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), &args);
+        assert_eq!(relay.ctl(json!({"cmd": "stats"}))["egress"], "udp");
+        let sink = sink_spec(topo, outputs.to_vec()).start(&scratch).unwrap();
+        send(topo, &scratch, 1, 2000.0, 3000);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        assert_eq!(summary.streams.len(), 2);
+        for s in &summary.streams {
+            assert_eq!(
+                (s.received, s.lost, s.duplicates),
+                (3000, 0, 0),
+                "group {}",
+                s.group
+            );
+        }
+        relay.stop();
+    });
+}
+
+#[test]
 fn single_refuses_the_21st_group_while_the_others_keep_forwarding() {
     if !is_root("single_refuses_the_21st_group_while_the_others_keep_forwarding") {
         return;

@@ -1,0 +1,109 @@
+//! UDP-socket egress (`--egress udp`): one UDP socket per output interface sends the payload
+//! through the kernel's IP output path (IP_MULTICAST_IF = that interface, IP_MULTICAST_TTL =
+//! `--ttl`, loopback off, bound to the interface address). It exists to compare with the default
+//! AF_PACKET egress: the kernel path creates one neighbour entry per (interface, group), which
+//! ARCHITECTURE.md measured to hurt past the global `gc_thresh3` (1024) output groups.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+/// How output packets leave the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EgressMode {
+    /// Own Ethernet/IPv4/UDP frames on AF_PACKET (default).
+    #[default]
+    Packet,
+    /// Payload on a UDP socket per output interface.
+    Udp,
+}
+
+impl std::str::FromStr for EgressMode {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "packet" => Ok(EgressMode::Packet),
+            "udp" => Ok(EgressMode::Udp),
+            other => Err(format!("unknown --egress {other:?}: use packet or udp")),
+        }
+    }
+}
+
+impl EgressMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            EgressMode::Packet => "packet",
+            EgressMode::Udp => "udp",
+        }
+    }
+}
+
+/// Opens (once per interface) the UDP sockets outputs send on.
+#[derive(Debug, Default)]
+pub struct UdpSockets {
+    by_interface: HashMap<String, Arc<OwnedFd>>,
+}
+
+impl UdpSockets {
+    /// The socket for interface `name` with address `addr`, opened on first use.
+    pub fn get(&mut self, name: &str, addr: Ipv4Addr, ttl: u8) -> io::Result<Arc<OwnedFd>> {
+        if let Some(fd) = self.by_interface.get(name) {
+            return Ok(fd.clone());
+        }
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::DGRAM.cloexec(),
+            Some(socket2::Protocol::UDP),
+        )?;
+        socket.bind(&SocketAddrV4::new(addr, 0).into())?;
+        socket.set_multicast_if_v4(&addr)?;
+        socket.set_multicast_ttl_v4(u32::from(ttl))?;
+        socket.set_multicast_loop_v4(false)?;
+        crate::sys::set_int_option(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_ALL,
+            0,
+        )?;
+        let fd: Arc<OwnedFd> = Arc::new(socket.into());
+        self.by_interface.insert(name.to_string(), fd.clone());
+        Ok(fd)
+    }
+}
+
+/// A `sockaddr_in` for `group:port`.
+pub fn sockaddr_in(group: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(group).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_addresses_are_network_order() {
+        assert_eq!("udp".parse::<EgressMode>(), Ok(EgressMode::Udp));
+        assert_eq!("packet".parse::<EgressMode>(), Ok(EgressMode::Packet));
+        assert!("raw".parse::<EgressMode>().is_err());
+        let a = sockaddr_in(Ipv4Addr::new(239, 2, 0, 1), 5000);
+        assert_eq!(u16::from_be(a.sin_port), 5000);
+        assert_eq!(a.sin_addr.s_addr.to_ne_bytes(), [239, 2, 0, 1]);
+    }
+
+    #[test]
+    fn one_socket_per_interface() {
+        let mut sockets = UdpSockets::default();
+        let a = sockets.get("lo", Ipv4Addr::LOCALHOST, 4).unwrap();
+        let b = sockets.get("lo", Ipv4Addr::LOCALHOST, 4).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+}
