@@ -436,6 +436,7 @@ impl Worker {
 impl Egress {
     /// Queues an entry, handing queued entries to the kernel first if the queue is full.
     /// Returns false if it still does not fit.
+    #[allow(unsafe_code)]
     fn push(ring: &mut IoUring, entry: &io_uring::squeue::Entry) -> bool {
         for _ in 0..2 {
             // SAFETY: entries built by SlotArena point into arena memory owned by this worker,
