@@ -211,6 +211,70 @@ fn one_stream_is_delivered_exactly_once_and_rules_change_at_runtime() {
 }
 
 #[test]
+fn rule_churn_does_not_disturb_a_running_stream() {
+    if !is_root("rule_churn_does_not_disturb_a_running_stream") {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-churn").unwrap();
+        let (rin, rout) = (
+            topo.relay_in().unwrap().ifname.clone(),
+            topo.relay_out()[0].ifname.clone(),
+        );
+        let stable = rule(
+            &rin,
+            Ipv4Addr::new(239, 1, 0, 1),
+            &[(&rout, Ipv4Addr::new(239, 2, 0, 1))],
+        );
+        let relay =
+            RelayProcess::start(topo, scratch.path("relay.sock"), &["--rule".into(), stable]);
+        let sink = sink_spec(topo, vec![Ipv4Addr::new(239, 2, 0, 1)])
+            .start(&scratch)
+            .unwrap();
+        let control = relay.control.clone();
+        // 200 add + remove pairs (400 table swaps) while 10000 packets flow for 2 s.
+        let churn = std::thread::spawn(move || {
+            let mut ok = 0;
+            for n in 0..200u32 {
+                let r = rule(
+                    &rin,
+                    nth([239, 5, 0, 1], n),
+                    &[(&rout, nth([239, 6, 0, 1], n))],
+                );
+                let added = relay::control::request(
+                    &control,
+                    &json!({"cmd":"add","rule": r}),
+                    Duration::from_secs(5),
+                )
+                .unwrap();
+                let removed = relay::control::request(
+                    &control,
+                    &json!({"cmd":"remove","id": added["id"]}),
+                    Duration::from_secs(5),
+                )
+                .unwrap();
+                ok += usize::from(added["ok"] == true) + usize::from(removed["ok"] == true);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            ok
+        });
+        send(topo, &scratch, 1, 5000.0, 10_000);
+        assert_eq!(churn.join().unwrap(), 400);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        assert_eq!(summary.totals.received, 10_000, "{:?}", summary.totals);
+        assert_eq!((summary.totals.lost, summary.totals.duplicates), (0, 0));
+        assert_eq!(
+            relay.ctl(json!({"cmd":"list"}))["rules"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        relay.stop();
+    });
+}
+
+#[test]
 fn one_input_fans_out_to_five_groups() {
     if !is_root("one_input_fans_out_to_five_groups") {
         return;
