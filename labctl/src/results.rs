@@ -408,10 +408,14 @@ impl Results {
                 found: found.to_owned(),
             });
         }
-        serde_json::from_value(value).map_err(|source| ResultsError::Shape {
-            path: name.to_owned(),
-            source,
-        })
+        let mut results: Results =
+            serde_json::from_value(value).map_err(|source| ResultsError::Shape {
+                path: name.to_owned(),
+                source,
+            })?;
+        // The points are the record; the aggregates are recomputed so they always match them.
+        results.refresh_aggregates();
+        Ok(results)
     }
 
     /// Writes the file atomically (temporary file + rename), so an interrupted write never
