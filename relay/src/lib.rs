@@ -9,6 +9,7 @@
 //! - [`packet`]: zero-copy Ethernet/IPv4/UDP parser and egress frame builder
 //! - [`table`]: O(1) rule lookup table and its atomic swap
 //! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress, io_uring batching, egress
+//! - `forward`: per-packet parse, lookup, fan-out and io_uring egress of a worker
 //! - [`ring`]: preallocated io_uring send slots
 //! - [`rx_batch`]: order-preserving batched receive (recvmmsg)
 //! - [`mmap_ring`]: TPACKET_V3 receive ring (`--io mmap`)
@@ -20,13 +21,14 @@
 //!
 //! `unsafe` is denied crate-wide and allowed only in the modules that talk to the kernel with
 //! raw pointers (`sys`, `ring`, `rx_batch`, `mmap_ring`) and in the one io_uring push of
-//! `dataplane`; every block carries a `// SAFETY:` comment.
+//! `forward`; every block carries a `// SAFETY:` comment.
 
 #![deny(unsafe_code)]
 
 pub mod config;
 pub mod control;
 pub mod dataplane;
+mod forward;
 pub mod membership;
 #[allow(unsafe_code)]
 pub mod mmap_ring;

@@ -1,0 +1,286 @@
+//! Per-packet work of a worker: parse, look up, and fan out to io_uring sends.
+//!
+//! [`Forwarder::handle_frame`] takes one received frame, parses it ([`crate::packet`]), finds
+//! its rule ([`crate::table`]) and, for every output, builds the egress frame (or, with
+//! `--egress udp`, copies the payload) into a free send slot and queues an io_uring `SendMsg`.
+//! [`Egress`] owns the io_uring, the bounded pool of send slots (the egress queue) and the
+//! accounting of send completions; when every slot is in flight it waits for completions
+//! (backpressure) instead of dropping. Nothing here allocates per packet.
+
+use crate::packet::{self, DropReason, EgressHeader};
+use crate::ring::SlotArena;
+use crate::rx_batch::Received;
+use crate::stats::{self, OutputStats, Stage, WorkerStats};
+use crate::sys;
+use crate::table::TableReader;
+use crate::udp_egress;
+use io_uring::IoUring;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+const TX_FLAG: u64 = 1 << 63;
+const PACKET_OUTGOING: u8 = 4;
+/// `user_data` of the readiness poll on the receive socket.
+pub(crate) const POLL_TAG: u64 = u64::MAX;
+/// Per send slot: what to credit when its completion arrives.
+struct InFlight {
+    output: Option<Arc<OutputStats>>,
+    payload_len: u64,
+    queued_at: Option<Instant>,
+}
+
+/// Lookup and fan-out of one worker.
+pub(crate) struct Forwarder {
+    pub(crate) egress: Egress,
+    pub(crate) table: TableReader,
+    pub(crate) stats: Arc<WorkerStats>,
+    ttl: u8,
+    pub(crate) timing: bool,
+}
+
+/// The io_uring, the bounded pool of send slots, and the readiness poll of one worker.
+pub(crate) struct Egress {
+    // Field order matters: the ring is dropped (requests cancelled) before the send arena.
+    pub(crate) ring: IoUring,
+    tx_arena: SlotArena,
+    in_flight: Vec<InFlight>,
+    free_tx: Vec<u32>,
+    completions: Vec<(u64, i32)>,
+    tx: OwnedFd,
+    stats: Arc<WorkerStats>,
+    pub(crate) poll_armed: bool,
+}
+
+impl Egress {
+    /// Queues an entry, handing queued entries to the kernel first if the queue is full.
+    /// Returns false if it still does not fit.
+    #[allow(unsafe_code)]
+    pub(crate) fn push(ring: &mut IoUring, entry: &io_uring::squeue::Entry) -> bool {
+        for _ in 0..2 {
+            // SAFETY: entries built by SlotArena point into arena memory owned by this worker,
+            // which outlives the ring (field order), and a slot stays reserved (not reused)
+            // until its completion is reaped; a poll entry carries no pointers.
+            if unsafe { ring.submission().push(entry) }.is_ok() {
+                return true;
+            }
+            if let Err(e) = ring.submit() {
+                tracing::warn!("io_uring submit failed: {e}");
+            }
+        }
+        false
+    }
+
+    pub(crate) fn reap_completions(&mut self) {
+        self.completions.clear();
+        for cqe in self.ring.completion() {
+            self.completions.push((cqe.user_data(), cqe.result()));
+        }
+        for i in 0..self.completions.len() {
+            let (user_data, result) = self.completions[i];
+            if user_data == POLL_TAG {
+                self.poll_armed = false;
+            } else {
+                self.send_completed((user_data & !TX_FLAG) as usize, result);
+            }
+        }
+    }
+
+    fn send_completed(&mut self, slot: usize, result: i32) {
+        let Some(flight) = self.in_flight.get_mut(slot) else {
+            return;
+        };
+        if let Some(output) = flight.output.take() {
+            if result >= 0 {
+                stats::bump(&output.tx_packets, 1);
+                stats::bump(&output.tx_bytes, flight.payload_len);
+                stats::bump(&self.stats.tx_packets, 1);
+            } else {
+                stats::bump(&output.tx_errors, 1);
+                self.stats.drop_packet(DropReason::EgressFailure);
+            }
+        }
+        if let Some(queued) = flight.queued_at.take() {
+            self.stats
+                .timings()
+                .record(Stage::Completion, queued.elapsed().as_nanos() as u64);
+        }
+        self.free_tx.push(slot as u32);
+    }
+
+    /// A free send slot; when all are in flight, waits for completions first (backpressure
+    /// onto the receive queue). `None` only if waiting fails.
+    fn free_slot(&mut self) -> Option<usize> {
+        if let Some(slot) = self.free_tx.pop() {
+            return Some(slot as usize);
+        }
+        for _ in 0..8 {
+            if let Err(e) = self.ring.submit_and_wait(1)
+                && e.raw_os_error() != Some(libc::EINTR)
+            {
+                tracing::warn!("io_uring wait for send completions failed: {e}");
+                return None;
+            }
+            self.reap_completions();
+            if let Some(slot) = self.free_tx.pop() {
+                return Some(slot as usize);
+            }
+        }
+        None
+    }
+}
+
+impl Forwarder {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        ring: IoUring,
+        tx_slots: usize,
+        frame_size: usize,
+        tx: OwnedFd,
+        table: TableReader,
+        stats: Arc<WorkerStats>,
+        ttl: u8,
+        timing: bool,
+    ) -> Forwarder {
+        let completions = Vec::with_capacity(ring.params().cq_entries() as usize);
+        Forwarder {
+            egress: Egress {
+                ring,
+                tx_arena: SlotArena::new(tx_slots, frame_size),
+                in_flight: (0..tx_slots)
+                    .map(|_| InFlight {
+                        output: None,
+                        payload_len: 0,
+                        queued_at: None,
+                    })
+                    .collect(),
+                free_tx: (0..tx_slots as u32).rev().collect(),
+                completions,
+                tx,
+                stats: stats.clone(),
+                poll_armed: false,
+            },
+            table,
+            stats,
+            ttl,
+            timing,
+        }
+    }
+
+    pub(crate) fn handle_frame(&mut self, frame: &[u8], meta: Received, kernel_ns: Option<u64>) {
+        if meta.pkttype == PACKET_OUTGOING {
+            stats::bump(&self.stats.ignored_outgoing, 1);
+            return;
+        }
+        stats::bump(&self.stats.rx_packets, 1);
+        stats::bump(&self.stats.rx_bytes, meta.len as u64);
+        if meta.truncated {
+            self.stats.drop_packet(DropReason::Truncated);
+            return;
+        }
+        let mut timings = if self.timing {
+            let mut guard = self.stats.timings();
+            if let Some(kernel_ns) = kernel_ns {
+                guard.record(Stage::Receive, sys::realtime_ns().saturating_sub(kernel_ns));
+            }
+            Some((guard, Instant::now()))
+        } else {
+            None
+        };
+        let datagram = match packet::parse_frame(frame) {
+            Ok(d) => d,
+            Err(reason) => {
+                self.stats.drop_packet(reason);
+                return;
+            }
+        };
+        if let Some((t, mark)) = timings.as_mut() {
+            let now = Instant::now();
+            t.record(Stage::Parse, (now - *mark).as_nanos() as u64);
+            *mark = now;
+        }
+        let Some(rule) = self.table.table().lookup(
+            meta.ifindex,
+            datagram.destination,
+            datagram.destination_port,
+            datagram.source,
+        ) else {
+            self.stats.drop_packet(DropReason::NoRule);
+            return;
+        };
+        if let Some((t, mark)) = timings.as_mut() {
+            let now = Instant::now();
+            t.record(Stage::Lookup, (now - *mark).as_nanos() as u64);
+            *mark = now;
+        }
+        let payload_len = datagram.payload.len() as u64;
+        stats::bump(&rule.stats.rx_packets, 1);
+        stats::bump(&rule.stats.rx_bytes, payload_len);
+        let payload_sum = packet::payload_sum(datagram.payload);
+        let tx_fd = self.egress.tx.as_raw_fd();
+        let queued_at = timings.as_ref().map(|_| Instant::now());
+        for output in rule.outputs.iter() {
+            let Some(tx_slot) = self.egress.free_slot() else {
+                self.stats.drop_packet(DropReason::QueueFull);
+                stats::bump(&output.stats.tx_errors, 1);
+                continue;
+            };
+            let entry = match &output.udp {
+                Some(socket) => {
+                    let buffer = self.egress.tx_arena.frame_mut(tx_slot);
+                    let len = datagram.payload.len().min(buffer.len());
+                    buffer[..len].copy_from_slice(&datagram.payload[..len]);
+                    self.egress.tx_arena.send_udp_entry(
+                        tx_slot,
+                        socket.as_raw_fd(),
+                        len,
+                        udp_egress::sockaddr_in(
+                            output.header.group,
+                            output.header.destination_port,
+                        ),
+                    )
+                }
+                None => {
+                    let header = EgressHeader {
+                        source_port: datagram.source_port,
+                        tos: datagram.tos,
+                        ttl: self.ttl,
+                        ..output.header
+                    };
+                    let Some(frame_len) = packet::write_frame(
+                        self.egress.tx_arena.frame_mut(tx_slot),
+                        &header,
+                        datagram.payload,
+                        payload_sum,
+                    ) else {
+                        self.egress.free_tx.push(tx_slot as u32);
+                        self.stats.drop_packet(DropReason::BadHeaderLength);
+                        continue;
+                    };
+                    self.egress.tx_arena.send_entry(
+                        tx_slot,
+                        tx_fd,
+                        frame_len,
+                        output.ifindex,
+                        packet::multicast_mac(output.header.group),
+                    )
+                }
+            }
+            .user_data(TX_FLAG | tx_slot as u64);
+            self.egress.in_flight[tx_slot] = InFlight {
+                output: Some(output.stats.clone()),
+                payload_len,
+                queued_at,
+            };
+            if !Egress::push(&mut self.egress.ring, &entry) {
+                self.egress.in_flight[tx_slot].output = None;
+                self.egress.free_tx.push(tx_slot as u32);
+                self.stats.drop_packet(DropReason::QueueFull);
+                stats::bump(&output.stats.tx_errors, 1);
+            }
+        }
+        if let Some((t, mark)) = timings.as_mut() {
+            t.record(Stage::FanoutCopy, mark.elapsed().as_nanos() as u64);
+        }
+    }
+}
