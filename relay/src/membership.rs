@@ -846,6 +846,24 @@ mod tests {
     }
 
     #[test]
+    fn kernel_helper_sockets_get_forced_buffers() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED (needs root): kernel_helper_sockets_get_forced_buffers");
+            return;
+        }
+        // Opens an unbound UDP socket only: no membership, no address, no traffic.
+        let mut factory = KernelSockets {
+            forced_buffer: Some(8 << 20),
+        };
+        let socket = factory.open("unused").unwrap();
+        // The kernel doubles the requested value for bookkeeping.
+        assert!(socket.recv_buffer_size().unwrap() >= 8 << 20);
+        assert!(socket.send_buffer_size().unwrap() >= 8 << 20);
+        let plain = KernelSockets::default().open("unused").unwrap();
+        assert!(plain.recv_buffer_size().unwrap() < 8 << 20);
+    }
+
+    #[test]
     fn strategy_names_parse() {
         assert_eq!("pool".parse::<Strategy>().unwrap(), Strategy::Pool);
         assert_eq!("per-group".parse::<Strategy>().unwrap(), Strategy::PerGroup);
