@@ -208,17 +208,19 @@ impl Forwarder {
             self.stats.drop_packet(DropReason::NoRule);
             return;
         };
-        if let Some((t, mark)) = timings.as_mut() {
+        // Release the timing lock before fan-out: waiting for send completions (a full egress
+        // queue) records completion times under the same lock.
+        let copy_started = timings.take().map(|(mut t, mark)| {
             let now = Instant::now();
-            t.record(Stage::Lookup, (now - *mark).as_nanos() as u64);
-            *mark = now;
-        }
+            t.record(Stage::Lookup, (now - mark).as_nanos() as u64);
+            now
+        });
         let payload_len = datagram.payload.len() as u64;
         stats::bump(&rule.stats.rx_packets, 1);
         stats::bump(&rule.stats.rx_bytes, payload_len);
         let payload_sum = packet::payload_sum(datagram.payload);
         let tx_fd = self.egress.tx.as_raw_fd();
-        let queued_at = timings.as_ref().map(|_| Instant::now());
+        let queued_at = copy_started;
         for output in rule.outputs.iter() {
             let Some(tx_slot) = self.egress.free_slot() else {
                 self.stats.drop_packet(DropReason::QueueFull);
@@ -279,8 +281,10 @@ impl Forwarder {
                 stats::bump(&output.stats.tx_errors, 1);
             }
         }
-        if let Some((t, mark)) = timings.as_mut() {
-            t.record(Stage::FanoutCopy, mark.elapsed().as_nanos() as u64);
+        if let Some(started) = copy_started {
+            self.stats
+                .timings()
+                .record(Stage::FanoutCopy, started.elapsed().as_nanos() as u64);
         }
     }
 }
