@@ -535,7 +535,7 @@ fn pool_forwards_1000_groups_at_default_sysctls() {
 
         let groups: Vec<Ipv4Addr> = (0..1000).map(|n| nth([239, 2, 0, 1], n)).collect();
         let sink = sink_spec(topo, groups).start(&scratch).unwrap();
-        send(topo, &scratch, 1000, 20.0, 20);
+        send(topo, &scratch, 1000, 10.0, 20);
         let summary = sink.finish(Duration::from_secs(10)).unwrap();
         assert!(
             summary.silent_groups.is_empty(),
