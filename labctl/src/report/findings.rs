@@ -276,7 +276,13 @@ fn zero_loss(r: &Results) -> Vec<String> {
             best.sort_by(|a, b| b.1.total_cmp(&a.1));
             let list = best
                 .iter()
-                .map(|(s, z)| format!("{s} {} pps", format_number(*z)))
+                .map(|(s, z)| {
+                    if *s == SystemKind::Direct && fanout > 1 {
+                        format!("direct (no relay, no copies) {} pps", format_number(*z))
+                    } else {
+                        format!("{s} {} pps", format_number(*z))
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             if fanout == 1 {

@@ -93,9 +93,27 @@ enum Axis {
 
 /// The report's charts, in order.
 fn charts_of(r: &Results) -> Vec<Chart> {
+    // The "vs streams" charts use fan-out as x when the run has one stream count and several
+    // fan-outs (fanout.toml): a single x value would only show a pile of dots.
+    let distinct = |f: &dyn Fn(&Aggregate) -> u32| {
+        r.aggregates
+            .iter()
+            .map(f)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    let primary = if distinct(&|a| a.key.streams) <= 1 && distinct(&|a| a.key.fanout) > 1 {
+        Axis::Fanout
+    } else {
+        Axis::Streams
+    };
     let chart =
         |title: &str, x: Axis, y_label: &str, y: &dyn Fn(&Aggregate) -> Option<f64>, marks| Chart {
-            title: title.to_owned(),
+            title: if x == Axis::Fanout {
+                title.replace("vs streams", "vs fan-out")
+            } else {
+                title.to_owned()
+            },
             x_label: match x {
                 Axis::Streams => "input streams".to_owned(),
                 Axis::Fanout => "outputs per input (fan-out)".to_owned(),
@@ -106,14 +124,14 @@ fn charts_of(r: &Results) -> Vec<Chart> {
     vec![
         chart(
             "Delivered % vs streams (x = refused membership or failed point)",
-            Axis::Streams,
+            primary,
             "delivered %",
             &|a| a.delivered_pct.map(|s| s.mean),
             true,
         ),
         chart(
             "CPU seconds per million delivered packets vs streams",
-            Axis::Streams,
+            primary,
             "CPU s / Mpkt",
             &|a| a.cpu_s_per_mpkt.map(|s| s.mean),
             false,
@@ -127,21 +145,21 @@ fn charts_of(r: &Results) -> Vec<Chart> {
         ),
         chart(
             "Latency p99 vs streams",
-            Axis::Streams,
+            primary,
             "p99 latency (us)",
             &|a| a.latency_p99_ns.map(|s| s.mean / 1000.0),
             false,
         ),
         chart(
             "Peak RSS of the system's processes vs streams",
-            Axis::Streams,
+            primary,
             "RSS (MiB)",
             &|a| a.peak_rss_kib.map(|s| s.mean / 1024.0),
             false,
         ),
         chart(
             "Processes of the system vs streams",
-            Axis::Streams,
+            primary,
             "processes",
             &|a| a.processes.map(|s| s.mean),
             false,

@@ -266,3 +266,35 @@ fn capacity_probes_without_traffic_make_no_delivery_sentence() {
         "{f:#?}"
     );
 }
+
+#[test]
+fn a_fanout_only_run_draws_its_charts_against_fanout() {
+    // TEST FIXTURE: one stream count, three fan-outs.
+    let s = Scenario::parse(
+        "name = \"fx\"\nsystems = [\"relay/pool\", \"direct\"]\nstreams = [10]\nfanout = [1, 2, 5]\n",
+        Path::new("fx.toml"),
+    )
+    .unwrap();
+    let mut r = Results::new(&s, Path::new("fx.toml"), Environment::default());
+    r.points = s
+        .points()
+        .into_iter()
+        .map(|p| {
+            let mut pr = fixture_point(p.clone());
+            pr.zero_loss_pps = Some(100_000.0 / f64::from(p.fanout));
+            pr
+        })
+        .collect();
+    r.refresh_aggregates();
+    let html = render(&r);
+    assert!(
+        html.contains("Delivered % vs fan-out"),
+        "primary axis is fan-out"
+    );
+    assert!(
+        !html.contains("relay/pool fan-out 2"),
+        "no per-fan-out series"
+    );
+    let f = findings::findings(&r);
+    assert!(has(&f, "direct (no relay, no copies) 50k pps"), "{f:#?}");
+}
