@@ -263,6 +263,9 @@ pub struct Aggregate {
     #[serde(default)]
     pub skipped: u32,
     pub delivered_pct: Option<Stat>,
+    /// Aggregate rate the sender achieved (compare with rate_pps x streams).
+    #[serde(default)]
+    pub sent_pps: Option<Stat>,
     pub cpu_s_per_mpkt: Option<Stat>,
     #[serde(default)]
     pub loadgen_cpu_s_per_mpkt: Option<Stat>,
@@ -316,6 +319,7 @@ pub fn aggregate(points: &[PointResult]) -> Vec<Aggregate> {
                     .filter(|p| matches!(p.status, Status::Skipped { .. }))
                     .count() as u32,
                 delivered_pct: stat(&|p| p.delivered_pct),
+                sent_pps: stat(&|p| p.sent_pps),
                 cpu_s_per_mpkt: stat(&|p| p.cpu_s_per_mpkt),
                 loadgen_cpu_s_per_mpkt: stat(&|p| p.loadgen_cpu_s_per_mpkt),
                 latency_p99_ns: stat(&|p| p.latency_ns.map(|l| l.p99 as f64)),

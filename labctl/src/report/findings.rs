@@ -206,9 +206,23 @@ fn delivered_up_to(r: &Results) -> Vec<String> {
                 ),
             };
             out.push(sentence);
+            if let Some(short) = line.iter().find(|a| sender_fell_short(a)) {
+                out.push(format!(
+                    "{system}: at {} streams the sender reached only {} of the {} pps asked{suffix} (the machine was saturated), so the load offered there was lower than the scenario's.",
+                    short.key.streams,
+                    format_number(short.sent_pps.map_or(0.0, |s| s.mean)),
+                    format_number(short.key.rate_pps * f64::from(short.key.streams)),
+                ));
+            }
         }
     }
     out
+}
+
+/// True when the sender achieved less than 90 % of the rate the point asked for.
+pub fn sender_fell_short(a: &Aggregate) -> bool {
+    let asked = a.key.rate_pps * f64::from(a.key.streams);
+    a.sent_pps.is_some_and(|s| s.mean < 0.9 * asked)
 }
 
 fn cpu_at_largest(r: &Results) -> Vec<String> {

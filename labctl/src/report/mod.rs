@@ -268,7 +268,7 @@ fn stat_cell(s: Option<Stat>, scale: f64) -> String {
 
 fn data_table(r: &Results) -> String {
     let mut h = String::from(
-        "<table><tr><th class=\"l\">system</th><th>streams</th><th>fan-out</th><th class=\"l\">sysctls</th><th>pps/stream</th><th>size</th><th>ok/runs</th><th>delivered %</th><th>CPU s/Mpkt</th><th>p99 us</th><th>RSS MiB</th><th>procs</th><th>fds</th><th>zero-loss pps</th><th>join delay ms</th><th class=\"l\">first refused</th><th class=\"l\">problems</th></tr>\n",
+        "<table><tr><th class=\"l\">system</th><th>streams</th><th>fan-out</th><th class=\"l\">sysctls</th><th>pps/stream</th><th>size</th><th>ok/runs</th><th>sent pps</th><th>delivered %</th><th>CPU s/Mpkt</th><th>p99 us</th><th>RSS MiB</th><th>procs</th><th>fds</th><th>zero-loss pps</th><th>join delay ms</th><th class=\"l\">first refused</th><th class=\"l\">problems</th></tr>\n",
     );
     for a in &r.aggregates {
         let refused = match (a.first_refused, a.refused_errno) {
@@ -278,7 +278,7 @@ fn data_table(r: &Results) -> String {
         };
         let _ = writeln!(
             h,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l bad\">{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l bad\">{}</td></tr>",
             escape(a.key.system.name()),
             a.key.streams,
             a.key.fanout,
@@ -287,6 +287,12 @@ fn data_table(r: &Results) -> String {
             a.key.size,
             a.ok,
             a.repeats,
+            if findings::sender_fell_short(a) {
+                " class=\"bad\" title=\"the sender fell short of the rate asked\""
+            } else {
+                ""
+            },
+            stat_cell(a.sent_pps, 1.0),
             stat_cell(a.delivered_pct, 1.0),
             stat_cell(a.cpu_s_per_mpkt, 1.0),
             stat_cell(a.latency_p99_ns, 0.001),

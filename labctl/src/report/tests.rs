@@ -298,3 +298,26 @@ fn a_fanout_only_run_draws_its_charts_against_fanout() {
     let f = findings::findings(&r);
     assert!(has(&f, "direct (no relay, no copies) 50k pps"), "{f:#?}");
 }
+
+#[test]
+fn a_starved_sender_is_called_out() {
+    let mut r = fixture();
+    for p in &mut r.points {
+        // TEST FIXTURE: asked 200 x 200 = 40k pps, the sender managed 10k at 200 streams.
+        p.sent_pps = Some(if p.point.streams == 200 {
+            10_000.0
+        } else {
+            p.point.total_pps()
+        });
+    }
+    r.refresh_aggregates();
+    let f = findings::findings(&r);
+    assert!(
+        has(
+            &f,
+            "socat: at 200 streams the sender reached only 10k of the 40k pps asked"
+        ),
+        "{f:#?}"
+    );
+    assert!(!has(&f, "at 40 streams the sender"), "{f:#?}");
+}

@@ -192,6 +192,13 @@ fn measure_traffic(
     result.duplicates = t.duplicates;
     result.reordered = t.reordered;
     result.sent_pps = Some(t.sent_pps);
+    let asked = point.total_pps();
+    if t.sent_pps < 0.9 * asked {
+        result.notes.push(format!(
+            "the sender reached only {:.0} of {asked:.0} pps asked (machine saturated): less load was offered",
+            t.sent_pps
+        ));
+    }
     result.latency_ns = t.latency;
     if point.system != SystemKind::Direct {
         result.usage = Some(t.system);
