@@ -402,8 +402,9 @@ impl Scenario {
     }
 
     /// Every point of the sweep: system x streams x fan-out x variant x rate x size, each
-    /// `repeats` times. Repeats of one point are adjacent; the `direct` system ignores fan-out
-    /// above 1 only if 1 is not listed (it measures the same link at every fan-out otherwise).
+    /// `repeats` times. Repeats of one point are adjacent. The `direct` system has no relay and
+    /// no copies: it is measured at every fan-out anyway, as the same-run ceiling that
+    /// `compare` divides by.
     pub fn points(&self) -> Vec<Point> {
         let variants = self.variants();
         let mut points = Vec::new();

@@ -115,14 +115,19 @@ fn tool_versions() -> BTreeMap<String, String> {
         version_of("smcrouted", &["-v"], "smcroute"),
     );
     tools.insert("labctl".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
+    // The workspace labctl was built from, else the current directory's repository.
     let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let commit = Command::new("git")
-        .args(["-C", workspace, "rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .filter(|s| !s.is_empty())
+    let commit = [workspace, "."]
+        .iter()
+        .find_map(|dir| {
+            Command::new("git")
+                .args(["-C", dir, "rev-parse", "HEAD"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_else(|| UNKNOWN.to_owned());
     tools.insert("git_commit".to_owned(), commit);
     for (name, bin) in [("relay", "relay"), ("loadgen", "loadgen")] {
