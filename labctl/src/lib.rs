@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod names;
 pub mod netns;
 pub mod process;
+pub mod testing;
 pub mod topology;
 
 // Sweeps and reports.

@@ -1,6 +1,7 @@
 //! `labctl` command-line behaviour on bad input: one-line error, non-zero exit, nothing left
 //! behind. The topology-free cases run as any user; the rest need root (loud skip otherwise).
 
+use labctl::testing::lab_namespaces;
 use std::process::Command;
 
 fn labctl(args: &[&str]) -> (i32, String, String) {
@@ -14,19 +15,6 @@ fn labctl(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn lab_namespaces() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with("mlab-"))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 #[test]

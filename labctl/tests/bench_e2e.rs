@@ -4,53 +4,17 @@
 //! first: `cargo build -p loadgen`, or run the workspace's `cargo test`).
 
 use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
-use labctl::topology::{Template, Topology, TopologyOptions};
+use labctl::testing::{require_root, with_topology};
+use labctl::topology::Template;
 use std::io::Read;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-fn is_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED (needs root): {test}");
-    false
-}
-
-/// Namespaces of run `id` still present under /run/netns.
-fn leftovers(id: &str) -> Vec<String> {
-    let prefix = format!("mlab-{id}-");
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(&prefix))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Runs `body` on a fresh topology, tears it down whatever happens, checks nothing is left.
-fn with_topology(template: Template, body: impl FnOnce(&Topology)) {
-    let topology = Topology::up(&TopologyOptions::new(template)).expect("topology up");
-    let id = topology.run_id().to_string();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&topology)));
-    topology.down().expect("topology down");
-    assert!(
-        leftovers(&id).is_empty(),
-        "left behind: {:?}",
-        leftovers(&id)
-    );
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
 #[test]
 fn direct_50_streams_arrive_without_loss_or_duplicates() {
-    if !is_root("direct_50_streams_arrive_without_loss_or_duplicates") {
+    if !require_root("direct_50_streams_arrive_without_loss_or_duplicates") {
         return;
     }
     with_topology(Template::Direct, |topo| {
@@ -148,7 +112,7 @@ fn frame_counter(
 
 #[test]
 fn snooping_switch_forwards_only_the_joined_group() {
-    if !is_root("snooping_switch_forwards_only_the_joined_group") {
+    if !require_root("snooping_switch_forwards_only_the_joined_group") {
         return;
     }
     with_topology(Template::Snooping, |topo| {
@@ -271,7 +235,7 @@ fn snooping_switch_forwards_only_the_joined_group() {
 
 #[test]
 fn one_sink_joins_1000_groups_and_receives_every_stream() {
-    if !is_root("one_sink_joins_1000_groups_and_receives_every_stream") {
+    if !require_root("one_sink_joins_1000_groups_and_receives_every_stream") {
         return;
     }
     with_topology(Template::Direct, |topo| {

@@ -2,34 +2,15 @@
 //! output is captured, stop escalates to SIGKILL and reaps, deadlines are enforced.
 
 use labctl::process::{SpawnOptions, spawn_in_netns};
+use labctl::testing::{namespaces_of, require_root};
 use labctl::topology::{Template, Topology, TopologyOptions};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn assert_nothing_left(id: &str) {
-    let left: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(&format!("mlab-{id}-")))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(left.is_empty(), "left behind: {left:?}");
-}
-
-fn is_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED (needs root): {test}");
-    false
-}
-
 #[test]
 fn child_runs_in_the_namespace_and_output_is_captured() {
-    if !is_root("child_runs_in_the_namespace_and_output_is_captured") {
+    if !require_root("child_runs_in_the_namespace_and_output_is_captured") {
         return;
     }
     let topo = Topology::up(&TopologyOptions::new(Template::Direct)).expect("up");
@@ -69,12 +50,16 @@ fn child_runs_in_the_namespace_and_output_is_captured() {
     drop(child);
     let id = topo.run_id().to_string();
     topo.down().expect("down");
-    assert_nothing_left(&id);
+    assert!(
+        namespaces_of(&id).is_empty(),
+        "left behind: {:?}",
+        namespaces_of(&id)
+    );
 }
 
 #[test]
 fn stop_escalates_to_sigkill_and_deadline_is_enforced() {
-    if !is_root("stop_escalates_to_sigkill_and_deadline_is_enforced") {
+    if !require_root("stop_escalates_to_sigkill_and_deadline_is_enforced") {
         return;
     }
     let topo = Topology::up(&TopologyOptions::new(Template::Direct)).expect("up");
@@ -110,7 +95,11 @@ fn stop_escalates_to_sigkill_and_deadline_is_enforced() {
     assert!(child.deadline_expired());
     let id = topo.run_id().to_string();
     topo.down().expect("down");
-    assert_nothing_left(&id);
+    assert!(
+        namespaces_of(&id).is_empty(),
+        "left behind: {:?}",
+        namespaces_of(&id)
+    );
 }
 
 #[test]
@@ -127,7 +116,7 @@ fn spawning_into_a_missing_namespace_fails_cleanly() {
 
 #[test]
 fn clean_removes_a_crashed_runs_namespaces_and_processes() {
-    if !is_root("clean_removes_a_crashed_runs_namespaces_and_processes") {
+    if !require_root("clean_removes_a_crashed_runs_namespaces_and_processes") {
         return;
     }
     let topo = Topology::up(&TopologyOptions::new(Template::Chain)).expect("up");

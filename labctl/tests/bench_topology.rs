@@ -2,29 +2,8 @@
 //! and goes down without leaving a namespace behind; parallel topologies never collide; bad
 //! names are refused and a name clash leaves the existing topology intact.
 
+use labctl::testing::{namespaces_of, require_root};
 use labctl::topology::{Role, Template, Topology, TopologyOptions};
-
-fn is_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED (needs root): {test}");
-    false
-}
-
-fn namespaces_of(id: &str) -> Vec<String> {
-    let prefix = format!("mlab-{id}-");
-    let mut names: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(&prefix))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
 
 fn link_exists(netns: &str, ifname: &str) -> bool {
     let path = format!("/sys/class/net/{ifname}");
@@ -37,7 +16,7 @@ fn link_exists(netns: &str, ifname: &str) -> bool {
 
 #[test]
 fn every_template_comes_up_and_leaves_nothing_behind() {
-    if !is_root("every_template_comes_up_and_leaves_nothing_behind") {
+    if !require_root("every_template_comes_up_and_leaves_nothing_behind") {
         return;
     }
     for template in [
@@ -97,7 +76,7 @@ fn every_template_comes_up_and_leaves_nothing_behind() {
 
 #[test]
 fn dropping_a_topology_tears_it_down() {
-    if !is_root("dropping_a_topology_tears_it_down") {
+    if !require_root("dropping_a_topology_tears_it_down") {
         return;
     }
     let id = {
@@ -109,7 +88,7 @@ fn dropping_a_topology_tears_it_down() {
 
 #[test]
 fn parallel_topologies_do_not_collide() {
-    if !is_root("parallel_topologies_do_not_collide") {
+    if !require_root("parallel_topologies_do_not_collide") {
         return;
     }
     let threads: Vec<_> = (0..3)
@@ -146,7 +125,7 @@ fn parallel_topologies_do_not_collide() {
 
 #[test]
 fn names_are_validated_and_clashes_refused() {
-    if !is_root("names_are_validated_and_clashes_refused") {
+    if !require_root("names_are_validated_and_clashes_refused") {
         return;
     }
     for bad in ["", "UPPER", "toolong7", "a-b", "../x"] {
@@ -179,7 +158,7 @@ fn names_are_validated_and_clashes_refused() {
 
 #[test]
 fn per_namespace_sysctls_are_applied() {
-    if !is_root("per_namespace_sysctls_are_applied") {
+    if !require_root("per_namespace_sysctls_are_applied") {
         return;
     }
     let mut opts = TopologyOptions::new(Template::Chain);

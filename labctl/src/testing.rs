@@ -1,0 +1,54 @@
+//! Support for the end-to-end tests of every crate in the workspace (labctl's, the relay's):
+//! the root check that skips loudly, the leftover check, and a topology that is torn down and
+//! verified gone whether the test body passes or panics.
+
+use crate::topology::{Template, Topology, TopologyOptions};
+use std::collections::BTreeSet;
+
+/// True when running as root. Otherwise prints `SKIPPED (needs root): TEST` to stderr, so a run
+/// without root never passes silently, and returns false.
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED (needs root): {test}");
+    false
+}
+
+/// Every lab namespace (`mlab-*`) present now, as `ip netns list` would show it.
+pub fn lab_namespaces() -> BTreeSet<String> {
+    crate::netns::list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|name| crate::names::is_lab_namespace(name))
+        .collect()
+}
+
+/// Namespaces of run `run_id` that are still present.
+pub fn namespaces_of(run_id: &str) -> Vec<String> {
+    let prefix = format!("mlab-{run_id}-");
+    lab_namespaces()
+        .into_iter()
+        .filter(|name| name.starts_with(&prefix))
+        .collect()
+}
+
+/// Runs `body` on a fresh topology of `template`, tears it down whatever happens, asserts that
+/// none of its namespaces is left, then re-raises a panic of the body.
+pub fn with_topology(template: Template, body: impl FnOnce(&Topology)) {
+    let topology = match Topology::up(&TopologyOptions::new(template)) {
+        Ok(topology) => topology,
+        Err(err) => panic!("topology {template} up: {err:#}"),
+    };
+    let id = topology.run_id().to_string();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&topology)));
+    let down = topology.down();
+    let left = namespaces_of(&id);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    if let Err(err) = down {
+        panic!("topology {id} down: {err:#}");
+    }
+    assert!(left.is_empty(), "run {id} left namespaces behind: {left:?}");
+}
