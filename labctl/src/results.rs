@@ -146,8 +146,12 @@ pub struct PointResult {
     pub sent_pps: Option<f64>,
     pub latency_ns: Option<Latency>,
     pub capacity: Option<Capacity>,
-    /// Rule added -> first packet of that group at the sink, milliseconds (median over groups).
+    /// Rule added -> first packet of that group at the sink, milliseconds (median over the timed
+    /// groups: the last rules installed, see `sweep::join_delay`).
     pub join_delay_ms: Option<f64>,
+    /// The largest join delay of the timed groups, milliseconds.
+    #[serde(default)]
+    pub join_delay_max_ms: Option<f64>,
     pub usage: Option<Usage>,
     /// CPU seconds per million delivered packets.
     pub cpu_s_per_mpkt: Option<f64>,
@@ -178,6 +182,7 @@ impl PointResult {
             latency_ns: None,
             capacity: None,
             join_delay_ms: None,
+            join_delay_max_ms: None,
             usage: None,
             cpu_s_per_mpkt: None,
             loadgen_cpu_s_per_mpkt: None,
@@ -275,6 +280,9 @@ pub struct Aggregate {
     pub fds: Option<Stat>,
     pub zero_loss_pps: Option<Stat>,
     pub join_delay_ms: Option<Stat>,
+    /// Worst join delay of each repeat.
+    #[serde(default)]
+    pub join_delay_max_ms: Option<Stat>,
     /// Lowest first-refused index over the repeats (membership capacity), if any refused.
     pub first_refused: Option<u32>,
     /// errno of that refusal.
@@ -328,6 +336,7 @@ pub fn aggregate(points: &[PointResult]) -> Vec<Aggregate> {
                 fds: stat(&|p| p.usage.map(|u| f64::from(u.fds))),
                 zero_loss_pps: stat(&|p| p.zero_loss_pps),
                 join_delay_ms: stat(&|p| p.join_delay_ms),
+                join_delay_max_ms: stat(&|p| p.join_delay_max_ms),
                 first_refused: refused.map(|(i, _)| i),
                 refused_errno: refused.and_then(|(_, e)| e),
                 problems,

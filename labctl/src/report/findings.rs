@@ -13,6 +13,8 @@ pub fn findings(r: &Results) -> Vec<String> {
     out.extend(delivered_up_to(r));
     out.extend(cpu_at_largest(r));
     out.extend(zero_loss(r));
+    out.extend(join_delay(r));
+    out.extend(kernel_fanout(r));
     if out.is_empty() {
         out.push("No point of this run produced a measurement.".to_owned());
     }
@@ -308,4 +310,63 @@ fn zero_loss(r: &Results) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Join delay per system: the range of per-point medians and the worst delay seen.
+fn join_delay(r: &Results) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for system in r.systems() {
+        let medians: Vec<(u32, f64)> = r
+            .aggregates_of(system)
+            .filter_map(|a| Some((a.key.streams, a.join_delay_ms?.mean)))
+            .collect();
+        if medians.is_empty() {
+            continue;
+        }
+        let lo = medians.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
+        let hi = medians
+            .iter()
+            .map(|m| m.1)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let worst = r
+            .aggregates_of(system)
+            .filter_map(|a| Some((a.key.streams, a.join_delay_max_ms?.max)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let range = if (hi - lo).abs() < 0.05 {
+            format!("{} ms", format_number(lo))
+        } else {
+            format!("{}-{} ms", format_number(lo), format_number(hi))
+        };
+        let mut part = format!("{system} median {range}");
+        if let Some((streams, w)) = worst {
+            part.push_str(&format!(
+                " (worst {} ms, at {streams} streams)",
+                format_number(w)
+            ));
+        }
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "Group join delay (rule added -> first packet at the sink, the last {} rules of each point timed while the sender was already sending; behind the snooping bridge it includes the bridge learning the join): {}.",
+        crate::sweep::join_delay::SAMPLE,
+        parts.join("; ")
+    )]
+}
+
+/// How kernel fan-out points are counted, when the run has any.
+fn kernel_fanout(r: &Results) -> Vec<String> {
+    let any = r
+        .aggregates_of(SystemKind::Kernel)
+        .any(|a| a.key.fanout > 1 && a.ok > 0);
+    if any {
+        vec![format!(
+            "Kernel fan-out is counted differently: {}.",
+            crate::sweep::point::KERNEL_FANOUT_NOTE
+        )]
+    } else {
+        Vec::new()
+    }
 }

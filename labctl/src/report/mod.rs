@@ -266,9 +266,18 @@ fn stat_cell(s: Option<Stat>, scale: f64) -> String {
     }
 }
 
+/// Mean of the per-repeat medians, then the worst delay of any repeat.
+fn join_delay_cell(a: &crate::results::Aggregate) -> String {
+    match (a.join_delay_ms, a.join_delay_max_ms) {
+        (Some(m), Some(w)) => format!("{} / {}", format_number(m.mean), format_number(w.max)),
+        (Some(m), None) => format_number(m.mean),
+        _ => "&ndash;".to_owned(),
+    }
+}
+
 fn data_table(r: &Results) -> String {
     let mut h = String::from(
-        "<table><tr><th class=\"l\">system</th><th>streams</th><th>fan-out</th><th class=\"l\">sysctls</th><th>pps/stream</th><th>size</th><th>ok/runs</th><th>sent pps</th><th>delivered %</th><th>CPU s/Mpkt</th><th>p99 us</th><th>RSS MiB</th><th>procs</th><th>fds</th><th>zero-loss pps</th><th>join delay ms</th><th class=\"l\">first refused</th><th class=\"l\">problems</th></tr>\n",
+        "<table><tr><th class=\"l\">system</th><th>streams</th><th>fan-out</th><th class=\"l\">sysctls</th><th>pps/stream</th><th>size</th><th>ok/runs</th><th>sent pps</th><th>delivered %</th><th>CPU s/Mpkt</th><th>p99 us</th><th>RSS MiB</th><th>procs</th><th>fds</th><th>zero-loss pps</th><th>join delay ms<br><small>median / worst</small></th><th class=\"l\">first refused</th><th class=\"l\">problems</th></tr>\n",
     );
     for a in &r.aggregates {
         let refused = match (a.first_refused, a.refused_errno) {
@@ -300,7 +309,7 @@ fn data_table(r: &Results) -> String {
             stat_cell(a.processes, 1.0),
             stat_cell(a.fds, 1.0),
             stat_cell(a.zero_loss_pps, 1.0),
-            stat_cell(a.join_delay_ms, 1.0),
+            join_delay_cell(a),
             refused,
             escape(&a.problems.join("; ")),
         );

@@ -321,3 +321,37 @@ fn a_starved_sender_is_called_out() {
     );
     assert!(!has(&f, "at 40 streams the sender"), "{f:#?}");
 }
+
+#[test]
+fn join_delay_is_a_finding_and_a_table_cell() {
+    let mut r = fixture();
+    for p in r.points.iter_mut() {
+        match p.point.system {
+            SystemKind::RelayPool => {
+                p.join_delay_ms = Some(f64::from(p.point.streams) / 10.0);
+                p.join_delay_max_ms = Some(f64::from(p.point.streams) / 5.0);
+            }
+            SystemKind::Socat => {
+                p.join_delay_ms = Some(20.0);
+                p.join_delay_max_ms = Some(30.0);
+            }
+            _ => {}
+        }
+    }
+    r.refresh_aggregates();
+    let f = findings::findings(&r);
+    assert!(
+        has(
+            &f,
+            "relay/pool median 1-20 ms (worst 40 ms, at 200 streams)"
+        ),
+        "{f:#?}"
+    );
+    assert!(has(&f, "socat median 20 ms (worst 30 ms"), "{f:#?}");
+    assert!(!has(&f, "kernel median"), "{f:#?}");
+    let html = render(&r);
+    assert!(
+        html.contains("20 / 40"),
+        "the data table shows median / worst"
+    );
+}

@@ -6,6 +6,7 @@
 //! finished points before labctl exits.
 
 pub mod environment;
+pub mod join_delay;
 pub mod point;
 pub mod sample;
 

@@ -2,6 +2,7 @@
 //! summaries and /proc samples collected, optional zero-loss search, topology down.
 //! Every failure becomes the point's status; nothing here aborts the sweep.
 
+use super::join_delay;
 use super::sample::Sampler;
 use crate::process::loadgen::{RunningSink, ScratchDir, SendRate, SendSpec, SinkSpec};
 use crate::results::{Latency, PointResult, Status, Usage};
@@ -9,12 +10,17 @@ use crate::scenario::{Point, Scenario, SystemKind, TopologyKind};
 use crate::systems::{self, Layout, StartError};
 use crate::topology::{Role, Template, Topology, TopologyOptions};
 use anyhow::{Context, Result, bail};
+use loadgen::summary::Totals;
 use std::time::Duration;
 
 /// Sinks stop after this long without packets (once traffic started).
 const SINK_IDLE: Duration = Duration::from_secs(1);
 /// How long to wait for the sinks' idle stop after the sender finished.
 const SINK_DRAIN: Duration = Duration::from_secs(3);
+
+/// Port the join-only sinks of kernel fan-out bind (nothing is sent to it; the topology's
+/// readiness probe uses 4999).
+const JOIN_ONLY_PORT: u16 = 4997;
 
 /// Prefix of the note that names a point's topology run id.
 pub const TOPOLOGY_NOTE: &str = "topology run id ";
@@ -106,7 +112,7 @@ fn with_topology(
     topology: &Topology,
 ) -> Result<PointResult, Outcome> {
     let layout = Layout::new(point.system, topology, point.streams, point.fanout);
-    let system = match systems::start(point.system, &layout) {
+    let mut system = match systems::start(point.system, &layout) {
         Ok(s) => s,
         Err(StartError::Skip(reason)) => return Err(Outcome::Skipped(reason)),
         Err(StartError::Failed(e)) => {
@@ -121,22 +127,23 @@ fn with_topology(
         topology.run_id(),
         topology.template()
     ));
-    result.capacity = system.capacity.clone();
+    let probe_only = scenario.capacity.as_ref().is_some_and(|c| !c.send_traffic);
+    let installed = install_rules(point, &layout, &mut system, probe_only, &mut result);
     result.notes.extend(system.notes.iter().cloned());
     if layout.same_group && point.fanout > 1 && point.system == SystemKind::Kernel {
-        result.notes.push("every sink sees the other links' copies of the same group: duplicates are expected at kernel fan-out".to_owned());
+        result.notes.push(KERNEL_FANOUT_NOTE.to_owned());
     }
 
-    let probe_only = scenario.capacity.as_ref().is_some_and(|c| !c.send_traffic);
-    let measured = if probe_only {
-        let sampler =
-            Sampler::start(system.pids(), Vec::new()).context("starting the /proc sampler")?;
-        std::thread::sleep(Duration::from_millis(300));
-        let (usage, _) = sampler.finish();
-        result.usage = Some(usage);
-        Ok(())
-    } else {
-        measure_traffic(scenario, point, &layout, &system.pids(), &mut result)
+    let measured = match installed {
+        Err(e) => Err(e),
+        Ok(()) if probe_only => Sampler::start(system.pids(), Vec::new())
+            .context("starting the /proc sampler")
+            .map(|sampler| {
+                std::thread::sleep(Duration::from_millis(300));
+                let (usage, _) = sampler.finish();
+                result.usage = Some(usage);
+            }),
+        Ok(()) => measure_traffic(scenario, point, &layout, &system.pids(), &mut result),
     };
     let died = system.stop();
     measured?;
@@ -146,6 +153,39 @@ fn with_topology(
         };
     }
     Ok(result)
+}
+
+/// How kernel fan-out is counted (it forwards the same group and port to every link).
+pub const KERNEL_FANOUT_NOTE: &str = "kernel fan-out: every link carries the same group and port, so one sink counts the copies of all links (the other links' sinks only join); delivered = copies received over all links, capped at sent x links";
+
+/// Installs every rule of the point; unless `probe_only` or `direct`, the last ones are timed
+/// for the join delay (with a probe sender already sending). Records capacity and join delay.
+fn install_rules(
+    point: &Point,
+    layout: &Layout,
+    system: &mut systems::Running,
+    probe_only: bool,
+    result: &mut PointResult,
+) -> Result<()> {
+    let timed = if probe_only || point.system == SystemKind::Direct {
+        point.streams..point.streams
+    } else {
+        join_delay::sample(point.streams)
+    };
+    system
+        .install(layout, 0..timed.start, false)
+        .context("installing the rules")?;
+    if !timed.is_empty() {
+        // Let the bulk's memberships settle (socat joins asynchronously) before timing.
+        system.capacity(layout).context("waiting for the joins")?;
+        let (delays, notes) =
+            join_delay::measure(system, layout, timed).context("measuring the join delay")?;
+        result.join_delay_ms = delays.as_ref().map(|d| d.median_ms);
+        result.join_delay_max_ms = delays.as_ref().map(|d| d.max_ms);
+        result.notes.extend(notes);
+    }
+    result.capacity = system.capacity(layout).context("reading the capacity")?;
+    Ok(())
 }
 
 /// What one traffic run delivered.
@@ -243,6 +283,19 @@ fn measure_traffic(
     Ok(())
 }
 
+/// (delivered, duplicates) of one sink. A sink counts distinct packets in `received` and
+/// repeats in `duplicates`; with `shared_links` (kernel fan-out: one sink receives every link's
+/// copy of the same group and port, each copy arriving once) the copies are what was delivered,
+/// capped at what was `offered` (sent x links).
+fn delivered_and_duplicates(totals: &Totals, offered: u64, shared_links: bool) -> (u64, u64) {
+    if shared_links {
+        let copies = totals.received + totals.duplicates;
+        (copies.min(offered), copies.saturating_sub(offered))
+    } else {
+        (totals.received, totals.duplicates)
+    }
+}
+
 /// Starts one sink per output, samples the system while a bounded send runs, collects.
 fn run_traffic(
     layout: &Layout,
@@ -252,8 +305,13 @@ fn run_traffic(
     duration: Duration,
 ) -> Result<Traffic> {
     let outputs = layout.outputs();
+    // Kernel fan-out: every link carries the same group and port, and a sink's socket receives
+    // a group arriving on any interface where it is joined. Sink 0 counts every link's copies;
+    // the others only join (so their links' copies are accepted) on a port nothing is sent to.
+    let shared_links = layout.same_group && outputs > 1;
     let mut scratch = Vec::new();
     let mut sinks: Vec<RunningSink> = Vec::new();
+    let mut joiners: Vec<RunningSink> = Vec::new();
     for k in 0..outputs {
         let sink_if = layout
             .sinks
@@ -266,17 +324,25 @@ fn run_traffic(
             streams: layout.streams,
             group_base: layout.output_base(k),
             groups: None,
-            port: layout.output_port(k),
+            port: if shared_links && k > 0 {
+                JOIN_ONLY_PORT
+            } else {
+                layout.output_port(k)
+            },
             idle: SINK_IDLE,
             duration: duration + Duration::from_secs(15),
         };
-        sinks.push(
-            spec.start(&dir)
-                .with_context(|| format!("starting sink {k}"))?,
-        );
+        let sink = spec
+            .start(&dir)
+            .with_context(|| format!("starting sink {k}"))?;
+        if shared_links && k > 0 {
+            joiners.push(sink);
+        } else {
+            sinks.push(sink);
+        }
         scratch.push(dir);
     }
-    let sink_pids: Vec<u32> = sinks.iter().map(RunningSink::pid).collect();
+    let sink_pids: Vec<u32> = sinks.iter().chain(&joiners).map(RunningSink::pid).collect();
     let sampler = Sampler::start(pids.to_vec(), sink_pids).context("starting the /proc sampler")?;
     let send_dir = ScratchDir::new("send")?;
     let send = SendSpec {
@@ -302,6 +368,12 @@ fn run_traffic(
             }
         }
     }
+    for joiner in joiners {
+        // Nothing arrives on their port: stop them now (their summaries are not counted).
+        if let Err(e) = joiner.finish(Duration::ZERO) {
+            sink_error.get_or_insert(e);
+        }
+    }
     let (system, loadgen) = sampler.finish();
     let send = send.context("loadgen send")?;
     if let Some(e) = sink_error {
@@ -322,9 +394,9 @@ fn run_traffic(
     };
     let mut latency = Latency::default();
     for s in &summaries {
-        // The sink's per-stream `received` counts distinct packets (duplicates apart).
-        t.delivered += s.totals.received;
-        t.duplicates += s.totals.duplicates;
+        let (delivered, duplicates) = delivered_and_duplicates(&s.totals, t.offered, shared_links);
+        t.delivered += delivered;
+        t.duplicates += duplicates;
         t.reordered += s.totals.reordered;
         if s.totals.received > 0 {
             latency.p50 = latency.p50.max(s.latency_ns.p50);
@@ -334,4 +406,30 @@ fn run_traffic(
         }
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_fanout_counts_every_links_copy() {
+        // 3 links, 100 packets sent: 300 offered. One link lost 10: 290 copies arrived, which
+        // the sink sees as 100 distinct + 190 repeats.
+        let t = Totals {
+            received: 100,
+            lost: 0,
+            duplicates: 190,
+            reordered: 0,
+        };
+        assert_eq!(delivered_and_duplicates(&t, 300, true), (290, 0));
+        // Renamed outputs: repeats are real duplicates.
+        assert_eq!(delivered_and_duplicates(&t, 300, false), (100, 190));
+        // More copies than offered (a real duplicate somewhere): capped, the rest duplicates.
+        let t = Totals {
+            duplicates: 205,
+            ..t
+        };
+        assert_eq!(delivered_and_duplicates(&t, 300, true), (300, 5));
+    }
 }

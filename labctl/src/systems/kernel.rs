@@ -2,12 +2,18 @@
 //! every veth exists), then one batch of `join IN GROUP` + `add IN SOURCE GROUP OUT...` lines fed
 //! to `smcroutectl -b`. The kernel forwards the input group unchanged (it cannot rename).
 
-use super::{Layout, Running, StartError, capacity_from_joins, errno_from_text, find_tool};
+use super::{
+    Installer as SystemInstaller, Layout, RuleAdd, Running, StartError, capacity_from_joins,
+    errno_from_text, find_tool,
+};
 use crate::process::loadgen::ScratchDir;
 use crate::process::{SpawnOptions, Spawned, spawn_in_netns};
+use crate::results::Capacity;
 use crate::scenario::SystemKind;
 use anyhow::{Context, Result, anyhow, bail};
 use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,7 +22,7 @@ const BATCH_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The smcroutectl batch for the layout: a join (so a snooping switch forwards the group) and an
 /// (S,G) route to every output link, per input stream.
-pub fn batch(layout: &Layout) -> Result<String> {
+pub fn batch(layout: &Layout, inputs: Range<u32>) -> Result<String> {
     let input = layout
         .relay_in
         .as_ref()
@@ -31,7 +37,7 @@ pub fn batch(layout: &Layout) -> Result<String> {
         bail!("fan-out {} needs as many egress links", layout.fanout);
     }
     let mut text = String::new();
-    for i in 0..layout.streams {
+    for i in inputs {
         let group = layout.input_group(i);
         let _ = writeln!(text, "join {} {group}", input.ifname);
         let _ = writeln!(
@@ -76,39 +82,108 @@ pub fn start(layout: &Layout) -> Result<Running, StartError> {
         .args(["-i", &ident]);
     let daemon = spawn_in_netns(ns, cmd, SpawnOptions::default())?;
     wait_socket(&daemon, &sock)?;
-
-    let batch_file = scratch.path("routes.batch");
-    std::fs::write(&batch_file, batch(layout)?).context("writing the smcroutectl batch")?;
-    let mut ctl = Command::new("/bin/sh");
-    ctl.arg("-c")
-        .arg("exec \"$0\" -u \"$1\" -i \"$2\" -b < \"$3\"")
-        .arg(&smcroutectl)
-        .arg(&sock)
-        .arg(&ident)
-        .arg(&batch_file);
-    let child = spawn_in_netns(ns, ctl, SpawnOptions::with_deadline(BATCH_DEADLINE))?;
-    let (status, out, err) = child.wait_output(BATCH_DEADLINE)?;
-    let ctl_text = format!("{out}{err}");
-    let joined = super::joined_groups(daemon.pid(), &in_if)
-        .context("reading the relay namespace's igmp table")?;
-    let error = ctl_text
-        .lines()
-        .chain(daemon.stderr_text().lines().collect::<Vec<_>>())
-        .find(|l| errno_from_text(l).is_some())
-        .map(str::to_owned)
-        .or_else(|| (!status.success()).then(|| ctl_text.trim().to_owned()));
-    let errno = error.as_deref().and_then(errno_from_text);
-    let capacity = capacity_from_joins(layout, &joined, errno, error);
-    let notes = vec![
-        "kernel forwards the input group and port unchanged (no renaming); its forwarding runs in softirq and is charged to no process".to_owned(),
-    ];
+    let installer = Installer {
+        smcroutectl,
+        ns: ns.to_owned(),
+        sock,
+        ident,
+        in_if,
+        batch_prefix: scratch.path("routes"),
+        batches: 0,
+        ctl_failures: Vec::new(),
+    };
     Ok(Running {
         kind: SystemKind::Kernel,
         children: vec![daemon],
-        capacity: Some(capacity),
-        notes,
+        installer: SystemInstaller::Kernel(installer),
+        notes: vec![
+            "kernel forwards the input group and port unchanged (no renaming); its forwarding runs in softirq and is charged to no process".to_owned(),
+        ],
         _scratch: Some(scratch),
     })
+}
+
+/// Feeds smcroutectl batches to the running smcrouted.
+#[derive(Debug)]
+pub(super) struct Installer {
+    smcroutectl: PathBuf,
+    ns: String,
+    sock: PathBuf,
+    ident: String,
+    in_if: String,
+    /// Batch files are `<prefix>-<n>.batch` in the system's scratch directory.
+    batch_prefix: PathBuf,
+    batches: u32,
+    /// Output of smcroutectl runs that failed or printed an error.
+    ctl_failures: Vec<String>,
+}
+
+impl Installer {
+    /// Joins and routes the inputs of `range`: one batch for all of them, or with `timed` one
+    /// smcroutectl run per input, stamped just before it starts.
+    pub(super) fn install(
+        &mut self,
+        layout: &Layout,
+        range: Range<u32>,
+        timed: bool,
+    ) -> Result<Vec<RuleAdd>> {
+        if !timed {
+            self.run_batch(&batch(layout, range)?)?;
+            return Ok(Vec::new());
+        }
+        let mut adds = Vec::new();
+        for i in range {
+            let text = batch(layout, i..i + 1)?;
+            let at_ns = super::monotonic_ns();
+            self.run_batch(&text)?;
+            adds.push(RuleAdd { input: i, at_ns });
+        }
+        Ok(adds)
+    }
+
+    fn run_batch(&mut self, text: &str) -> Result<()> {
+        let file = PathBuf::from(format!(
+            "{}-{}.batch",
+            self.batch_prefix.display(),
+            self.batches
+        ));
+        self.batches += 1;
+        std::fs::write(&file, text).context("writing the smcroutectl batch")?;
+        let mut ctl = Command::new("/bin/sh");
+        ctl.arg("-c")
+            .arg("exec \"$0\" -u \"$1\" -i \"$2\" -b < \"$3\"")
+            .arg(&self.smcroutectl)
+            .arg(&self.sock)
+            .arg(&self.ident)
+            .arg(&file);
+        let child = spawn_in_netns(&self.ns, ctl, SpawnOptions::with_deadline(BATCH_DEADLINE))?;
+        let (status, out, err) = child.wait_output(BATCH_DEADLINE)?;
+        let ctl_text = format!("{out}{err}");
+        if let Some(line) = ctl_text.lines().find(|l| errno_from_text(l).is_some()) {
+            self.ctl_failures.push(line.to_owned());
+        } else if !status.success() {
+            self.ctl_failures.push(ctl_text.trim().to_owned());
+        }
+        Ok(())
+    }
+
+    /// The joins the namespace shows on the ingress interface, and the first error printed.
+    pub(super) fn capacity(&self, layout: &Layout, children: &[Spawned]) -> Result<Capacity> {
+        let daemon = children.first().context("smcrouted is not running")?;
+        let joined = super::joined_groups(daemon.pid(), &self.in_if)
+            .context("reading the relay namespace's igmp table")?;
+        let daemon_err = daemon.stderr_text();
+        let error = self
+            .ctl_failures
+            .iter()
+            .map(String::as_str)
+            .chain(daemon_err.lines())
+            .find(|l| errno_from_text(l).is_some())
+            .or_else(|| self.ctl_failures.first().map(String::as_str))
+            .map(str::to_owned);
+        let errno = error.as_deref().and_then(errno_from_text);
+        Ok(capacity_from_joins(layout, &joined, errno, error))
+    }
 }
 
 fn wait_socket(daemon: &Spawned, sock: &std::path::Path) -> Result<()> {
@@ -154,7 +229,7 @@ mod tests {
             same_group: true,
         };
         assert_eq!(
-            batch(&layout).unwrap(),
+            batch(&layout, 0..2).unwrap(),
             "join in 239.1.0.1\nadd in 198.18.1.1 239.1.0.1 o0 o1\njoin in 239.1.0.2\nadd in 198.18.1.1 239.1.0.2 o0 o1\n"
         );
     }

@@ -1,9 +1,11 @@
 //! Systems under test: what runs in the relay namespace and forwards the input groups.
 //!
-//! [`start`] brings a [`SystemKind`] up on a built topology with one forwarding rule per input
-//! stream (installed one at a time, so the first refused membership is the system's capacity)
-//! and returns a [`Running`] system: its processes by PID (for /proc sampling) and the capacity
-//! it showed. A missing tool (socat, smcroute) is a [`StartError::Skip`], not a failure.
+//! [`start`] brings a [`SystemKind`] up on a built topology with no rules yet and returns a
+//! [`Running`] system: its processes by PID (for /proc sampling). [`Running::install`] then adds
+//! the forwarding rules of a range of input streams (one at a time, so the first refused
+//! membership is the system's capacity, and optionally stamped with CLOCK_MONOTONIC for the
+//! join delay), and [`Running::capacity`] waits for the memberships and reports what was
+//! refused. A missing tool (socat, smcroute) is a [`StartError::Skip`], not a failure.
 //!
 //! Addresses follow docs/interfaces.md: input i is 239.1.0.1 + i, output k of input i is
 //! 239.(2+k).0.1 + i on port 5000 + k ([`Layout`]). The kernel cannot rename: its outputs keep
@@ -18,7 +20,9 @@ use crate::process::Spawned;
 use crate::results::Capacity;
 use crate::scenario::SystemKind;
 use crate::topology::{Endpoint, Topology};
+use anyhow::Result;
 use std::net::Ipv4Addr;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -123,17 +127,64 @@ pub enum StartError {
 pub struct Running {
     pub kind: SystemKind,
     children: Vec<Spawned>,
-    /// Memberships tried and the first refusal, if rules were installed one at a time.
-    pub capacity: Option<Capacity>,
+    installer: Installer,
     pub notes: Vec<String>,
     /// Scratch files (sockets, configs), removed on drop.
     _scratch: Option<crate::process::loadgen::ScratchDir>,
+}
+
+/// How a system's rules are installed (system-specific state).
+#[derive(Debug)]
+enum Installer {
+    /// `direct`: nothing to install.
+    Nothing,
+    Relay(relay::Installer),
+    Socat(socat::Installer),
+    Kernel(kernel::Installer),
+}
+
+/// One rule add, stamped: input stream index and CLOCK_MONOTONIC nanoseconds just before the
+/// add was issued (request sent, process spawned, smcroutectl started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleAdd {
+    pub input: u32,
+    pub at_ns: u64,
 }
 
 impl Running {
     /// PIDs of the system's processes (for /proc sampling).
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(Spawned::pid).collect()
+    }
+
+    /// Installs the rules of the inputs in `range`, one at a time, in order. With `timed`, every
+    /// rule is issued on its own (one smcroutectl call per rule for the kernel) and stamped; the
+    /// stamps of the rules issued are returned. A refusal is not an error here: it shows in
+    /// [`Running::capacity`] (the relay stops adding at its first refusal).
+    pub fn install(
+        &mut self,
+        layout: &Layout,
+        range: Range<u32>,
+        timed: bool,
+    ) -> Result<Vec<RuleAdd>> {
+        match &mut self.installer {
+            Installer::Nothing => Ok(Vec::new()),
+            Installer::Relay(r) => r.install(layout, range),
+            Installer::Socat(s) => s.install(layout, range, &mut self.children),
+            Installer::Kernel(k) => k.install(layout, range, timed),
+        }
+    }
+
+    /// Waits until the memberships of the installed rules show (or stop appearing) and reports
+    /// the capacity over all `layout.streams` inputs; `None` for `direct`.
+    pub fn capacity(&mut self, layout: &Layout) -> Result<Option<Capacity>> {
+        let capacity = match &self.installer {
+            Installer::Nothing => return Ok(None),
+            Installer::Relay(r) => r.capacity(layout),
+            Installer::Socat(s) => s.capacity(layout, &self.children)?,
+            Installer::Kernel(k) => k.capacity(layout, &self.children)?,
+        };
+        Ok(Some(capacity))
     }
 
     /// Stops every process (SIGTERM, then SIGKILL after a grace) and reaps it. Returns a
@@ -164,13 +215,13 @@ impl Running {
     }
 }
 
-/// Brings `kind` up on the layout. `direct` starts nothing.
+/// Brings `kind` up on the layout, with no rules yet. `direct` starts nothing.
 pub fn start(kind: SystemKind, layout: &Layout) -> Result<Running, StartError> {
     match kind {
         SystemKind::Direct => Ok(Running {
             kind,
             children: Vec::new(),
-            capacity: None,
+            installer: Installer::Nothing,
             notes: Vec::new(),
             _scratch: None,
         }),
@@ -180,6 +231,12 @@ pub fn start(kind: SystemKind, layout: &Layout) -> Result<Running, StartError> {
         SystemKind::Socat => socat::start(layout),
         SystemKind::Kernel => kernel::start(layout),
     }
+}
+
+/// CLOCK_MONOTONIC now, nanoseconds: the clock `loadgen sink` stamps arrivals with (one clock
+/// for every network namespace of the host).
+pub fn monotonic_ns() -> u64 {
+    loadgen::sys::monotonic_ns()
 }
 
 /// Sysctls a system needs in the relay namespace (on top of the scenario's).

@@ -1,7 +1,7 @@
 //! The relay under test: `relay run --membership pool|single [--helper-buffer 8M]` in the relay
 //! namespace, rules added one at a time over its control socket (JSON lines, docs/interfaces.md).
 
-use super::{Layout, Running, StartError, stderr_suffix};
+use super::{Installer as SystemInstaller, Layout, RuleAdd, Running, StartError, stderr_suffix};
 use crate::binaries;
 use crate::process::loadgen::ScratchDir;
 use crate::process::{SpawnOptions, Spawned, spawn_in_netns};
@@ -9,6 +9,7 @@ use crate::results::Capacity;
 use crate::scenario::SystemKind;
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{BufRead, BufReader, Write};
+use std::ops::Range;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
@@ -36,19 +37,73 @@ pub fn start(kind: SystemKind, layout: &Layout) -> Result<Running, StartError> {
         other => return Err(anyhow!("{other} is not a relay configuration").into()),
     };
     let child = spawn_in_netns(ns, cmd, SpawnOptions::default())?;
-    let mut client = wait_ready(&child, &control)?;
-    let capacity = add_rules(&mut client, layout)?;
-    let notes = vec![format!(
-        "rules added one at a time; {} of {} accepted",
-        capacity.accepted, capacity.tried
-    )];
+    let client = wait_ready(&child, &control)?;
     Ok(Running {
         kind,
         children: vec![child],
-        capacity: Some(capacity),
-        notes,
+        installer: SystemInstaller::Relay(Installer {
+            client,
+            accepted: 0,
+            refusal: None,
+        }),
+        notes: vec!["rules added one at a time over the control socket".to_owned()],
         _scratch: Some(scratch),
     })
+}
+
+/// Adds rules over the control socket and remembers the first refusal.
+#[derive(Debug)]
+pub(super) struct Installer {
+    client: Control,
+    accepted: u32,
+    /// (input index, errno, message) of the first refusal.
+    refusal: Option<(u32, i32, String)>,
+}
+
+impl Installer {
+    /// Adds one rule per input of `range`, stamped, stopping at the first refusal (the
+    /// capacity); nothing is added after a refusal.
+    pub(super) fn install(&mut self, layout: &Layout, range: Range<u32>) -> Result<Vec<RuleAdd>> {
+        let mut adds = Vec::new();
+        for i in range {
+            if self.refusal.is_some() {
+                break;
+            }
+            let rule = rule_text(layout, i)?;
+            let at_ns = super::monotonic_ns();
+            let reply = self
+                .client
+                .request(&serde_json::json!({"cmd": "add", "rule": rule}))?;
+            if reply["ok"] == serde_json::Value::Bool(true) {
+                self.accepted += 1;
+                adds.push(RuleAdd { input: i, at_ns });
+                continue;
+            }
+            let error = reply["error"].as_str().unwrap_or("refused").to_owned();
+            let Some(errno) = reply["errno"].as_i64().map(|e| e as i32) else {
+                // A refusal that is not a kernel limit is a bug in the rule or the relay.
+                bail!("the relay refused rule {rule:?}: {error}");
+            };
+            self.refusal = Some((i, errno, error));
+        }
+        Ok(adds)
+    }
+
+    /// Rules accepted and the first refusal, over `layout.streams` inputs.
+    pub(super) fn capacity(&self, layout: &Layout) -> Capacity {
+        let mut capacity = Capacity {
+            tried: layout.streams,
+            accepted: self.accepted,
+            ..Capacity::default()
+        };
+        if let Some((i, errno, error)) = &self.refusal {
+            capacity.first_refused = Some(*i);
+            capacity.refused_group = Some(layout.input_group(*i).to_string());
+            capacity.errno = Some(*errno);
+            capacity.error = Some(error.clone());
+        }
+        capacity
+    }
 }
 
 /// The rule of input `i`: `IN:GROUP:PORT -> OUT0:GROUP0:PORT0, OUT1:...`.
@@ -85,6 +140,7 @@ pub fn rule_text(layout: &Layout, i: u32) -> Result<String> {
 }
 
 /// A connection to the relay's control socket.
+#[derive(Debug)]
 struct Control {
     reader: BufReader<UnixStream>,
 }
@@ -142,34 +198,6 @@ fn wait_ready(child: &Spawned, control: &Path) -> Result<Control> {
             );
         }
     }
-}
-
-/// Adds one rule per input, stopping at the first refusal (the capacity).
-fn add_rules(client: &mut Control, layout: &Layout) -> Result<Capacity> {
-    let mut capacity = Capacity {
-        tried: layout.streams,
-        ..Capacity::default()
-    };
-    for i in 0..layout.streams {
-        let rule = rule_text(layout, i)?;
-        let reply = client.request(&serde_json::json!({"cmd": "add", "rule": rule}))?;
-        if reply["ok"] == serde_json::Value::Bool(true) {
-            capacity.accepted += 1;
-            continue;
-        }
-        let errno = reply["errno"].as_i64().map(|e| e as i32);
-        let error = reply["error"].as_str().unwrap_or("refused").to_owned();
-        if errno.is_none() {
-            // A refusal that is not a kernel limit is a bug in the rule or the relay.
-            bail!("the relay refused rule {rule:?}: {error}");
-        }
-        capacity.first_refused = Some(i);
-        capacity.refused_group = Some(layout.input_group(i).to_string());
-        capacity.errno = errno;
-        capacity.error = Some(error);
-        break;
-    }
-    Ok(capacity)
 }
 
 #[cfg(test)]

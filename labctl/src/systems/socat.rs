@@ -1,10 +1,16 @@
 //! socat as the relay: one process per stream and per output, in the form that relays exactly
 //! one group (ARCHITECTURE.md: `bind=GROUP` on UDP4-RECV, else every socat relays every group).
 
-use super::{Layout, Running, StartError, capacity_from_joins, errno_from_text, find_tool};
+use super::{
+    Installer as SystemInstaller, Layout, RuleAdd, Running, StartError, capacity_from_joins,
+    errno_from_text, find_tool,
+};
 use crate::process::{SpawnOptions, Spawned, spawn_in_netns};
+use crate::results::Capacity;
 use crate::scenario::SystemKind;
 use anyhow::{Context, Result, anyhow};
+use std::ops::Range;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -47,55 +53,84 @@ pub fn start(layout: &Layout) -> Result<Running, StartError> {
     let ns = layout
         .relay_ns
         .as_deref()
-        .ok_or_else(|| anyhow!("socat needs a topology with a relay namespace"))?;
+        .ok_or_else(|| anyhow!("socat needs a topology with a relay namespace"))?
+        .to_owned();
     let in_if = layout
         .relay_in
         .as_ref()
         .context("no relay ingress interface")?
         .ifname
         .clone();
-    let mut children: Vec<Spawned> = Vec::new();
-    for i in 0..layout.streams {
-        for k in 0..layout.fanout {
-            let mut cmd = Command::new(&socat);
-            cmd.args(command_line(layout, i, k)?);
-            let child = spawn_in_netns(ns, cmd, SpawnOptions::default()).with_context(|| {
-                format!(
-                    "starting socat {} of {}",
-                    children.len() + 1,
-                    layout.streams * layout.fanout
-                )
-            })?;
-            children.push(child);
-        }
-    }
-    let capacity = wait_joined(layout, &children, &in_if)?;
-    let notes = vec![format!(
-        "{} socat processes ({} streams x {} outputs)",
-        children.len(),
-        layout.streams,
-        layout.fanout
-    )];
     Ok(Running {
         kind: SystemKind::Socat,
-        children,
-        capacity: Some(capacity),
-        notes,
+        children: Vec::new(),
+        installer: SystemInstaller::Socat(Installer { socat, ns, in_if }),
+        notes: vec![format!(
+            "one socat process per stream and output ({} x {})",
+            layout.streams, layout.fanout
+        )],
         _scratch: None,
     })
 }
 
+/// Starts one socat per (input, output).
+#[derive(Debug)]
+pub(super) struct Installer {
+    socat: PathBuf,
+    ns: String,
+    in_if: String,
+}
+
+impl Installer {
+    /// Starts the socats of the inputs in `range` (every output of each), stamped per input at
+    /// the spawn of its first socat.
+    pub(super) fn install(
+        &self,
+        layout: &Layout,
+        range: Range<u32>,
+        children: &mut Vec<Spawned>,
+    ) -> Result<Vec<RuleAdd>> {
+        let mut adds = Vec::new();
+        for i in range {
+            adds.push(RuleAdd {
+                input: i,
+                at_ns: super::monotonic_ns(),
+            });
+            for k in 0..layout.fanout {
+                let mut cmd = Command::new(&self.socat);
+                cmd.args(command_line(layout, i, k)?);
+                let child =
+                    spawn_in_netns(&self.ns, cmd, SpawnOptions::default()).with_context(|| {
+                        format!(
+                            "starting socat {} of {}",
+                            children.len() + 1,
+                            layout.streams * layout.fanout
+                        )
+                    })?;
+                children.push(child);
+            }
+        }
+        Ok(adds)
+    }
+
+    /// Waits for the joins of the started socats and reports what is missing.
+    pub(super) fn capacity(&self, layout: &Layout, children: &[Spawned]) -> Result<Capacity> {
+        wait_joined(layout, children, &self.in_if)
+    }
+}
+
 /// Waits until every input group is joined on the ingress interface (or no progress), and
 /// reports what was not.
-fn wait_joined(
-    layout: &Layout,
-    children: &[Spawned],
-    in_if: &str,
-) -> Result<crate::results::Capacity> {
-    let probe_pid = children
-        .first()
-        .map(Spawned::pid)
-        .context("no socat started")?;
+fn wait_joined(layout: &Layout, children: &[Spawned], in_if: &str) -> Result<Capacity> {
+    let Some(probe_pid) = children.first().map(Spawned::pid) else {
+        // No socat started: nothing is joined.
+        return Ok(capacity_from_joins(
+            layout,
+            &std::collections::HashSet::new(),
+            None,
+            None,
+        ));
+    };
     let start = Instant::now();
     let mut last_count = 0;
     let mut last_progress = Instant::now();
