@@ -65,10 +65,13 @@ pub struct RunningSink {
 
 impl SinkSpec {
     /// Starts the sink and waits until it has joined every group (its ready file exists).
+    /// Several sinks may share one scratch directory: each one's files are named after its
+    /// namespace and interface.
     pub fn start(&self, scratch: &ScratchDir) -> Result<RunningSink> {
         let loadgen = binaries::locate("loadgen")?;
-        let ready = scratch.path("sink.ready");
-        let json = scratch.path("sink.json");
+        let stem = format!("sink-{}-{}", self.netns, self.interface);
+        let ready = scratch.path(&format!("{stem}.ready"));
+        let json = scratch.path(&format!("{stem}.json"));
         let cmd = self.command(&loadgen, &ready, &json);
         let deadline = self.duration + Duration::from_secs(30);
         let child = spawn_in_netns(&self.netns, cmd, SpawnOptions::with_deadline(deadline))?;
