@@ -68,6 +68,8 @@ topology = "snooping"
                 assert_eq!(c.errno, Some(libc::ENOBUFS), "{p}: {c:?}");
                 // 20 of 30 streams forwarded.
                 assert!((60.0..=67.0).contains(&delivered), "{p}: {delivered}");
+                // The timed rules (the last 5) were refused: no join delay.
+                assert_eq!(r.join_delay_ms, None, "{p}");
             }
             other => {
                 assert!(delivered >= 99.0, "{p}: delivered {delivered} %");
@@ -78,6 +80,16 @@ topology = "snooping"
                     let expected_processes = if other == SystemKind::Socat { 30 } else { 1 };
                     assert_eq!(usage.processes, expected_processes, "{p}");
                     assert!(usage.peak_rss_kib > 0, "{p}");
+                    // Join delay: real (behind the snooping bridge), ordered, and bounded by
+                    // the probe sender's 3 s.
+                    let median = r.join_delay_ms.expect("join delay");
+                    let worst = r.join_delay_max_ms.expect("worst join delay");
+                    assert!(
+                        median > 0.0 && median <= worst && worst < 3000.0,
+                        "{p}: {median} {worst}"
+                    );
+                } else {
+                    assert_eq!(r.join_delay_ms, None, "{p}: direct has no rules");
                 }
             }
         }
@@ -131,5 +143,45 @@ fn a_sweep_writes_results_with_repeats_and_a_report() {
     assert!(html.contains("<svg"), "report has charts");
     assert!(
         html.contains("direct delivered &gt;= 99.9 %") || html.contains("direct delivered less")
+    );
+}
+
+#[test]
+fn kernel_fanout_counts_each_links_copies_once() {
+    if !is_root("kernel_fanout_counts_each_links_copies_once") {
+        return;
+    }
+    let scenario = Scenario::parse(
+        "name = \"sweep-e2e-kfan\"\nsystems = [\"kernel\"]\nstreams = [6]\nfanout = [3]\nrate_pps = [100.0]\nduration_s = 1.5\n",
+        Path::new("sweep-e2e-kfan.toml"),
+    )
+    .unwrap();
+    let p = scenario.points().remove(0);
+    let r = point::measure(&scenario, &p);
+    eprintln!(
+        "{p}: {:?} {} of {} dup {}",
+        r.status, r.delivered, r.offered, r.duplicates
+    );
+    if matches!(r.status, Status::Skipped { .. }) {
+        eprintln!("SKIPPED (smcroute missing): {:?}", r.status);
+        return;
+    }
+    assert_eq!(r.status, Status::Ok);
+    // 3 links: offered is 3 copies per packet sent; every copy counted once, none as duplicate.
+    assert!(r.offered >= 3 * 6 * 100, "{}", r.offered);
+    assert!(r.delivered_pct.expect("delivered") >= 99.0, "{r:?}");
+    assert_eq!(r.duplicates, 0, "{r:?}");
+    assert!(r.notes.iter().any(|n| n == point::KERNEL_FANOUT_NOTE));
+    let run_id = r
+        .notes
+        .iter()
+        .find_map(|n| n.strip_prefix(point::TOPOLOGY_NOTE))
+        .and_then(|n| n.split_whitespace().next())
+        .expect("the point names its topology")
+        .to_owned();
+    let prefix = format!("mlab-{run_id}-");
+    assert!(
+        !lab_namespaces().iter().any(|n| n.starts_with(&prefix)),
+        "left behind"
     );
 }

@@ -64,7 +64,12 @@ pub fn start(layout: &Layout) -> Result<Running, StartError> {
     Ok(Running {
         kind: SystemKind::Socat,
         children: Vec::new(),
-        installer: SystemInstaller::Socat(Installer { socat, ns, in_if }),
+        installer: SystemInstaller::Socat(Installer {
+            socat,
+            ns,
+            in_if,
+            started: 0,
+        }),
         notes: vec![format!(
             "one socat process per stream and output ({} x {})",
             layout.streams, layout.fanout
@@ -79,13 +84,15 @@ pub(super) struct Installer {
     socat: PathBuf,
     ns: String,
     in_if: String,
+    /// Inputs started so far (always the first ones: ranges are installed in order).
+    started: u32,
 }
 
 impl Installer {
     /// Starts the socats of the inputs in `range` (every output of each), stamped per input at
     /// the spawn of its first socat.
     pub(super) fn install(
-        &self,
+        &mut self,
         layout: &Layout,
         range: Range<u32>,
         children: &mut Vec<Spawned>,
@@ -109,19 +116,25 @@ impl Installer {
                     })?;
                 children.push(child);
             }
+            self.started = self.started.max(i + 1);
         }
         Ok(adds)
     }
 
     /// Waits for the joins of the started socats and reports what is missing.
     pub(super) fn capacity(&self, layout: &Layout, children: &[Spawned]) -> Result<Capacity> {
-        wait_joined(layout, children, &self.in_if)
+        wait_joined(layout, children, &self.in_if, self.started)
     }
 }
 
-/// Waits until every input group is joined on the ingress interface (or no progress), and
-/// reports what was not.
-fn wait_joined(layout: &Layout, children: &[Spawned], in_if: &str) -> Result<Capacity> {
+/// Waits until the groups of the `started` first inputs are joined on the ingress interface (or
+/// no progress), and reports what was not (over all inputs).
+fn wait_joined(
+    layout: &Layout,
+    children: &[Spawned],
+    in_if: &str,
+    started: u32,
+) -> Result<Capacity> {
     let Some(probe_pid) = children.first().map(Spawned::pid) else {
         // No socat started: nothing is joined.
         return Ok(capacity_from_joins(
@@ -137,11 +150,11 @@ fn wait_joined(layout: &Layout, children: &[Spawned], in_if: &str) -> Result<Cap
     loop {
         let joined = super::joined_groups(probe_pid, in_if)
             .context("reading the relay namespace's igmp table")?;
-        let count = (0..layout.streams)
+        let count = (0..started)
             .filter(|&i| joined.contains(&layout.input_group(i)))
             .count();
         let exited: Vec<&Spawned> = children.iter().filter(|c| !c.is_running()).collect();
-        let done = count == layout.streams as usize;
+        let done = count == started as usize;
         if count > last_count {
             last_count = count;
             last_progress = Instant::now();
