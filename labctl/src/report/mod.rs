@@ -151,6 +151,13 @@ fn charts_of(r: &Results) -> Vec<Chart> {
             false,
         ),
         chart(
+            "Group join delay (rule added -> first packet at the sink, median of the last rules) vs streams",
+            primary,
+            "join delay (ms)",
+            &|a| a.join_delay_ms.map(|s| s.mean),
+            false,
+        ),
+        chart(
             "Peak RSS of the system's processes vs streams",
             primary,
             "RSS (MiB)",

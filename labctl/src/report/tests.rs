@@ -74,6 +74,10 @@ fn fixture_point(p: crate::scenario::Point) -> PointResult {
             150_000.0
         });
     }
+    if p.system != SystemKind::Direct {
+        r.join_delay_ms = Some(5.0);
+        r.join_delay_max_ms = Some(8.0);
+    }
     r.derive();
     r
 }
@@ -195,7 +199,7 @@ fn findings_report_a_skipped_system_with_its_reason() {
 #[test]
 fn html_is_self_contained_with_one_svg_per_chart() {
     let html = render(&fixture());
-    assert_eq!(html.matches("<svg").count(), 6, "six charts");
+    assert_eq!(html.matches("<svg").count(), 7, "seven charts");
     assert!(!html.contains("class=\"nodata\""));
     let lower = html.to_lowercase();
     for bad in [
@@ -227,7 +231,7 @@ fn charts_without_data_say_so() {
     }
     r.refresh_aggregates();
     let html = render(&r);
-    assert_eq!(html.matches("<svg").count(), 5);
+    assert_eq!(html.matches("<svg").count(), 6);
     assert!(html.contains("Zero-loss throughput vs fan-out: no data"));
 }
 
@@ -326,6 +330,8 @@ fn a_starved_sender_is_called_out() {
 fn join_delay_is_a_finding_and_a_table_cell() {
     let mut r = fixture();
     for p in r.points.iter_mut() {
+        p.join_delay_ms = None;
+        p.join_delay_max_ms = None;
         match p.point.system {
             SystemKind::RelayPool => {
                 p.join_delay_ms = Some(f64::from(p.point.streams) / 10.0);
