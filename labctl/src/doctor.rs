@@ -217,7 +217,7 @@ fn sysctl_checks(ns: &str) -> Vec<Check> {
             "igmp_max_memberships",
             if n < 100 { Status::Warn } else { Status::Ok },
             format!("{n} in a new namespace: one socket can join at most {n} groups (the next join fails with ENOBUFS)"),
-            "per namespace: raise it with TopologyOptions::sysctls (net.ipv4.igmp_max_memberships), or spread joins over several sockets (relay --membership pool)",
+            "use a relay that spreads joins over several sockets (relay --membership pool), or raise it in the lab namespace (scenario `sysctls`: \"net.ipv4.igmp_max_memberships\" = \"1024\")",
         )),
         None => checks.push(Check::problem("igmp_max_memberships", Status::Fail, "cannot read it", "check that /proc/sys/net/ipv4 exists (CONFIG_IP_MULTICAST)")),
     }
@@ -226,7 +226,7 @@ fn sysctl_checks(ns: &str) -> Vec<Check> {
             "optmem_max",
             Status::Ok,
             format!("{bytes} bytes in a new namespace: about {} group memberships per socket (~48 bytes each) once igmp_max_memberships is raised", bytes / 48),
-            "per namespace: raise net.core.optmem_max with TopologyOptions::sysctls for more groups per socket",
+            "raise net.core.optmem_max in the lab namespace (scenario `sysctls`) for more groups per socket",
         )),
         None => checks.push(Check::problem("optmem_max", Status::Fail, "cannot read it", "check /proc/sys/net/core")),
     }
