@@ -35,9 +35,9 @@ pub struct RunArgs {
     /// IP TTL of forwarded packets (lab rules: keep it <= 8).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..))]
     ttl: u8,
-    /// Receive backend: `uring` (recvmmsg batches) or `mmap` (TPACKET_V3 ring); both send
-    /// through io_uring.
-    #[arg(long, default_value = "uring", value_parser = ["uring", "mmap"])]
+    /// Receive backend: `ring` (TPACKET_V2 per-frame mmap ring), `uring` (recvmmsg batches)
+    /// or `mmap` (TPACKET_V3 block ring, 1 ms block timeout); all send through io_uring.
+    #[arg(long, default_value = "ring", value_parser = ["ring", "uring", "mmap"])]
     io: String,
     /// Egress: `packet` (own frames on AF_PACKET, no neighbour entries) or `udp` (a UDP socket
     /// per output interface, through the kernel's IP output path).
@@ -102,6 +102,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             timing: args.timing,
             io,
             ring: Default::default(),
+            frame_ring: Default::default(),
             rx_slots: args.rx_slots as usize,
             tx_slots: args.tx_slots as usize,
         },

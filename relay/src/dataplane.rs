@@ -17,6 +17,7 @@
 //! packet.
 
 use crate::forward::{self, Egress, Forwarder};
+use crate::frame_ring::{FrameRing, FrameRingConfig};
 use crate::mmap_ring::{RingConfig, RxRing};
 use crate::rx_batch::RecvBatch;
 use crate::stats::{self, Stage, WorkerStats};
@@ -35,11 +36,14 @@ pub const FRAME_BUFFER_SIZE: usize = 9216;
 /// Kernel receive buffer of each worker's packet socket (forced; root only, best effort).
 const RX_SOCKET_BUFFER: i32 = 8 << 20;
 
-/// How frames are received (`--io`); egress is io_uring `SendMsg` in both.
+/// How frames are received (`--io`); egress is io_uring `SendMsg` in all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IoBackend {
-    /// `recvmmsg` batches, io_uring readiness poll and sends.
+    /// TPACKET_V2 mmap ring (one slot per frame, no block timeout), io_uring readiness poll
+    /// and sends.
     #[default]
+    Ring,
+    /// `recvmmsg` batches, io_uring readiness poll and sends.
     Uring,
     /// TPACKET_V3 mmap ring, io_uring readiness poll and sends.
     Mmap,
@@ -49,9 +53,12 @@ impl std::str::FromStr for IoBackend {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
+            "ring" => Ok(IoBackend::Ring),
             "uring" => Ok(IoBackend::Uring),
             "mmap" => Ok(IoBackend::Mmap),
-            other => Err(format!("unknown --io backend {other:?}: use uring or mmap")),
+            other => Err(format!(
+                "unknown --io backend {other:?}: use ring, uring or mmap"
+            )),
         }
     }
 }
@@ -69,6 +76,8 @@ pub struct DataplaneConfig {
     pub tx_slots: usize,
     /// Ring geometry (`mmap` backend).
     pub ring: RingConfig,
+    /// Ring geometry (`ring` backend).
+    pub frame_ring: FrameRingConfig,
 }
 
 impl Default for DataplaneConfig {
@@ -77,10 +86,11 @@ impl Default for DataplaneConfig {
             workers: 1,
             ttl: 8,
             timing: false,
-            io: IoBackend::Uring,
+            io: IoBackend::Ring,
             rx_slots: 64,
             tx_slots: 512,
             ring: RingConfig::default(),
+            frame_ring: FrameRingConfig::default(),
         }
     }
 }
@@ -97,7 +107,15 @@ pub struct Dataplane {
 struct WorkerSockets {
     rx: Arc<OwnedFd>,
     tx: OwnedFd,
-    ring: Option<RxRing>,
+    /// The mmap'd receive ring, if the backend has one (the `uring` batch is built on the
+    /// worker thread: it holds raw pointers and is not Send).
+    mapped: Option<MappedRing>,
+}
+
+/// A receive ring set up on the socket before it is bound.
+enum MappedRing {
+    Blocks(RxRing),
+    Frames(FrameRing),
 }
 
 impl Dataplane {
@@ -115,14 +133,18 @@ impl Dataplane {
                 );
             }
             let _ = sys::force_buffers(rx.as_raw_fd(), RX_SOCKET_BUFFER);
-            let ring = match config.io {
-                IoBackend::Mmap => Some(
+            let mapped = match config.io {
+                IoBackend::Mmap => Some(MappedRing::Blocks(
                     RxRing::new(&rx, config.ring, config.timing)
                         .context("setting up the TPACKET_V3 receive ring")?,
-                ),
+                )),
+                IoBackend::Ring => Some(MappedRing::Frames(
+                    FrameRing::new(&rx, config.frame_ring, config.timing)
+                        .context("setting up the TPACKET_V2 receive ring")?,
+                )),
                 IoBackend::Uring => None,
             };
-            if config.timing && ring.is_none() {
+            if config.timing && mapped.is_none() {
                 sys::set_int_option(rx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
                     .context("enabling SO_TIMESTAMPNS for --timing")?;
             }
@@ -131,18 +153,27 @@ impl Dataplane {
                 .with_context(|| format!("joining worker {worker} to the PACKET_FANOUT group"))?;
             fanout_group = Some(id);
             let tx = sys::packet_socket(0).context("opening the AF_PACKET send socket")?;
+            if let Err(e) = sys::qdisc_bypass(&tx) {
+                tracing::warn!("PACKET_QDISC_BYPASS unavailable ({e}); sending through the qdisc");
+            }
             sockets.push(WorkerSockets {
                 rx: Arc::new(rx),
                 tx,
-                ring,
+                mapped,
             });
         }
         // Frames queued before every socket was in the fanout group could be seen twice.
         let mut scratch = vec![0u8; FRAME_BUFFER_SIZE];
         for s in &mut sockets {
             sys::drain(&s.rx, &mut scratch);
-            if let Some(ring) = s.ring.as_mut() {
-                ring.discard_ready();
+            match s.mapped.as_mut() {
+                Some(MappedRing::Blocks(ring)) => {
+                    ring.discard_ready();
+                }
+                Some(MappedRing::Frames(ring)) => {
+                    ring.discard_ready();
+                }
+                None => {}
             }
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -247,12 +278,15 @@ const BATCHES_PER_ROUND: usize = 4;
 enum Receiver {
     Batch(RecvBatch),
     Ring(RxRing),
+    Frames(FrameRing),
 }
 
 struct Worker {
     // Field order matters: `forward` (with the io_uring) is dropped before the receive ring.
     forward: Forwarder,
     receiver: Receiver,
+    /// Frames taken from a `ring` receiver per round (`--rx-slots` x BATCHES_PER_ROUND).
+    frames_per_round: usize,
     rx: Arc<OwnedFd>,
     stop: Arc<AtomicBool>,
 }
@@ -270,8 +304,9 @@ impl Worker {
             .setup_cqsize(entries * 2)
             .build(entries)
             .context("io_uring_setup failed (kernel without io_uring, or io_uring disabled by sysctl kernel.io_uring_disabled)")?;
-        let receiver = match sockets.ring {
-            Some(ring) => Receiver::Ring(ring),
+        let receiver = match sockets.mapped {
+            Some(MappedRing::Blocks(ring)) => Receiver::Ring(ring),
+            Some(MappedRing::Frames(ring)) => Receiver::Frames(ring),
             None => Receiver::Batch(RecvBatch::new(
                 config.rx_slots,
                 FRAME_BUFFER_SIZE,
@@ -290,6 +325,7 @@ impl Worker {
                 config.timing,
             ),
             receiver,
+            frames_per_round: config.rx_slots.max(1) * BATCHES_PER_ROUND,
             rx: sockets.rx,
             stop,
         })
@@ -310,35 +346,30 @@ impl Worker {
                 forward.egress.poll_armed = Egress::push(&mut forward.egress.ring, &poll);
             }
             let started = forward.timing.then(Instant::now);
-            if let Err(e) = forward.egress.ring.submit()
+            // One io_uring_enter per round: with the queue drained, submit the round's sends
+            // and sleep until the socket is readable or a send completes (or 100 ms pass);
+            // otherwise only submit.
+            let entered = if drained {
+                forward.egress.ring.submitter().submit_with_args(1, &args)
+            } else {
+                forward.egress.ring.submit()
+            };
+            if let Err(e) = entered
                 && !matches!(
                     e.raw_os_error(),
-                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
                 )
             {
-                tracing::error!("io_uring submit failed: {e}; worker stops");
+                tracing::error!("io_uring submit/wait failed: {e}; worker stops");
                 break;
             }
-            if let Some(started) = started {
+            if let Some(started) = started
+                && !drained
+            {
                 forward
                     .stats
                     .timings()
                     .record(Stage::Submit, started.elapsed().as_nanos() as u64);
-            }
-            if drained {
-                // Sleep until the socket is readable or a send completes (or 100 ms pass).
-                match forward.egress.ring.submitter().submit_with_args(1, &args) {
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                        ) => {}
-                    Err(e) => {
-                        tracing::error!("io_uring wait failed: {e}; worker stops");
-                        break;
-                    }
-                }
             }
             forward.egress.reap_completions();
         }
@@ -354,6 +385,16 @@ impl Worker {
                 });
                 stats::bump(&forward.stats.batches, blocks as u64);
                 blocks < BATCHES_PER_ROUND
+            }
+            Receiver::Frames(ring) => {
+                let budget = self.frames_per_round;
+                let frames = ring.drain(budget, |frame, meta, ts| {
+                    forward.handle_frame(frame, meta, ts)
+                });
+                if frames > 0 {
+                    stats::bump(&forward.stats.batches, 1);
+                }
+                frames < budget
             }
             Receiver::Batch(batch) => {
                 for _ in 0..BATCHES_PER_ROUND {

@@ -12,7 +12,8 @@
 //! - `forward`: per-packet parse, lookup, fan-out and io_uring egress of a worker
 //! - [`ring`]: preallocated io_uring send slots
 //! - [`rx_batch`]: order-preserving batched receive (recvmmsg)
-//! - [`mmap_ring`]: TPACKET_V3 receive ring (`--io mmap`)
+//! - [`frame_ring`]: TPACKET_V2 per-frame receive ring (`--io ring`, the default)
+//! - [`mmap_ring`]: TPACKET_V3 block receive ring (`--io mmap`)
 //! - [`membership`]: IGMP helper sockets (pool / single / per-group)
 //! - [`stats`]: counters, drop reasons and opt-in per-stage timing
 //! - [`netif`]: interface index / MAC / address lookup
@@ -20,7 +21,7 @@
 //! - [`sys`]: the raw socket calls socket2/nix do not cover
 //!
 //! `unsafe` is denied crate-wide and allowed only in the modules that talk to the kernel with
-//! raw pointers (`sys`, `ring`, `rx_batch`, `mmap_ring`) and in the one io_uring push of
+//! raw pointers (`sys`, `ring`, `rx_batch`, `frame_ring`, `mmap_ring`) and in the one io_uring push of
 //! `forward`; every block carries a `// SAFETY:` comment.
 
 #![deny(unsafe_code)]
@@ -29,6 +30,8 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 mod forward;
+#[allow(unsafe_code)]
+pub mod frame_ring;
 pub mod membership;
 #[allow(unsafe_code)]
 pub mod mmap_ring;

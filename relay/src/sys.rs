@@ -94,6 +94,17 @@ pub fn ignore_outgoing(fd: &OwnedFd) -> io::Result<()> {
     set_int_option(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
 }
 
+/// Sends on this packet socket go straight to the driver, skipping the qdisc layer
+/// (PACKET_QDISC_BYPASS, Linux >= 3.14); the relay's egress needs no queueing discipline.
+pub fn qdisc_bypass(fd: &OwnedFd) -> io::Result<()> {
+    set_int_option(
+        fd.as_raw_fd(),
+        libc::SOL_PACKET,
+        libc::PACKET_QDISC_BYPASS,
+        1,
+    )
+}
+
 /// Joins `fd` to a PACKET_FANOUT_HASH group. With `group_id == None` the kernel picks a group id
 /// unique in this namespace (PACKET_FANOUT_FLAG_UNIQUEID); the id actually used is returned so
 /// the other workers can join the same group.

@@ -312,11 +312,30 @@ fn one_input_fans_out_to_five_groups() {
 
 #[test]
 fn mmap_backend_fans_out_exactly_once() {
-    if !is_root("mmap_backend_fans_out_exactly_once") {
+    two_workers_fan_out_exactly_once("mmap_backend_fans_out_exactly_once", "mmap");
+}
+
+#[test]
+fn recvmmsg_backend_fans_out_exactly_once() {
+    two_workers_fan_out_exactly_once("recvmmsg_backend_fans_out_exactly_once", "uring");
+}
+
+#[test]
+fn frame_ring_backend_with_two_workers_fans_out_exactly_once() {
+    two_workers_fan_out_exactly_once(
+        "frame_ring_backend_with_two_workers_fans_out_exactly_once",
+        "ring",
+    );
+}
+
+/// `--io BACKEND --workers 2`, one stream fanned out to two groups: each copy exactly once,
+/// in order.
+fn two_workers_fan_out_exactly_once(test: &str, backend: &str) {
+    if !is_root(test) {
         return;
     }
     with_topology(Template::Chain, |topo| {
-        let scratch = ScratchDir::new("relay-e2e-mmap").unwrap();
+        let scratch = ScratchDir::new(&format!("relay-e2e-{backend}")).unwrap();
         let (rin, rout) = (
             &topo.relay_in().unwrap().ifname,
             &topo.relay_out()[0].ifname,
@@ -329,7 +348,7 @@ fn mmap_backend_fans_out_exactly_once() {
         );
         let args = [
             "--io".to_string(),
-            "mmap".into(),
+            backend.into(),
             "--workers".into(),
             "2".into(),
             "--rule".into(),
