@@ -15,21 +15,26 @@ one stream, searched by bisection over rates (one bounded probe per step and sys
 Usage: relay/benches/zero_loss_chain.sh [options]      (root; run from the workspace root)
   --bins DIR          directory with labctl, loadgen, relay
                       (default: $CARGO_TARGET_DIR/release, else ./target/release)
-  --systems LIST      comma list of relay,socat,direct (default: relay,socat,direct)
+  --systems LIST      comma list of relay,socat,direct,relay2 (default: relay,socat,direct)
   --low PPS           lowest rate probed, must pass (default 5000)
   --high PPS          highest rate probed (default 500000)
   --probe-secs S      seconds per probe (default 2)
   --loss-pct P        a probe passes when loss < P percent (default 0.1)
   --steps N           bisection steps per system (default 9)
+  --retries N         probe a failing rate again up to N times; it fails only if all fail
+                      (default 1: the lab machine is shared and noisy)
   --size BYTES        UDP payload size (default 1000)
   --relay-args ARGS   extra arguments for `relay run` (default: none = default options)
   --socat-rcvbuf B    socat rcvbuf= (default 8388608; the kernel caps it at net.core.rmem_max)
+  --relay2-bin PATH   binary of the optional system `relay2` (default: the same relay), for a
+                      before/after comparison in one interleaved run (add relay2 to --systems)
+  --relay2-args ARGS  extra arguments for relay2's `relay run`
   -h, --help          this text
 
 Output: one line per probe, then a table: system, zero-loss rate, the sender's achieved rate at
 that probe, and the ratios relay/socat and relay/direct. A lossless probe where the sender fell
 more than 5 % short of the asked rate counts at the achieved rate and stops the search upwards
-(the generator is the limit there: typical for direct). Every load is bounded (--probe-secs,
+(the generator, or a busy machine, is the limit there: typical for direct). Every load is bounded (--probe-secs,
 sink --duration); topologies (labctl topo up/down) and processes (by PID) are removed on exit,
 error, SIGINT and SIGTERM.
 EOF
@@ -47,9 +52,12 @@ HIGH=500000
 PROBE_SECS=2
 LOSS_PCT=0.1
 STEPS=9
+RETRIES=1
 SIZE=1000
 RELAY_ARGS=""
 SOCAT_RCVBUF=8388608
+RELAY2_BIN=""
+RELAY2_ARGS=""
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -61,9 +69,12 @@ while [[ $# -gt 0 ]]; do
     --probe-secs) PROBE_SECS="${2:?}"; shift 2 ;;
     --loss-pct) LOSS_PCT="${2:?}"; shift 2 ;;
     --steps) STEPS="${2:?}"; shift 2 ;;
+    --retries) RETRIES="${2:?}"; shift 2 ;;
     --size) SIZE="${2:?}"; shift 2 ;;
     --relay-args) RELAY_ARGS="${2?}"; shift 2 ;;
     --socat-rcvbuf) SOCAT_RCVBUF="${2:?}"; shift 2 ;;
+    --relay2-bin) RELAY2_BIN="${2:?}"; shift 2 ;;
+    --relay2-args) RELAY2_ARGS="${2?}"; shift 2 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -73,6 +84,7 @@ is_uint "$LOW" && is_uint "$HIGH" && ((LOW >= 1 && HIGH > LOW && HIGH <= 2000000
     die "--low/--high must be integers with 1 <= low < high <= 2000000"
 is_uint "$PROBE_SECS" && ((PROBE_SECS >= 1 && PROBE_SECS <= 30)) || die "--probe-secs must be 1..30"
 is_uint "$STEPS" && ((STEPS >= 1 && STEPS <= 20)) || die "--steps must be 1..20"
+is_uint "$RETRIES" && ((RETRIES <= 5)) || die "--retries must be 0..5"
 is_uint "$SIZE" && ((SIZE >= 64 && SIZE <= 1472)) || die "--size must be 64..1472"
 [[ "$LOSS_PCT" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--loss-pct must be a number"
 is_uint "$SOCAT_RCVBUF" || die "--socat-rcvbuf must be bytes"
@@ -84,8 +96,9 @@ IFS=, read -r -a SYSTEM_LIST <<<"$SYSTEMS"
 for s in "${SYSTEM_LIST[@]}"; do
     case "$s" in
     relay | direct) ;;
+    relay2) [[ -x "${RELAY2_BIN:-$BINS/relay}" ]] || die "--relay2-bin $RELAY2_BIN is not executable" ;;
     socat) command -v socat >/dev/null || die "socat not installed" ;;
-    *) die "unknown system $s in --systems (use relay, socat, direct)" ;;
+    *) die "unknown system $s in --systems (use relay, socat, direct, relay2)" ;;
     esac
 done
 command -v python3 >/dev/null || die "python3 is needed to read the JSON summaries"
@@ -118,10 +131,12 @@ trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 
 # One topology per system: relay and socat must not listen on the same namespace.
+index=0
 for s in "${SYSTEM_LIST[@]}"; do
     template=chain
     [[ $s == direct ]] && template=direct
-    id="${s:0:1}${TAG}z"
+    index=$((index + 1))
+    id="z${TAG}${index}"
     TOPO[$s]=$id
     "$BINS/labctl" topo up "$template" --name "$id" >"$WORK/topo-$s.txt" 2>&1 ||
         { cat "$WORK/topo-$s.txt" >&2; die "labctl topo up $template failed"; }
@@ -134,19 +149,24 @@ ifname() { echo "ml${TOPO[$1]}-$2"; }
 start_system() {
     local s=$1 id=${TOPO[$1]}
     case "$s" in
-    relay)
+    relay | relay2)
+        local bin="$BINS/relay" args=$RELAY_ARGS
+        if [[ $s == relay2 ]]; then
+            bin=${RELAY2_BIN:-$BINS/relay}
+            args=$RELAY2_ARGS
+        fi
         # shellcheck disable=SC2086
-        ip netns exec "$(ns relay relay)" "$BINS/relay" run --control "$WORK/relay.sock" \
-            --rule "$(ifname relay l1b):239.1.0.1:5000 -> $(ifname relay l2a):239.2.0.1:5000" \
-            $RELAY_ARGS >"$WORK/relay.log" 2>&1 &
-        PIDS[relay]=$!
+        ip netns exec "$(ns "$s" relay)" "$bin" run --control "$WORK/$s.sock" \
+            --rule "$(ifname "$s" l1b):239.1.0.1:5000 -> $(ifname "$s" l2a):239.2.0.1:5000" \
+            $args >"$WORK/$s.log" 2>&1 &
+        PIDS[$s]=$!
         for _ in $(seq 100); do
-            "$BINS/relay" ctl --control "$WORK/relay.sock" --timeout 1 list >/dev/null 2>&1 && return 0
-            kill -0 "${PIDS[relay]}" 2>/dev/null || break
+            "$BINS/relay" ctl --control "$WORK/$s.sock" --timeout 1 list >/dev/null 2>&1 && return 0
+            kill -0 "${PIDS[$s]}" 2>/dev/null || break
             sleep 0.1
         done
-        cat "$WORK/relay.log" >&2
-        die "relay did not come up"
+        cat "$WORK/$s.log" >&2
+        die "$s did not come up"
         ;;
     socat)
         ip netns exec "$(ns socat relay)" socat -u \
@@ -214,7 +234,8 @@ for s in "${SYSTEM_LIST[@]}"; do
     ACH[$s]=0
 done
 
-printf '%-7s %4s %9s %9s %9s %8s %s\n' system step offered achieved received loss% verdict
+printf '%-7s %4s %9s %9s %9s %9s %8s %s\n' system step "offered" "achieved" "sent" "received" "loss%" verdict
+echo "(offered/achieved in pps; sent/received in packets)"
 for step in $(seq 0 "$STEPS"); do
     for s in "${SYSTEM_LIST[@]}"; do
         if ((step == 0)); then
@@ -224,12 +245,22 @@ for step in $(seq 0 "$STEPS"); do
         fi
         probe "$s" "$rate"
         sent=$P_SENT received=$P_RECEIVED achieved=$P_ACHIEVED
+        if ! loss_ok "$sent" "$received" && ((RETRIES > 0)); then
+            # A noisy machine: a rate fails only if every retry fails too.
+            for _ in $(seq "$RETRIES"); do
+                printf '%-7s %4d %9d %9d %9d %9d %8s %s\n' "$s" "$step" "$rate" "$achieved" \
+                    "$sent" "$received" "-" "fail, retrying"
+                probe "$s" "$rate"
+                sent=$P_SENT received=$P_RECEIVED achieved=$P_ACHIEVED
+                loss_ok "$sent" "$received" && break
+            done
+        fi
         loss=$(python3 -c "import sys; s,r=int(sys.argv[1]),int(sys.argv[2]); print(f'{(s-min(r,s))*100.0/max(s,1):.3f}')" "$sent" "$received")
         if loss_ok "$sent" "$received" && ((achieved * 100 < rate * 95)); then
-            # Lossless, but the sender fell more than 5 % short of the asked rate: the
-            # generator, not the system, is the limit here; credit only what was offered.
+            # Lossless, but the sender fell more than 5 % short of the asked rate: only the
+            # achieved rate is proven (the generator, or a busy machine, was the limit).
             verdict="pass (sender short)"
-            HI[$s]=$rate
+            if ((achieved > LO[$s])); then LO[$s]=$achieved; fi
             if ((achieved > BEST[$s])); then
                 BEST[$s]=$achieved
                 ACH[$s]=$achieved
@@ -246,7 +277,7 @@ for step in $(seq 0 "$STEPS"); do
             HI[$s]=$rate
             if ((step == 0)); then LO[$s]=0; fi
         fi
-        printf '%-7s %4d %9d %9d %9d %8s %s\n' "$s" "$step" "$rate" "$achieved" "$received" "$loss" "$verdict"
+        printf '%-7s %4d %9d %9d %9d %9d %8s %s\n' "$s" "$step" "$rate" "$achieved" "$sent" "$received" "$loss" "$verdict"
     done
 done
 
@@ -261,5 +292,6 @@ ratio() {
 }
 [[ -n ${BEST[relay]:-} && -n ${BEST[socat]:-} ]] && echo "relay/socat  $(ratio "${BEST[relay]}" "${BEST[socat]}")"
 [[ -n ${BEST[relay]:-} && -n ${BEST[direct]:-} ]] && echo "relay/direct $(ratio "${BEST[relay]}" "${BEST[direct]}")"
+[[ -n ${BEST[relay]:-} && -n ${BEST[relay2]:-} ]] && echo "relay/relay2 $(ratio "${BEST[relay]}" "${BEST[relay2]}")"
 echo "(a rate equal to --high means the search hit its ceiling; compare 'achieved' with the rate to spot a sender that fell short)"
 exit 0
