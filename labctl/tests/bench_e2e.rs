@@ -44,7 +44,8 @@ fn direct_50_streams_arrive_without_loss_or_duplicates() {
             rate: SendRate::PerStream(200.0),
             size: 1000,
             count: Some(400),
-            duration: Duration::from_secs(2),
+            // The count ends the run (2 s at this rate); the duration is only a safety bound.
+            duration: Duration::from_secs(10),
         }
         .run(&scratch)
         .unwrap();
@@ -151,7 +152,8 @@ fn snooping_switch_forwards_only_the_joined_group() {
             rate: SendRate::PerStream(100.0),
             size: 200,
             count: Some(200),
-            duration: Duration::from_secs(2),
+            // The count ends the run (2 s at this rate); the duration is only a safety bound.
+            duration: Duration::from_secs(10),
         }
         .run(&scratch)
         .unwrap();
@@ -265,7 +267,8 @@ fn one_sink_joins_1000_groups_and_receives_every_stream() {
             rate: SendRate::PerStream(10.0),
             size: 200,
             count: Some(20),
-            duration: Duration::from_secs(2),
+            // 20 packets at 10 pps take 2 s: the count, not this safety bound, ends the run.
+            duration: Duration::from_secs(10),
         }
         .run(&scratch)
         .unwrap();
