@@ -5,47 +5,13 @@
 
 use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
 use labctl::process::{SpawnOptions, Spawned, spawn_in_netns};
-use labctl::topology::{Template, Topology, TopologyOptions};
+use labctl::testing::{require_root, with_topology};
+use labctl::topology::{Template, Topology};
 use serde_json::{Value, json};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn is_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED (needs root): {test}");
-    false
-}
-
-fn leftovers(id: &str) -> Vec<String> {
-    let prefix = format!("mlab-{id}-");
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(&prefix))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn with_topology(template: Template, body: impl FnOnce(&Topology)) {
-    let topology = Topology::up(&TopologyOptions::new(template)).expect("topology up");
-    let id = topology.run_id().to_string();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&topology)));
-    topology.down().expect("topology down");
-    assert!(
-        leftovers(&id).is_empty(),
-        "left behind: {:?}",
-        leftovers(&id)
-    );
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
 
 /// A running relay and its control socket.
 struct RelayProcess {
@@ -155,7 +121,7 @@ fn send(topo: &Topology, scratch: &ScratchDir, streams: u32, pps: f64, count: u6
 
 #[test]
 fn one_stream_is_delivered_exactly_once_and_rules_change_at_runtime() {
-    if !is_root("one_stream_is_delivered_exactly_once_and_rules_change_at_runtime") {
+    if !require_root("one_stream_is_delivered_exactly_once_and_rules_change_at_runtime") {
         return;
     }
     with_topology(Template::Chain, |topo| {
@@ -212,7 +178,7 @@ fn one_stream_is_delivered_exactly_once_and_rules_change_at_runtime() {
 
 #[test]
 fn rule_churn_does_not_disturb_a_running_stream() {
-    if !is_root("rule_churn_does_not_disturb_a_running_stream") {
+    if !require_root("rule_churn_does_not_disturb_a_running_stream") {
         return;
     }
     with_topology(Template::Chain, |topo| {
@@ -276,7 +242,7 @@ fn rule_churn_does_not_disturb_a_running_stream() {
 
 #[test]
 fn one_input_fans_out_to_five_groups() {
-    if !is_root("one_input_fans_out_to_five_groups") {
+    if !require_root("one_input_fans_out_to_five_groups") {
         return;
     }
     with_topology(Template::Chain, |topo| {
@@ -331,7 +297,7 @@ fn frame_ring_backend_with_two_workers_fans_out_exactly_once() {
 /// `--io BACKEND --workers 2`, one stream fanned out to two groups: each copy exactly once,
 /// in order.
 fn two_workers_fan_out_exactly_once(test: &str, backend: &str) {
-    if !is_root(test) {
+    if !require_root(test) {
         return;
     }
     with_topology(Template::Chain, |topo| {
@@ -373,7 +339,7 @@ fn two_workers_fan_out_exactly_once(test: &str, backend: &str) {
 
 #[test]
 fn pool_joins_make_a_snooping_switch_forward_30_groups() {
-    if !is_root("pool_joins_make_a_snooping_switch_forward_30_groups") {
+    if !require_root("pool_joins_make_a_snooping_switch_forward_30_groups") {
         return;
     }
     with_topology(Template::Snooping, |topo| {
@@ -415,7 +381,7 @@ fn pool_joins_make_a_snooping_switch_forward_30_groups() {
 
 #[test]
 fn udp_egress_fans_out_exactly_once() {
-    if !is_root("udp_egress_fans_out_exactly_once") {
+    if !require_root("udp_egress_fans_out_exactly_once") {
         return;
     }
     with_topology(Template::Chain, |topo| {
@@ -451,7 +417,7 @@ fn udp_egress_fans_out_exactly_once() {
 
 #[test]
 fn single_refuses_the_21st_group_while_the_others_keep_forwarding() {
-    if !is_root("single_refuses_the_21st_group_while_the_others_keep_forwarding") {
+    if !require_root("single_refuses_the_21st_group_while_the_others_keep_forwarding") {
         return;
     }
     with_topology(Template::Chain, |topo| {
@@ -513,7 +479,7 @@ fn single_refuses_the_21st_group_while_the_others_keep_forwarding() {
 
 #[test]
 fn pool_forwards_1000_groups_at_default_sysctls() {
-    if !is_root("pool_forwards_1000_groups_at_default_sysctls") {
+    if !require_root("pool_forwards_1000_groups_at_default_sysctls") {
         return;
     }
     with_topology(Template::Chain, |topo| {
