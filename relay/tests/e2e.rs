@@ -420,6 +420,21 @@ fn single_refuses_the_21st_group_while_the_others_keep_forwarding() {
     if !require_root("single_refuses_the_21st_group_while_the_others_keep_forwarding") {
         return;
     }
+    single_socket_limit_case(&[]);
+}
+
+/// The proposed fix of the legacy design - 8 MB forced helper buffers - does not move the limit.
+#[test]
+fn single_with_8mb_buffers_still_refuses_the_21st_group() {
+    if !require_root("single_with_8mb_buffers_still_refuses_the_21st_group") {
+        return;
+    }
+    single_socket_limit_case(&["--helper-buffer", "8M"]);
+}
+
+/// `--membership single` (plus `extra` arguments) at default sysctls: rules 1-20 are joined on
+/// one helper socket, rule 21 is refused with ENOBUFS, and rules 1-20 forward without loss.
+fn single_socket_limit_case(extra: &[&str]) {
     with_topology(Template::Chain, |topo| {
         let scratch = ScratchDir::new("relay-e2e-single").unwrap();
         let (rin, rout) = (
@@ -427,6 +442,7 @@ fn single_refuses_the_21st_group_while_the_others_keep_forwarding() {
             &topo.relay_out()[0].ifname,
         );
         let mut args = vec!["--membership".to_string(), "single".into()];
+        args.extend(extra.iter().map(|a| a.to_string()));
         for n in 0..20 {
             args.push("--rule".into());
             args.push(rule(
@@ -478,11 +494,12 @@ fn single_refuses_the_21st_group_while_the_others_keep_forwarding() {
 }
 
 #[test]
-fn pool_forwards_1000_groups_at_default_sysctls() {
-    if !require_root("pool_forwards_1000_groups_at_default_sysctls") {
+fn pool_forwards_1000_groups_behind_a_snooping_switch_at_default_sysctls() {
+    if !require_root("pool_forwards_1000_groups_behind_a_snooping_switch_at_default_sysctls") {
         return;
     }
-    with_topology(Template::Chain, |topo| {
+    // Behind the snooping bridge a group reaches the relay only if the relay really joined it.
+    with_topology(Template::Snooping, |topo| {
         let scratch = ScratchDir::new("relay-e2e-pool").unwrap();
         let (rin, rout) = (
             &topo.relay_in().unwrap().ifname,
@@ -518,6 +535,11 @@ fn pool_forwards_1000_groups_at_default_sysctls() {
             "{capacity} per socket"
         );
 
+        // The switch must have learned the joins (first and last) before traffic starts.
+        for n in [0, 999] {
+            topo.wait_group_forwarded(nth([239, 1, 0, 1], n))
+                .expect("snooping switch forwards the relay's joined group");
+        }
         let groups: Vec<Ipv4Addr> = (0..1000).map(|n| nth([239, 2, 0, 1], n)).collect();
         let sink = sink_spec(topo, groups).start(&scratch).unwrap();
         send(topo, &scratch, 1000, 10.0, 20);
