@@ -477,7 +477,7 @@ mod tests {
                 "239.0.0.0/8",
             ),
             (
-                "--streams 1 --rate 10 --count 1 --group-base 10.0.0.1",
+                "--streams 1 --rate 10 --count 1 --group-base 198.18.0.1",
                 "not a multicast",
             ),
             (

@@ -410,7 +410,7 @@ mod tests {
             (r#"{"cmd":"add"}"#, "needs \"rule\""),
             (r#"{"cmd":"add","rule":5}"#, "must be a string"),
             (
-                r#"{"cmd":"add","rule":"a:10.0.0.1:1 -> b:239.2.0.1:1"}"#,
+                r#"{"cmd":"add","rule":"a:198.18.0.1:1 -> b:239.2.0.1:1"}"#,
                 "not an IPv4 multicast",
             ),
             (

@@ -232,7 +232,7 @@ mod tests {
             ("a:239.1.0.1:5000 -> ", |e| {
                 matches!(e, RuleError::NoOutputs)
             }),
-            ("a:10.0.0.1:5000 -> b:239.2.0.1:1", |e| {
+            ("a:198.18.0.1:5000 -> b:239.2.0.1:1", |e| {
                 matches!(e, RuleError::NotMulticast(_))
             }),
             ("a:239.1.0.1:0 -> b:239.2.0.1:1", |e| {
