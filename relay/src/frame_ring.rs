@@ -11,7 +11,7 @@
 use crate::rx_batch::Received;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{Ordering, fence};
 
 const TPACKET_V2: i32 = 1;
@@ -50,23 +50,6 @@ pub struct FrameRing {
     with_timestamps: bool,
 }
 
-fn sockopt<T>(fd: &OwnedFd, name: i32, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a live, initialised `T` and its exact size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 // SAFETY: the mapping is owned by this value alone (no references into it outlive a `drain`
 // call), so moving it to the worker thread that uses it is sound.
 unsafe impl Send for FrameRing {}
@@ -89,7 +72,7 @@ impl FrameRing {
                 "ring frame size must be a power of two >= 256 dividing the block size",
             ));
         }
-        sockopt(fd, libc::PACKET_VERSION, &TPACKET_V2)?;
+        crate::sys::set_packet_option(fd, libc::PACKET_VERSION, &TPACKET_V2)?;
         let frame_count = (block_size / frame_size) * block_count;
         let request = libc::tpacket_req {
             tp_block_size: block_size,
@@ -97,25 +80,12 @@ impl FrameRing {
             tp_frame_size: frame_size,
             tp_frame_nr: frame_count,
         };
-        sockopt(fd, libc::PACKET_RX_RING, &request)?;
+        crate::sys::set_packet_option(fd, libc::PACKET_RX_RING, &request)?;
         let len = block_size as usize * block_count as usize;
-        // SAFETY: maps the ring the kernel just allocated for this socket; the result is checked
-        // and unmapped exactly once in Drop.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        // Unmapped exactly once, in Drop.
+        let base = crate::sys::map_rx_ring(fd, len)?;
         Ok(FrameRing {
-            base: base.cast(),
+            base,
             len,
             frame_size: frame_size as usize,
             frame_count: frame_count as usize,

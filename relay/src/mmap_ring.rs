@@ -9,7 +9,7 @@
 use crate::rx_batch::Received;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{Ordering, fence};
 
 const TPACKET_V3: i32 = 2;
@@ -45,23 +45,6 @@ pub struct RxRing {
     with_timestamps: bool,
 }
 
-fn sockopt<T>(fd: &OwnedFd, name: i32, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a live, initialised `T` and its exact size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 // SAFETY: the mapping is owned by this value alone (no aliases are handed out beyond a
 // `drain` call), so moving it to the worker thread that uses it is sound.
 unsafe impl Send for RxRing {}
@@ -69,7 +52,7 @@ unsafe impl Send for RxRing {}
 impl RxRing {
     /// Switches `fd` to TPACKET_V3 and maps its receive ring. Call before bind/fanout.
     pub fn new(fd: &OwnedFd, config: RingConfig, with_timestamps: bool) -> io::Result<RxRing> {
-        sockopt(fd, libc::PACKET_VERSION, &TPACKET_V3)?;
+        crate::sys::set_packet_option(fd, libc::PACKET_VERSION, &TPACKET_V3)?;
         let request = libc::tpacket_req3 {
             tp_block_size: config.block_size,
             tp_block_nr: config.block_count,
@@ -79,25 +62,12 @@ impl RxRing {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        sockopt(fd, libc::PACKET_RX_RING, &request)?;
+        crate::sys::set_packet_option(fd, libc::PACKET_RX_RING, &request)?;
         let len = config.block_size as usize * config.block_count as usize;
-        // SAFETY: maps the ring the kernel just allocated for this socket; the result is checked
-        // and unmapped exactly once in Drop.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        // Unmapped exactly once, in Drop.
+        let base = crate::sys::map_rx_ring(fd, len)?;
         Ok(RxRing {
-            base: base.cast(),
+            base,
             len,
             block_size: config.block_size as usize,
             block_count: config.block_count as usize,
