@@ -134,6 +134,10 @@ pub struct SendArgs {
     /// Packets per sendmmsg call.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Send N packets back to back, then pause: the same average rate in bursts (1 = evenly
+    /// spaced). Bursts make the receiver's batching repeatable from run to run.
+    #[arg(long, default_value_t = 1)]
+    pub burst: usize,
     /// Write the JSON summary to this file (default: print it on stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -171,6 +175,11 @@ pub struct SinkArgs {
     /// Create this file (atomically) once all groups are joined and the sockets bound.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// Receive only what arrives on --interface (SO_BINDTODEVICE on the receive sockets).
+    /// Without it a socket bound to 0.0.0.0:PORT also receives the same group arriving on any
+    /// other interface where it is joined: one sink per link needs this to count per link.
+    #[arg(long)]
+    pub bind_device: bool,
     /// Write the JSON summary to this file (default: print it on stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -284,6 +293,8 @@ pub struct SendConfig {
     pub ttl: u8,
     pub mode: Mode,
     pub batch: usize,
+    /// Packets per burst (1 = evenly spaced).
+    pub burst: usize,
     pub json: Option<PathBuf>,
     pub quiet: bool,
 }
@@ -323,6 +334,12 @@ impl SendArgs {
                 self.batch
             ));
         }
+        if self.burst == 0 || self.burst > 1024 {
+            return usage(format!(
+                "--burst {} is out of range; use 1..=1024",
+                self.burst
+            ));
+        }
         check_output(self.json.as_ref(), "--json")?;
         let total_pps = match (self.rate, self.total_rate) {
             (Some(Rate::Pps(r)), None) => Some(r * f64::from(self.streams)),
@@ -341,6 +358,7 @@ impl SendArgs {
             ttl: self.ttl,
             mode: self.mode,
             batch: self.batch,
+            burst: self.burst,
             json: self.json.clone(),
             quiet: self.quiet,
         })
@@ -356,6 +374,8 @@ pub struct SinkConfig {
     pub duration: Option<Duration>,
     pub idle: Option<Duration>,
     pub ready_file: Option<PathBuf>,
+    /// Bind the receive sockets to the interface (SO_BINDTODEVICE).
+    pub bind_device: bool,
     pub json: Option<PathBuf>,
     pub quiet: bool,
 }
@@ -411,6 +431,7 @@ impl SinkArgs {
             duration: self.duration,
             idle: self.idle,
             ready_file: self.ready_file.clone(),
+            bind_device: self.bind_device,
             json: self.json.clone(),
             quiet: self.quiet,
         })

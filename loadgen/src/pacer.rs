@@ -1,8 +1,10 @@
 //! Rate pacing as pure arithmetic over an injected clock (nanoseconds).
 //!
 //! The pacer holds the asked aggregate rate over the whole run: packet `k` (0-based) is due at
-//! `start + k / rate`. Each call hands out every packet already due, at most one batch, so a
-//! sender that falls behind catches up in full batches and the average stays on target.
+//! `start + k / rate`, or with bursts of B, `start + floor(k / B) * B / rate` (B packets back to
+//! back, then a pause: the same average rate). Each call hands out every packet already due, at
+//! most one batch, so a sender that falls behind catches up in full batches and the average stays
+//! on target.
 
 /// Paces an aggregate packet rate; `None` means unpaced (`max`).
 #[derive(Debug, Clone)]
@@ -11,6 +13,7 @@ pub struct Pacer {
     start_ns: u64,
     sent: u64,
     batch: usize,
+    burst: u64,
 }
 
 impl Pacer {
@@ -22,6 +25,15 @@ impl Pacer {
             start_ns,
             sent: 0,
             batch: batch.max(1),
+            burst: 1,
+        }
+    }
+
+    /// The same pacer sending `burst` packets back to back at a time (1 = evenly spaced).
+    pub fn with_burst(self, burst: usize) -> Pacer {
+        Pacer {
+            burst: burst.max(1) as u64,
+            ..self
         }
     }
 
@@ -31,7 +43,8 @@ impl Pacer {
             return self.batch;
         };
         let elapsed = now_ns.saturating_sub(self.start_ns) as f64;
-        let due_total = (elapsed * rate / 1e9).floor() as u64 + 1;
+        let bursts = (elapsed * rate / 1e9 / self.burst as f64).floor() as u64 + 1;
+        let due_total = bursts * self.burst;
         let owed = due_total.saturating_sub(self.sent);
         owed.min(self.batch as u64) as usize
     }
@@ -41,7 +54,8 @@ impl Pacer {
         let Some(rate) = self.rate_pps else {
             return 0;
         };
-        let due_at = self.start_ns as f64 + self.sent as f64 * 1e9 / rate;
+        let burst_start = (self.sent / self.burst * self.burst) as f64;
+        let due_at = self.start_ns as f64 + burst_start * 1e9 / rate;
         let due_at = due_at.ceil() as u64;
         due_at.saturating_sub(now_ns)
     }
@@ -134,6 +148,32 @@ mod tests {
         assert_eq!(pacer.due(MS), 64);
         pacer.record(937);
         assert_eq!(pacer.due(MS), 0);
+    }
+
+    #[test]
+    fn bursts_keep_the_average_rate() {
+        // 1000 pps in bursts of 10: 10 packets at 0, 10 ms, 20 ms, ...
+        let mut pacer = Pacer::new(Some(1000.0), 0, 64).with_burst(10);
+        assert_eq!(pacer.due(0), 10);
+        pacer.record(10);
+        assert_eq!(pacer.due(9 * MS), 0);
+        assert_eq!(pacer.wait_ns(MS), 9 * MS);
+        assert_eq!(pacer.due(10 * MS), 10);
+        // A burst larger than a batch is handed out batch by batch, without waiting.
+        let mut big = Pacer::new(Some(1000.0), 0, 4).with_burst(10);
+        big.record(big.due(0) as u64);
+        assert_eq!(big.sent(), 4);
+        assert_eq!(big.wait_ns(0), 0);
+        assert_eq!(big.due(0), 4);
+        // Over 2 s: 2000 packets, as without bursts.
+        let mut p = Pacer::new(Some(1000.0), 0, 64).with_burst(10);
+        let mut now = 0;
+        while now < 2_000 * MS {
+            let n = p.due(now);
+            p.record(n as u64);
+            now += MS / 2;
+        }
+        assert_eq!(p.sent(), 2000);
     }
 
     #[test]

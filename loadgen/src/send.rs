@@ -283,7 +283,7 @@ pub fn run(cfg: &SendConfig, stop: &AtomicBool) -> Result<SendSummary> {
     let deadline = cfg
         .duration
         .map(|d| start.saturating_add(d.as_nanos() as u64));
-    let mut pacer = Pacer::new(cfg.total_pps, start, cfg.batch);
+    let mut pacer = Pacer::new(cfg.total_pps, start, cfg.batch).with_burst(cfg.burst);
     let mut slot_streams = vec![0usize; cfg.batch];
     let mut first_send_ns: Option<u64> = None;
     let mut last_send_ns = 0u64;
@@ -379,6 +379,7 @@ mod tests {
             ttl: 1,
             mode,
             batch: 4,
+            burst: 1,
             json: None,
             quiet: true,
         }

@@ -38,7 +38,7 @@ struct Receiver {
     port: u16,
 }
 
-fn open_receiver(port: u16) -> Result<Receiver> {
+fn open_receiver(port: u16, device: Option<&str>) -> Result<Receiver> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
         .context("cannot open a UDP receive socket")?;
     socket
@@ -60,6 +60,15 @@ fn open_receiver(port: u16) -> Result<Receiver> {
         socket
             .set_recv_buffer_size(RCVBUF_BYTES)
             .context("cannot set SO_RCVBUF")?;
+    }
+    if let Some(device) = device {
+        socket
+            .bind_device(Some(device.as_bytes()))
+            .with_context(|| {
+                format!(
+                    "cannot bind the receive socket to {device} (SO_BINDTODEVICE needs CAP_NET_RAW)"
+                )
+            })?;
     }
     socket
         .bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())
@@ -146,7 +155,7 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
     let receivers = cfg
         .ports
         .iter()
-        .map(|&p| open_receiver(p))
+        .map(|&p| open_receiver(p, cfg.bind_device.then_some(cfg.interface.as_str())))
         .collect::<Result<Vec<_>>>()?;
     if join_errors.is_empty() {
         if let Some(path) = &cfg.ready_file {
@@ -288,6 +297,7 @@ mod tests {
                 duration: Some(std::time::Duration::from_millis(100)),
                 idle: None,
                 ready_file: None,
+                bind_device: false,
                 json: None,
                 quiet: true,
             };
@@ -321,6 +331,7 @@ mod tests {
                 duration: Some(std::time::Duration::from_secs(10)),
                 idle: Some(std::time::Duration::from_millis(500)),
                 ready_file: Some(ready.clone()),
+                bind_device: true,
                 json: None,
                 quiet: true,
             };
@@ -349,6 +360,7 @@ mod tests {
                 ttl: 1,
                 mode,
                 batch: 16,
+                burst: 1,
                 json: None,
                 quiet: true,
             };

@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// Frames taken per receive batch (recvmmsg).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     rx_slots: u32,
+    /// Test only: busy-wait this many nanoseconds per received frame. The lab's regression gate
+    /// runs a handicapped relay to prove that it catches a slower build (scenarios/ci.toml).
+    #[arg(long, hide = true, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    handicap_ns: u64,
 }
 
 /// Parses sizes like `8M`, `425K`, `1G` or plain bytes.
@@ -105,6 +109,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             frame_ring: Default::default(),
             rx_slots: args.rx_slots as usize,
             tx_slots: args.tx_slots as usize,
+            handicap_ns: args.handicap_ns,
         },
         publisher.clone(),
     )?;
@@ -141,6 +146,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
+    if args.handicap_ns > 0 {
+        tracing::warn!(
+            "--handicap-ns {}: every frame costs that much extra CPU (test-only slowdown)",
+            args.handicap_ns
+        );
+    }
     tracing::info!(
         "relay running: {} rule(s), {} worker(s), fanout group {}, membership {strategy}, control {}",
         relay.list().len(),

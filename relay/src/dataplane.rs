@@ -78,6 +78,9 @@ pub struct DataplaneConfig {
     pub ring: RingConfig,
     /// Ring geometry (`ring` backend).
     pub frame_ring: FrameRingConfig,
+    /// Test-only slowdown: busy-wait this long per received frame (`relay run --handicap-ns`),
+    /// so the lab can prove its regression gate catches a slower relay. 0 = off.
+    pub handicap_ns: u64,
 }
 
 impl Default for DataplaneConfig {
@@ -91,6 +94,7 @@ impl Default for DataplaneConfig {
             tx_slots: 512,
             ring: RingConfig::default(),
             frame_ring: FrameRingConfig::default(),
+            handicap_ns: 0,
         }
     }
 }
@@ -313,17 +317,19 @@ impl Worker {
                 config.timing,
             )),
         };
+        let mut forward = Forwarder::new(
+            ring,
+            config.tx_slots,
+            FRAME_BUFFER_SIZE,
+            sockets.tx,
+            table,
+            stats,
+            config.ttl,
+            config.timing,
+        );
+        forward.handicap_ns = config.handicap_ns;
         Ok(Worker {
-            forward: Forwarder::new(
-                ring,
-                config.tx_slots,
-                FRAME_BUFFER_SIZE,
-                sockets.tx,
-                table,
-                stats,
-                config.ttl,
-                config.timing,
-            ),
+            forward,
             receiver,
             frames_per_round: config.rx_slots.max(1) * BATCHES_PER_ROUND,
             rx: sockets.rx,

@@ -37,6 +37,8 @@ pub(crate) struct Forwarder {
     pub(crate) stats: Arc<WorkerStats>,
     ttl: u8,
     pub(crate) timing: bool,
+    /// Busy-wait per received frame, nanoseconds (test-only slowdown; 0 = off).
+    pub(crate) handicap_ns: u64,
 }
 
 /// The io_uring, the bounded pool of send slots, and the readiness poll of one worker.
@@ -130,6 +132,15 @@ impl Egress {
     }
 }
 
+/// Spins (never sleeps) for `ns` nanoseconds: the `--handicap-ns` slowdown, spent on the
+/// worker's CPU exactly like real per-packet work.
+fn busy_wait(ns: u64) {
+    let until = Instant::now() + std::time::Duration::from_nanos(ns);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
 impl Forwarder {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -164,6 +175,7 @@ impl Forwarder {
             stats,
             ttl,
             timing,
+            handicap_ns: 0,
         }
     }
 
@@ -174,6 +186,9 @@ impl Forwarder {
         }
         stats::bump(&self.stats.rx_packets, 1);
         stats::bump(&self.stats.rx_bytes, meta.len as u64);
+        if self.handicap_ns > 0 {
+            busy_wait(self.handicap_ns);
+        }
         if meta.truncated {
             self.stats.drop_packet(DropReason::Truncated);
             return;
