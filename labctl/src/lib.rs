@@ -12,6 +12,7 @@ pub mod clean;
 pub mod doctor;
 pub mod names;
 pub mod netns;
+pub mod placement;
 #[allow(unsafe_code)]
 pub mod process;
 pub mod testing;
@@ -22,5 +23,6 @@ pub mod compare;
 pub mod report;
 pub mod results;
 pub mod scenario;
+pub mod stats;
 pub mod sweep;
 pub mod systems;

@@ -177,6 +177,54 @@ where
     }
 }
 
+/// Writes files under `/sys` as namespace `NAME` sees them, e.g.
+/// `class/net/IF/queues/rx-0/rps_cpus`. sysfs shows a network namespace's devices only when it
+/// was mounted from inside that namespace, so the working thread also takes a private mount
+/// namespace (mounts below `/` made slaves, so nothing propagates out) and mounts a fresh sysfs
+/// on `/sys` there, as `ip netns exec` does. Nothing outside that thread changes; its mounts go
+/// with it.
+pub fn write_sysfs(name: &str, writes: Vec<(String, String)>) -> Result<()> {
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    let label = name.to_string();
+    run_in_netns(name, move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .context("unshare(CLONE_NEWNS) for a private /sys")?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_SLAVE,
+            None::<&str>,
+        )
+        .context("making the private mount namespace a slave")?;
+        // /sys may be busy or absent; the fresh mount goes on top either way.
+        let _ = umount2("/sys", MntFlags::MNT_DETACH);
+        mount(
+            Some("sysfs"),
+            "/sys",
+            Some("sysfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .context("mounting sysfs for the namespace")?;
+        for (relative, value) in writes {
+            let path = Path::new("/sys").join(&relative);
+            std::fs::write(&path, value.as_bytes()).with_context(|| {
+                format!("writing {value:?} to /sys/{relative} in namespace {label}")
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// The receive queues' `rps_cpus` files of interface `ifname`, relative to `/sys` (veth has
+/// one queue, `rx-0`, unless created with more).
+pub fn rps_files(ifname: &str, queues: u32) -> Vec<String> {
+    (0..queues.max(1))
+        .map(|q| format!("class/net/{ifname}/queues/rx-{q}/rps_cpus"))
+        .collect()
+}
+
 /// Checks a sysctl key such as `net.ipv4.igmp_max_memberships` and returns its /proc path.
 pub fn sysctl_path(key: &str) -> Result<PathBuf> {
     let valid = !key.is_empty()

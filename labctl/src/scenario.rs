@@ -76,6 +76,138 @@ impl fmt::Display for SystemKind {
     }
 }
 
+impl std::str::FromStr for SystemKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        SystemKind::ALL
+            .into_iter()
+            .find(|k| k.name() == text)
+            .ok_or_else(|| {
+                let known: Vec<&str> = SystemKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown system {text:?}: use one of {}", known.join(", "))
+            })
+    }
+}
+
+/// A system under test as a scenario names it: a [`SystemKind`], and for this project's relay
+/// optionally a named build (`relay/pool@base`: the relay binary and extra arguments of
+/// `[builds.base]`). Same-run A/B comparisons put two builds side by side.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct System {
+    pub kind: SystemKind,
+    /// Name of a `[builds.NAME]` table; `None` = the current build with no extra arguments.
+    pub build: Option<String>,
+}
+
+impl System {
+    /// A system of the current build.
+    pub const fn of(kind: SystemKind) -> System {
+        System { kind, build: None }
+    }
+
+    /// Report order: by kind, then by build name (the current build first).
+    pub fn order_key(&self) -> (usize, Option<&str>) {
+        (
+            SystemKind::ALL
+                .iter()
+                .position(|k| *k == self.kind)
+                .unwrap_or(usize::MAX),
+            self.build.as_deref(),
+        )
+    }
+}
+
+impl From<SystemKind> for System {
+    fn from(kind: SystemKind) -> System {
+        System::of(kind)
+    }
+}
+
+impl fmt::Display for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.build {
+            Some(build) => write!(f, "{}@{build}", self.kind),
+            None => f.write_str(self.kind.name()),
+        }
+    }
+}
+
+impl std::str::FromStr for System {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (kind, build) = match text.split_once('@') {
+            Some((kind, build)) => (kind, Some(build)),
+            None => (text, None),
+        };
+        let kind: SystemKind = kind.parse()?;
+        if let Some(build) = build {
+            if !kind.is_relay() {
+                return Err(format!(
+                    "{text:?}: only this project's relay (relay/...) has builds; {kind} has none"
+                ));
+            }
+            if !is_plain_name(build) {
+                return Err(format!(
+                    "{text:?}: a build name uses only letters, digits, '-' and '_'"
+                ));
+            }
+        }
+        Ok(System {
+            kind,
+            build: build.map(str::to_owned),
+        })
+    }
+}
+
+impl Serialize for System {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for System {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// True for non-empty names of letters, digits, `-` and `_`.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A named relay build for same-run A/B (`[builds.NAME]`): another relay binary and/or extra
+/// `relay run` arguments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayBuild {
+    /// The relay binary; `labctl run --build NAME=PATH` overrides it. `None` = the current build.
+    #[serde(default)]
+    pub relay: Option<PathBuf>,
+    /// Extra arguments of `relay run` (e.g. `["--handicap-ns", "400"]`, the gate's canary).
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// Whether the load generator gets CPUs of its own (see `crate::placement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IsolationMode {
+    /// Sender and sink on their own CPU(s) at real-time priority, the system under test on the
+    /// others, receive work steered to the side it belongs to; without it when the machine
+    /// cannot (one core, no real-time permission), said in results.json and the report.
+    #[default]
+    Auto,
+    /// Everything shares every CPU (the pre-isolation behaviour).
+    Off,
+}
+
 /// Topology template a scenario runs on (the `direct` system always uses the direct template, and
 /// a fan-out above 1 adds that many egress links).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -99,21 +231,34 @@ pub struct SysctlVariant {
     pub sysctls: BTreeMap<String, String>,
 }
 
-/// Zero-loss throughput search: a binary search on the per-stream rate for the highest rate whose
-/// loss stays at or under the scenario's `loss_threshold`.
+/// Zero-loss throughput search: a geometric bisection on the aggregate rate for the highest rate
+/// whose loss stays at or under the scenario's `loss_threshold`, until the bracket is narrower than
+/// `resolution` (see `sweep::zero_loss`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZeroLossSearch {
     /// Lowest aggregate rate tried (packets per second over all streams).
     pub min_pps: f64,
-    /// Highest aggregate rate tried.
+    /// Highest aggregate rate tried (probed first).
     pub max_pps: f64,
-    /// Number of bisection steps after the first probe at `max_pps`.
-    #[serde(default = "default_iterations")]
-    pub iterations: u32,
+    /// Relative width of the final bracket: the search stops once the highest lossless rate
+    /// and the lowest lossy one are within this fraction (0.05 = 5 %).
+    #[serde(default = "default_resolution")]
+    pub resolution: f64,
     /// Duration of each probe in seconds (defaults to the scenario's `duration_s`).
     #[serde(default)]
     pub duration_s: Option<f64>,
+}
+
+impl ZeroLossSearch {
+    /// Probes the search needs at most: the two ends, then bisection steps until the bracket
+    /// is within `resolution`.
+    pub fn max_probes(&self) -> u32 {
+        let span = (self.max_pps / self.min_pps).ln();
+        let step = (1.0 + self.resolution).ln();
+        let steps = (span / step).log2().ceil().max(0.0);
+        2 + steps as u32
+    }
 }
 
 /// Membership capacity probe: rules are added one at a time up to `max_groups`; the first refused
@@ -132,19 +277,25 @@ pub struct CapacityProbe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompareTolerances {
-    /// Largest allowed absolute drop of delivered %, in percentage points, beyond the noise.
+    /// Largest allowed drop of delivered %, in percentage points.
     #[serde(default = "default_delivered_drop")]
     pub delivered_drop_pct: f64,
-    /// Largest allowed relative worsening of a ratio against a same-run baseline (0.25 = 25 %).
-    #[serde(default = "default_ratio_tolerance")]
-    pub ratio_tolerance: f64,
+    /// The relative worsening (per cent) of a primary metric (zero-loss rate, CPU per packet)
+    /// that the gate must catch.
+    #[serde(default = "default_regression_pct")]
+    pub regression_pct: f64,
+    /// Smallest worsening (per cent) reported as a regression even when it is statistically
+    /// certain: real differences below it are shown, not failed.
+    #[serde(default = "default_min_effect_pct")]
+    pub min_effect_pct: f64,
 }
 
 impl Default for CompareTolerances {
     fn default() -> Self {
         CompareTolerances {
             delivered_drop_pct: default_delivered_drop(),
-            ratio_tolerance: default_ratio_tolerance(),
+            regression_pct: default_regression_pct(),
+            min_effect_pct: default_min_effect_pct(),
         }
     }
 }
@@ -158,8 +309,8 @@ pub struct Scenario {
     /// One or two sentences: what the scenario shows.
     #[serde(default)]
     pub description: String,
-    /// Systems under test.
-    pub systems: Vec<SystemKind>,
+    /// Systems under test (`relay/pool`, `kernel`, ..., or a relay build `relay/pool@NAME`).
+    pub systems: Vec<System>,
     /// Input stream counts.
     pub streams: Vec<u32>,
     /// Outputs per input.
@@ -189,6 +340,19 @@ pub struct Scenario {
     /// Loss fraction under which a point counts as lossless (0.001 = 0.1 %).
     #[serde(default = "default_loss_threshold")]
     pub loss_threshold: f64,
+    /// CPU isolation of the load generator from the system under test.
+    #[serde(default)]
+    pub isolation: IsolationMode,
+    /// A point whose sender reached less than this fraction of the asked rate is
+    /// `generator_bound`: measured, but no verdict about the asked load.
+    #[serde(default = "default_generator_min_fraction")]
+    pub generator_min_fraction: f64,
+    /// Time the last rules of every point for the group join delay (about 4 s per point).
+    #[serde(default = "default_true")]
+    pub join_delay: bool,
+    /// Named relay builds for same-run A/B (`relay/pool@NAME`).
+    #[serde(default)]
+    pub builds: BTreeMap<String, RelayBuild>,
     /// Optional zero-loss throughput search at every point.
     #[serde(default)]
     pub zero_loss: Option<ZeroLossSearch>,
@@ -218,14 +382,23 @@ fn default_repeats() -> u32 {
 fn default_loss_threshold() -> f64 {
     0.001
 }
-fn default_iterations() -> u32 {
-    6
+fn default_resolution() -> f64 {
+    0.05
 }
 fn default_delivered_drop() -> f64 {
     1.0
 }
-fn default_ratio_tolerance() -> f64 {
-    0.25
+fn default_regression_pct() -> f64 {
+    10.0
+}
+fn default_min_effect_pct() -> f64 {
+    5.0
+}
+fn default_generator_min_fraction() -> f64 {
+    0.99
+}
+fn default_true() -> bool {
+    true
 }
 
 /// Name of the implied variant when a scenario lists none.
@@ -234,7 +407,7 @@ pub const DEFAULT_VARIANT: &str = "default";
 /// One measurement of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Point {
-    pub system: SystemKind,
+    pub system: System,
     pub streams: u32,
     pub fanout: u32,
     /// Name of the sysctl variant.
@@ -249,7 +422,7 @@ impl Point {
     /// The point without its repeat index, for grouping repeats.
     pub fn key(&self) -> PointKey {
         PointKey {
-            system: self.system,
+            system: self.system.clone(),
             streams: self.streams,
             fanout: self.fanout,
             variant: self.variant.clone(),
@@ -267,7 +440,7 @@ impl Point {
 /// A point minus its repeat index: the unit of aggregation and comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointKey {
-    pub system: SystemKind,
+    pub system: System,
     pub streams: u32,
     pub fanout: u32,
     pub variant: String,
@@ -402,21 +575,22 @@ impl Scenario {
     }
 
     /// Every point of the sweep: system x streams x fan-out x variant x rate x size, each
-    /// `repeats` times. Repeats of one point are adjacent. The `direct` system has no relay and
-    /// no copies: it is measured at every fan-out anyway, as the same-run ceiling that
-    /// `compare` divides by.
+    /// `repeats` times. Repeats are interleaved: the whole sweep is measured once, then again,
+    /// and within each pass the systems take turns at every point, so that drift on a shared
+    /// machine hits every system alike. The `direct` system has no relay and no copies: it is
+    /// measured at every fan-out anyway, as the same-run ceiling.
     pub fn points(&self) -> Vec<Point> {
         let variants = self.variants();
         let mut points = Vec::new();
-        for &system in &self.systems {
+        for repeat in 0..self.repeats {
             for &streams in &self.streams {
                 for &fanout in &self.fanout {
                     for variant in &variants {
                         for &rate_pps in &self.rate_pps {
                             for &size in &self.size {
-                                for repeat in 0..self.repeats {
+                                for system in &self.systems {
                                     points.push(Point {
-                                        system,
+                                        system: system.clone(),
                                         streams,
                                         fanout,
                                         variant: variant.name.clone(),
@@ -434,22 +608,76 @@ impl Scenario {
         points
     }
 
-    /// Rough wall-clock estimate of the sweep in seconds (traffic plus setup per point).
+    /// The build a system names, if any (`relay/pool@base` -> `[builds.base]`).
+    pub fn build_of(&self, system: &System) -> Option<&RelayBuild> {
+        system.build.as_ref().and_then(|b| self.builds.get(b))
+    }
+
+    /// Rough wall-clock estimate of the sweep in seconds (setup, join delay, traffic and the
+    /// zero-loss probes per point, and the isolated-ceiling calibration).
     pub fn estimated_seconds(&self) -> f64 {
-        const SETUP_S: f64 = 4.0;
-        let probes = self
-            .zero_loss
-            .as_ref()
-            .map_or(1.0, |z| f64::from(z.iterations) + 2.0);
-        let per_probe = self
-            .zero_loss
-            .as_ref()
-            .and_then(|z| z.duration_s)
-            .unwrap_or(self.duration_s);
-        self.points().len() as f64 * (SETUP_S + self.duration_s + (probes - 1.0) * per_probe)
+        const SETUP_S: f64 = 3.0;
+        const JOIN_DELAY_S: f64 = 4.0;
+        const PROBE_OVERHEAD_S: f64 = 1.0;
+        let probes = self.zero_loss.as_ref().map_or(0.0, |z| {
+            f64::from(z.max_probes()) * (z.duration_s.unwrap_or(self.duration_s) + PROBE_OVERHEAD_S)
+        });
+        let join = if self.join_delay { JOIN_DELAY_S } else { 0.0 };
+        let ceiling = if self.isolation == IsolationMode::Auto {
+            15.0 * self.size.len() as f64
+        } else {
+            0.0
+        };
+        ceiling + self.points().len() as f64 * (SETUP_S + join + self.duration_s + 1.0 + probes)
     }
 
     fn validate(&self) -> Result<(), String> {
+        if !is_plain_name(&self.name) {
+            return Err(format!(
+                "field `name`: {:?} must be non-empty and use only letters, digits, '-' and '_'",
+                self.name
+            ));
+        }
+        self.validate_axes()?;
+        self.validate_numbers()?;
+        self.validate_sysctls()?;
+        self.validate_builds()?;
+        if let Some(z) = &self.zero_loss {
+            let finite = [z.min_pps, z.max_pps, z.resolution]
+                .iter()
+                .all(|v| v.is_finite());
+            if !(finite && z.min_pps > 0.0 && z.max_pps > z.min_pps && z.max_pps <= MAX_TOTAL_PPS) {
+                return Err(format!(
+                    "field `zero_loss`: need 0 < min_pps < max_pps <= {MAX_TOTAL_PPS}"
+                ));
+            }
+            if !(0.005..=1.0).contains(&z.resolution) {
+                return Err(format!(
+                    "field `zero_loss.resolution`: {} must be a fraction in [0.005, 1], e.g. 0.05",
+                    z.resolution
+                ));
+            }
+            if let Some(d) = z.duration_s
+                && !(d.is_finite() && d > 0.0 && d <= 600.0)
+            {
+                return Err(format!(
+                    "field `zero_loss.duration_s`: {d} is out of range (0, 600] seconds"
+                ));
+            }
+        }
+        if let Some(c) = &self.capacity
+            && (c.max_groups == 0 || c.max_groups > 65_000)
+        {
+            return Err(format!(
+                "field `capacity.max_groups`: {} is out of range 1..=65000",
+                c.max_groups
+            ));
+        }
+        Ok(())
+    }
+
+    /// The lists of the sweep's axes: non-empty and in range.
+    fn validate_axes(&self) -> Result<(), String> {
         fn non_empty<T>(field: &str, v: &[T]) -> Result<(), String> {
             if v.is_empty() {
                 Err(format!(
@@ -459,17 +687,6 @@ impl Scenario {
                 Ok(())
             }
         }
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(format!(
-                "field `name`: {:?} must be non-empty and use only letters, digits, '-' and '_'",
-                self.name
-            ));
-        }
         non_empty("systems", &self.systems)?;
         non_empty("streams", &self.streams)?;
         non_empty("fanout", &self.fanout)?;
@@ -478,15 +695,39 @@ impl Scenario {
         if let Some(s) = self.streams.iter().find(|&&s| s == 0 || s > 65_000) {
             return Err(format!("field `streams`: {s} is out of range 1..=65000"));
         }
-        if let Some(f) = self.fanout.iter().find(|&&f| f == 0 || f > 200) {
-            return Err(format!("field `fanout`: {f} is out of range 1..=200"));
+        let max_fanout = u32::from(crate::topology::MAX_FANOUT);
+        if let Some(f) = self.fanout.iter().find(|&&f| f == 0 || f > max_fanout) {
+            return Err(format!(
+                "field `fanout`: {f} is out of range 1..={max_fanout} (egress links of the fan-out topology)"
+            ));
         }
         if let Some(r) = self.rate_pps.iter().find(|&&r| !(r.is_finite() && r > 0.0)) {
             return Err(format!("field `rate_pps`: {r} must be a positive number"));
         }
-        if let Some(s) = self.size.iter().find(|&&s| !(64..=8972).contains(&s)) {
-            return Err(format!("field `size`: {s} is out of range 64..=8972 bytes"));
+        let most_streams = self.streams.iter().copied().max().unwrap_or(1);
+        if let Some(r) = self
+            .rate_pps
+            .iter()
+            .find(|&&r| r * f64::from(most_streams) > MAX_TOTAL_PPS)
+        {
+            return Err(format!(
+                "field `rate_pps`: {r} pps per stream x {most_streams} streams is above {MAX_TOTAL_PPS} pps in all"
+            ));
         }
+        if let Some(s) = self
+            .size
+            .iter()
+            .find(|&&s| !(64..=MAX_PAYLOAD).contains(&s))
+        {
+            return Err(format!(
+                "field `size`: {s} is out of range 64..={MAX_PAYLOAD} bytes (a 1500-byte MTU minus IPv4 and UDP headers)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Durations, repeats and fractions: finite and in range.
+    fn validate_numbers(&self) -> Result<(), String> {
         if !(self.duration_s.is_finite() && self.duration_s > 0.0 && self.duration_s <= 600.0) {
             return Err(format!(
                 "field `duration_s`: {} is out of range (0, 600] seconds",
@@ -505,6 +746,28 @@ impl Scenario {
                 self.loss_threshold
             ));
         }
+        if !(self.generator_min_fraction > 0.0 && self.generator_min_fraction <= 1.0) {
+            return Err(format!(
+                "field `generator_min_fraction`: {} must be a fraction in (0, 1], e.g. 0.99",
+                self.generator_min_fraction
+            ));
+        }
+        let c = &self.compare;
+        for (field, value, max) in [
+            ("compare.delivered_drop_pct", c.delivered_drop_pct, 100.0),
+            ("compare.regression_pct", c.regression_pct, 100.0),
+            ("compare.min_effect_pct", c.min_effect_pct, 100.0),
+        ] {
+            if !(value.is_finite() && value >= 0.0 && value <= max) {
+                return Err(format!(
+                    "field `{field}`: {value} must be a number in [0, {max}]"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_sysctls(&self) -> Result<(), String> {
         let mut names = std::collections::BTreeSet::new();
         for v in &self.variants {
             if !names.insert(v.name.as_str()) {
@@ -523,24 +786,37 @@ impl Scenario {
                 ));
             }
         }
-        if let Some(z) = &self.zero_loss
-            && !(z.min_pps > 0.0 && z.max_pps > z.min_pps && z.iterations <= 30)
-        {
-            return Err(
-                "field `zero_loss`: need 0 < min_pps < max_pps and iterations <= 30".to_owned(),
-            );
-        }
-        if let Some(c) = &self.capacity
-            && (c.max_groups == 0 || c.max_groups > 65_000)
-        {
+        Ok(())
+    }
+
+    /// Every `@build` a system names is defined, and every build name is plain.
+    fn validate_builds(&self) -> Result<(), String> {
+        if let Some(name) = self.builds.keys().find(|n| !is_plain_name(n)) {
             return Err(format!(
-                "field `capacity.max_groups`: {} is out of range 1..=65000",
-                c.max_groups
+                "field `builds`: {name:?} must use only letters, digits, '-' and '_'"
             ));
+        }
+        for system in &self.systems {
+            if let Some(build) = &system.build
+                && !self.builds.contains_key(build)
+            {
+                return Err(format!(
+                    "field `systems`: {system} names build {build:?}, which has no [builds.{build}] table"
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = self.systems.iter().find(|s| !seen.insert(*s)) {
+            return Err(format!("field `systems`: {dup} is listed twice"));
         }
         Ok(())
     }
 }
+
+/// Largest aggregate rate a scenario may ask for (packets per second over all streams).
+pub const MAX_TOTAL_PPS: f64 = 10_000_000.0;
+/// Largest UDP payload on the lab's 1500-byte MTU links.
+pub const MAX_PAYLOAD: u32 = 1472;
 
 /// Sysctls that are per network namespace and therefore safe to set in a lab namespace.
 /// `net.core.rmem_max` and friends are global and must never be written (LAB-RULES.md rule 6).
@@ -642,14 +918,24 @@ mod tests {
             }
         }
         seen.sort();
-        assert_eq!(seen, ["ci", "enobufs", "fanout", "quick", "scale"]);
+        assert_eq!(
+            seen,
+            [
+                "ci",
+                "enobufs",
+                "fanout",
+                "quick",
+                "scale",
+                "scale-overload"
+            ]
+        );
     }
 
     #[test]
     fn quick_is_the_headline_and_ci_is_short() {
         let quick = Scenario::load(&shipped_dir().join("quick.toml")).unwrap();
         for s in SystemKind::ALL {
-            assert!(quick.systems.contains(&s), "quick lacks {s}");
+            assert!(quick.systems.contains(&System::of(s)), "quick lacks {s}");
         }
         let ci = Scenario::load(&shipped_dir().join("ci.toml")).unwrap();
         assert!(
@@ -738,14 +1024,18 @@ mod tests {
         "#;
         let s = Scenario::parse(text, Path::new("count.toml")).unwrap();
         let points = s.points();
-        assert_eq!(points.len(), 3 * 2 * 3 * 2 * 2 * 2 * 3);
-        // Repeats of a point are adjacent and numbered from 0.
-        assert_eq!(points[0].key(), points[2].key());
+        let per_pass = 3 * 2 * 3 * 2 * 2 * 2;
+        assert_eq!(points.len(), per_pass * 3);
+        // Systems take turns at every point; repeats come as whole passes, numbered from 0.
+        let systems: Vec<String> = points[..3].iter().map(|p| p.system.to_string()).collect();
+        assert_eq!(systems, ["relay/pool", "socat", "direct"]);
+        assert_eq!(points[0].streams, points[2].streams);
+        assert_eq!(points[0].key(), points[per_pass].key());
         assert_eq!(
-            points[..3].iter().map(|p| p.repeat).collect::<Vec<_>>(),
+            [0, per_pass, 2 * per_pass].map(|i| points[i].repeat),
             [0, 1, 2]
         );
-        assert_ne!(points[2].key(), points[3].key());
+        assert!(points[..per_pass].iter().all(|p| p.repeat == 0));
         assert_eq!(
             s.sysctls_for("raised")["net.ipv4.igmp_max_memberships"],
             "1024"
@@ -766,5 +1056,101 @@ mod tests {
         assert_eq!(s.topology, TopologyKind::Snooping);
         assert_eq!(s.points().len(), 2);
         assert_eq!(s.points()[0].variant, DEFAULT_VARIANT);
+    }
+    #[test]
+    fn builds_are_named_and_checked() {
+        let text = r#"
+            name = "ab"
+            systems = ["relay/pool", "relay/pool@base", "relay/pool@canary"]
+            streams = [1]
+            [builds.base]
+            relay = "/opt/relay-base"
+            [builds.canary]
+            args = ["--handicap-ns", "400"]
+        "#;
+        let s = Scenario::parse(text, Path::new("ab.toml")).unwrap();
+        let base: System = "relay/pool@base".parse().unwrap();
+        assert_eq!(s.systems[1], base);
+        assert_eq!(base.to_string(), "relay/pool@base");
+        assert_eq!(
+            s.build_of(&base).and_then(|b| b.relay.clone()),
+            Some(PathBuf::from("/opt/relay-base"))
+        );
+        assert_eq!(s.build_of(&s.systems[2]).unwrap().args.len(), 2);
+        assert!(s.build_of(&s.systems[0]).is_none());
+        let json = serde_json::to_string(&s.systems).unwrap();
+        assert_eq!(
+            json,
+            r#"["relay/pool","relay/pool@base","relay/pool@canary"]"#
+        );
+
+        let undefined = "name = \"x\"\nsystems = [\"relay/pool@nope\"]\nstreams = [1]\n";
+        let msg = Scenario::parse(undefined, Path::new("u.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("[builds.nope]"), "{msg}");
+        let kernel = "name = \"x\"\nsystems = [\"kernel@b\"]\nstreams = [1]\n";
+        let msg = Scenario::parse(kernel, Path::new("k.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("only this project's relay"), "{msg}");
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_with_the_field() {
+        let base = "name = \"x\"\nsystems = [\"kernel\"]\nstreams = [10]\n";
+        for (extra, needle) in [
+            ("rate_pps = [1e25]", "rate_pps"),
+            ("rate_pps = [inf]", "rate_pps"),
+            ("fanout = [100]", "fanout"),
+            ("size = [4000]", "size"),
+            ("duration_s = -1.0", "duration_s"),
+            ("generator_min_fraction = 0.0", "generator_min_fraction"),
+            ("[compare]\nregression_pct = nan", "compare.regression_pct"),
+            ("[zero_loss]\nmin_pps = 1.0\nmax_pps = inf", "zero_loss"),
+            (
+                "[zero_loss]\nmin_pps = 1.0\nmax_pps = 10.0\nduration_s = -1.0",
+                "zero_loss.duration_s",
+            ),
+            (
+                "[zero_loss]\nmin_pps = 1.0\nmax_pps = 10.0\nresolution = 0.0",
+                "zero_loss.resolution",
+            ),
+        ] {
+            let text = format!("{base}{extra}\n");
+            let msg = Scenario::parse(&text, Path::new("n.toml"))
+                .map(|_| String::new())
+                .unwrap_or_else(|e| e.to_string());
+            assert!(msg.contains(needle), "{extra}: {msg:?}");
+        }
+    }
+
+    #[test]
+    fn zero_loss_probes_follow_the_resolution() {
+        let z = ZeroLossSearch {
+            min_pps: 1000.0,
+            max_pps: 1000.0 * 1.05f64.powi(16),
+            resolution: 0.05,
+            duration_s: None,
+        };
+        // 16 steps of 5 % between the ends: 4 halvings, plus the two end probes.
+        assert_eq!(z.max_probes(), 6);
+    }
+
+    #[test]
+    fn isolation_defaults_to_auto() {
+        let s = Scenario::parse(
+            "name = \"d\"\nsystems = [\"direct\"]\nstreams = [1]\n",
+            Path::new("d.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.isolation, IsolationMode::Auto);
+        assert!((s.generator_min_fraction - 0.99).abs() < 1e-12);
+        let off = Scenario::parse(
+            "name = \"d\"\nsystems = [\"direct\"]\nstreams = [1]\nisolation = \"off\"\n",
+            Path::new("d.toml"),
+        )
+        .unwrap();
+        assert_eq!(off.isolation, IsolationMode::Off);
     }
 }

@@ -30,6 +30,8 @@ fn direct_50_streams_arrive_without_loss_or_duplicates() {
             port: 5000,
             idle: Duration::from_secs(1),
             duration: Duration::from_secs(20),
+            bind_device: true,
+            placement: Default::default(),
         }
         .start(&scratch)
         .unwrap();
@@ -46,6 +48,7 @@ fn direct_50_streams_arrive_without_loss_or_duplicates() {
             count: Some(400),
             // The count ends the run (2 s at this rate); the duration is only a safety bound.
             duration: Duration::from_secs(10),
+            placement: Default::default(),
         }
         .run(&scratch)
         .unwrap();
@@ -135,6 +138,8 @@ fn snooping_switch_forwards_only_the_joined_group() {
             port: 5000,
             idle: Duration::from_secs(1),
             duration: Duration::from_secs(20),
+            bind_device: true,
+            placement: Default::default(),
         }
         .start(&scratch)
         .unwrap();
@@ -154,6 +159,7 @@ fn snooping_switch_forwards_only_the_joined_group() {
             count: Some(200),
             // The count ends the run (2 s at this rate); the duration is only a safety bound.
             duration: Duration::from_secs(10),
+            placement: Default::default(),
         }
         .run(&scratch)
         .unwrap();
@@ -218,6 +224,7 @@ fn snooping_switch_forwards_only_the_joined_group() {
             size: 200,
             count: Some(50),
             duration: Duration::from_secs(1),
+            placement: Default::default(),
         }
         .run(&scratch)
         .unwrap();
@@ -253,6 +260,8 @@ fn one_sink_joins_1000_groups_and_receives_every_stream() {
             port: 5000,
             idle: Duration::from_secs(1),
             duration: Duration::from_secs(30),
+            bind_device: true,
+            placement: Default::default(),
         }
         .start(&scratch)
         .unwrap();
@@ -269,6 +278,7 @@ fn one_sink_joins_1000_groups_and_receives_every_stream() {
             count: Some(20),
             // 20 packets at 10 pps take 2 s: the count, not this safety bound, ends the run.
             duration: Duration::from_secs(10),
+            placement: Default::default(),
         }
         .run(&scratch)
         .unwrap();

@@ -3,10 +3,25 @@
 //! workspace's `cargo test`) and socat + smcroute installed (`./lab setup`). Each checks that no
 //! namespace of its own is left behind.
 
-use labctl::results::{Results, Status};
-use labctl::scenario::{Scenario, SystemKind};
+use labctl::placement::Placement;
+use labctl::results::{PointResult, Results, Status};
+use labctl::scenario::{Point, Scenario, SystemKind};
 use labctl::sweep::{self, SweepOptions, point};
+use std::collections::BTreeMap;
 use std::path::Path;
+
+/// Measures one point the way a sweep does (placement from the scenario, no ceiling).
+fn measure(scenario: &Scenario, p: &Point) -> PointResult {
+    let placement = Placement::detect(scenario.isolation);
+    let builds = BTreeMap::new();
+    let bench = point::Bench {
+        scenario,
+        placement: &placement,
+        ceilings: &[],
+        build_paths: &builds,
+    };
+    point::measure(&bench, p)
+}
 
 fn is_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -45,10 +60,10 @@ topology = "snooping"
     .unwrap();
     let mut made = Vec::new();
     for p in scenario.points() {
-        let r = point::measure(&scenario, &p);
+        let r = measure(&scenario, &p);
         eprintln!(
-            "{p}: {:?} delivered {:?} % capacity {:?}",
-            r.status, r.delivered_pct, r.capacity
+            "{p}: {:?} delivered {:?} % capacity {:?} counters {:?}",
+            r.status, r.delivered_pct, r.capacity, r.counters
         );
         let run_id = r
             .notes
@@ -61,7 +76,10 @@ topology = "snooping"
         assert_eq!(r.status, Status::Ok, "{p}");
         let delivered = r.delivered_pct.expect("delivered %");
         let capacity = r.capacity.clone();
-        match p.system {
+        let counters = r.counters.clone().expect("kernel counters read");
+        assert!(!counters.flagged(), "{p}: {counters:?}");
+        assert_eq!(counters.generator_tx, Some(counters.sender_sent), "{p}");
+        match p.system.kind {
             SystemKind::RelaySingle | SystemKind::RelaySingle8mb => {
                 let c = capacity.expect("capacity of a relay");
                 assert_eq!(c.first_refused, Some(20), "{p}: {c:?}");
@@ -119,6 +137,7 @@ fn a_sweep_writes_results_with_repeats_and_a_report() {
         &SweepOptions {
             out_root: out.path().to_path_buf(),
             quiet: true,
+            build_paths: BTreeMap::new(),
         },
     )
     .unwrap();
@@ -142,36 +161,61 @@ fn a_sweep_writes_results_with_repeats_and_a_report() {
     let html = std::fs::read_to_string(&outcome.report_path).unwrap();
     assert!(html.contains("<svg"), "report has charts");
     assert!(
-        html.contains("direct delivered &gt;= 99.9 %") || html.contains("direct delivered less")
+        html.contains("direct delivered &gt;= 99.9 %") || html.contains("direct did not deliver")
+    );
+    // The load generator's own ceiling was measured and recorded.
+    assert_eq!(
+        results.isolation.ceilings.len(),
+        1,
+        "{:?}",
+        results.isolation
+    );
+    assert!(
+        results.isolation.ceilings[0]
+            .pps
+            .is_some_and(|pps| pps > 1000.0),
+        "{:?}",
+        results.isolation.ceilings
     );
 }
 
 #[test]
-fn kernel_fanout_counts_each_links_copies_once() {
-    if !is_root("kernel_fanout_counts_each_links_copies_once") {
+fn kernel_fanout_is_counted_on_every_link() {
+    if !is_root("kernel_fanout_is_counted_on_every_link") {
         return;
     }
     let scenario = Scenario::parse(
-        "name = \"sweep-e2e-kfan\"\nsystems = [\"kernel\"]\nstreams = [6]\nfanout = [3]\nrate_pps = [100.0]\nduration_s = 1.5\n",
+        "name = \"sweep-e2e-kfan\"\nsystems = [\"kernel\"]\nstreams = [6]\nfanout = [3]\nrate_pps = [100.0]\nduration_s = 1.5\njoin_delay = false\n",
         Path::new("sweep-e2e-kfan.toml"),
     )
     .unwrap();
     let p = scenario.points().remove(0);
-    let r = point::measure(&scenario, &p);
+    let r = measure(&scenario, &p);
     eprintln!(
-        "{p}: {:?} {} of {} dup {}",
-        r.status, r.delivered, r.offered, r.duplicates
+        "{p}: {:?} {} of {} dup {} links {:?} counters {:?}",
+        r.status, r.delivered, r.offered, r.duplicates, r.links, r.counters
     );
     if matches!(r.status, Status::Skipped { .. }) {
         eprintln!("SKIPPED (smcroute missing): {:?}", r.status);
         return;
     }
     assert_eq!(r.status, Status::Ok);
-    // 3 links: offered is 3 copies per packet sent; every copy counted once, none as duplicate.
-    assert!(r.offered >= 3 * 6 * 100, "{}", r.offered);
+    // 3 links, each counted by its own sink: every link carries every packet once.
+    assert_eq!(r.links.len(), 3, "{:?}", r.links);
+    let sent = r.counters.as_ref().expect("counters").sender_sent;
+    assert!(sent >= 6 * 100, "{sent}");
+    for link in &r.links {
+        assert_eq!(link.offered, sent, "{link:?}");
+        assert!(
+            link.delivered_pct.expect("per-link delivered") >= 99.0,
+            "{link:?}"
+        );
+        assert_eq!(link.duplicates, 0, "{link:?}");
+        assert_eq!(link.wire_rx, Some(link.delivered), "{link:?}");
+    }
+    assert_eq!(r.offered, 3 * sent);
     assert!(r.delivered_pct.expect("delivered") >= 99.0, "{r:?}");
-    assert_eq!(r.duplicates, 0, "{r:?}");
-    assert!(r.notes.iter().any(|n| n == point::KERNEL_FANOUT_NOTE));
+    assert!(!r.counters.as_ref().unwrap().flagged(), "{:?}", r.counters);
     let run_id = r
         .notes
         .iter()

@@ -96,6 +96,8 @@ fn sink_spec(topo: &Topology, groups: Vec<Ipv4Addr>) -> SinkSpec {
         port: 5000,
         idle: Duration::from_secs(2),
         duration: Duration::from_secs(60),
+        bind_device: false,
+        placement: Default::default(),
     }
 }
 
@@ -112,6 +114,7 @@ fn send(topo: &Topology, scratch: &ScratchDir, streams: u32, pps: f64, count: u6
         size: 1000,
         count: Some(count),
         duration: Duration::from_secs(30),
+        placement: Default::default(),
     }
     .run(scratch)
     .expect("loadgen send");

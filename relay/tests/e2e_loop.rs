@@ -64,6 +64,8 @@ fn output_on_the_input_interface_does_not_loop() {
             port: 5000,
             idle: Duration::from_secs(2),
             duration: Duration::from_secs(30),
+            bind_device: false,
+            placement: Default::default(),
         }
         .start(&scratch)
         .unwrap();
@@ -79,6 +81,8 @@ fn output_on_the_input_interface_does_not_loop() {
             port: 5000,
             idle: Duration::from_secs(2),
             duration: Duration::from_secs(30),
+            bind_device: false,
+            placement: Default::default(),
         }
         .start(&scratch)
         .unwrap();
@@ -94,6 +98,7 @@ fn output_on_the_input_interface_does_not_loop() {
             size: 1000,
             count: Some(COUNT),
             duration: Duration::from_secs(20),
+            placement: Default::default(),
         }
         .run(&scratch)
         .expect("loadgen send");

@@ -118,6 +118,8 @@ fn measure(topology: &Topology, size: usize, duration: Duration) -> Result<Bench
         port: 5000,
         idle: Duration::from_secs(1),
         duration: duration + Duration::from_secs(15),
+        bind_device: true,
+        placement: Default::default(),
     }
     .start(&scratch)?;
     let gen_ep = topology.generator();
@@ -132,6 +134,7 @@ fn measure(topology: &Topology, size: usize, duration: Duration) -> Result<Bench
         size,
         count: None,
         duration,
+        placement: Default::default(),
     }
     .run(&scratch)?;
     let summary = sink.finish(Duration::from_secs(5))?;

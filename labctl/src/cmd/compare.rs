@@ -1,63 +1,128 @@
-//! `labctl compare BASELINE.json CURRENT.json`: the regression gate.
+//! `labctl compare`: the regression gate, across two runs or between two builds of one run.
 
-use anyhow::Context as _;
-use labctl::compare::{REGRESSION_EXIT_CODE, compare};
+use anyhow::{Context as _, bail};
+use labctl::compare::{Comparison, REGRESSION_EXIT_CODE, compare, compare_ab};
 use labctl::results::Results;
+use labctl::scenario::System;
 use std::path::PathBuf;
 
-/// Compare two results.json files; print a side-by-side table.
+/// Judge this project's relay on delivered %, zero-loss rate and CPU per packet.
 ///
-/// Judged on delivered % (absolute drop) and on ratios against baselines measured in the same run
-/// (CPU per Mpkt over the load generator's, zero-loss throughput over direct's), with the repeats'
-/// spread as noise; never on absolute times alone.
+/// Two forms:
+///   labctl compare BASELINE.json CURRENT.json       two runs on one machine
+///   labctl compare --ab RESULTS.json                two builds measured in one run (CI)
 ///
-/// Exit status: 0 = no regression, 3 = regression beyond tolerance and noise, 1 = error.
+/// With --ab, the system `--baseline` (default relay/pool@base) is the reference and
+/// `--current` (default relay/pool) is judged, point by point, from interleaved repeats of the
+/// same run: the machine's speed and drift cancel out. A worsening fails the gate when it is at
+/// least the scenario's `compare.min_effect_pct` and significant at 95 % (Welch's t on the
+/// repeats), or a drop of delivered % beyond `compare.delivered_drop_pct` points. A point or
+/// metric the baseline has and the current lacks, a current point bound by the load generator
+/// or the sink, and an interrupted run also fail.
 #[derive(clap::Args)]
-#[command(after_help = "Exit status: 0 no regression, 3 regression beyond noise, 1 error.")]
+#[command(
+    after_help = "Exit status: 0 the gate passes, 3 it fails (regression, missing or unmeasurable point, interrupted run), 1 error.\nWith --expect-regression: 0 when a regression was found, 3 when none was (proves the gate can fail)."
+)]
 pub struct Args {
-    /// The stored baseline results.json.
-    pub baseline: PathBuf,
-    /// The results.json to judge.
-    pub current: PathBuf,
-    /// Allowed drop of delivered %, in percentage points (default: the current scenario's
-    /// `compare.delivered_drop_pct`).
+    /// BASELINE.json CURRENT.json (or nothing with --ab).
+    #[arg(value_name = "FILE", num_args = 0..=2)]
+    pub files: Vec<PathBuf>,
+    /// Compare two systems of one results.json (same-run A/B).
+    #[arg(long, value_name = "RESULTS.json", conflicts_with = "files")]
+    pub ab: Option<PathBuf>,
+    /// With --ab: the reference system.
+    #[arg(
+        long,
+        value_name = "SYSTEM",
+        default_value = "relay/pool@base",
+        requires = "ab"
+    )]
+    pub baseline: String,
+    /// With --ab: the judged system.
+    #[arg(
+        long,
+        value_name = "SYSTEM",
+        default_value = "relay/pool",
+        requires = "ab"
+    )]
+    pub current: String,
+    /// Succeed only if a regression is found (for a deliberately slowed build: proves power).
+    #[arg(long)]
+    pub expect_regression: bool,
+    /// Allowed drop of delivered %, in percentage points (default: the scenario's).
     #[arg(long, value_name = "POINTS")]
     pub tolerance: Option<f64>,
-    /// Allowed relative worsening of a ratio, e.g. 0.25 (default: the scenario's
-    /// `compare.ratio_tolerance`).
-    #[arg(long, value_name = "FRACTION")]
-    pub ratio_tolerance: Option<f64>,
+    /// Smallest worsening, in per cent, that fails the gate when significant (default: the
+    /// scenario's `compare.min_effect_pct`).
+    #[arg(long, value_name = "PERCENT")]
+    pub min_effect: Option<f64>,
 }
 
 pub fn exec(args: Args) -> anyhow::Result<()> {
-    let baseline = Results::load(&args.baseline).context("loading the baseline")?;
-    let current = Results::load(&args.current).context("loading the current results")?;
-    let mut tolerances = current.scenario.definition.compare.clone();
-    if let Some(t) = args.tolerance {
-        anyhow::ensure!(
-            t.is_finite() && t >= 0.0,
-            "--tolerance {t}: give a number of percentage points >= 0, e.g. 1.0"
-        );
-        tolerances.delivered_drop_pct = t;
-    }
-    if let Some(t) = args.ratio_tolerance {
-        anyhow::ensure!(
-            t.is_finite() && t >= 0.0,
-            "--ratio-tolerance {t}: give a fraction >= 0, e.g. 0.25"
-        );
-        tolerances.ratio_tolerance = t;
-    }
-    let comparison = compare(&baseline, &current, &tolerances);
-    println!(
-        "baseline {} ({})\ncurrent  {} ({})\n",
-        args.baseline.display(),
-        baseline.started,
-        args.current.display(),
-        current.started
-    );
+    let comparison = match (&args.ab, args.files.as_slice()) {
+        (Some(path), _) => {
+            let run = Results::load(path).context("loading the results")?;
+            let baseline: System = args.baseline.parse().map_err(anyhow::Error::msg)?;
+            let current: System = args.current.parse().map_err(anyhow::Error::msg)?;
+            let tol = tolerances(&args, &run)?;
+            println!(
+                "run {} ({})\nbaseline {baseline}, judged {current}\n",
+                path.display(),
+                run.started
+            );
+            compare_ab(&run, &baseline, &current, &tol)
+        }
+        (None, [baseline_path, current_path]) => {
+            let baseline = Results::load(baseline_path).context("loading the baseline")?;
+            let current = Results::load(current_path).context("loading the current results")?;
+            let tol = tolerances(&args, &current)?;
+            println!(
+                "baseline {} ({})\ncurrent  {} ({})\n",
+                baseline_path.display(),
+                baseline.started,
+                current_path.display(),
+                current.started
+            );
+            compare(&baseline, &current, &tol)
+        }
+        _ => bail!("give BASELINE.json CURRENT.json, or --ab RESULTS.json"),
+    };
     print!("{}", comparison.table());
-    if comparison.has_regression() {
-        eprintln!("labctl: regression beyond noise (exit {REGRESSION_EXIT_CODE})");
+    verdict(&comparison, args.expect_regression)
+}
+
+fn tolerances(args: &Args, run: &Results) -> anyhow::Result<labctl::scenario::CompareTolerances> {
+    let mut t = run.scenario.definition.compare.clone();
+    if let Some(v) = args.tolerance {
+        anyhow::ensure!(
+            v.is_finite() && v >= 0.0,
+            "--tolerance {v}: give a number of percentage points >= 0, e.g. 1.0"
+        );
+        t.delivered_drop_pct = v;
+    }
+    if let Some(v) = args.min_effect {
+        anyhow::ensure!(
+            v.is_finite() && v >= 0.0,
+            "--min-effect {v}: give a percentage >= 0, e.g. 5"
+        );
+        t.min_effect_pct = v;
+    }
+    Ok(t)
+}
+
+fn verdict(c: &Comparison, expect_regression: bool) -> anyhow::Result<()> {
+    if expect_regression {
+        if c.has_regression() {
+            eprintln!("labctl: the expected regression was found: the gate can fail");
+            return Ok(());
+        }
+        eprintln!(
+            "labctl: no regression found where one was expected: the gate has no power here (exit {REGRESSION_EXIT_CODE})"
+        );
+        std::process::exit(REGRESSION_EXIT_CODE);
+    }
+    if c.fails() {
+        eprintln!("labctl: the gate fails (exit {REGRESSION_EXIT_CODE})");
         std::process::exit(REGRESSION_EXIT_CODE);
     }
     Ok(())

@@ -69,6 +69,8 @@ pub fn exec(args: Args) -> Result<()> {
         port: 5000,
         idle: Duration::from_secs(1),
         duration: duration + Duration::from_secs(15),
+        bind_device: true,
+        placement: Default::default(),
     }
     .start(&scratch)?;
     // On snooping, wait until the switch has learned every join (probes, bounded).
@@ -92,6 +94,7 @@ pub fn exec(args: Args) -> Result<()> {
         size: args.size,
         count: Some((f64::from(args.rate) * args.seconds).ceil() as u64),
         duration,
+        placement: Default::default(),
     }
     .run(&scratch)?;
     progress.set_message("collecting sink summary");

@@ -15,11 +15,47 @@ pub struct Args {
     /// No progress bar (failures are still printed).
     #[arg(long)]
     pub quiet: bool,
+    /// Relay binary of a named build (`relay/pool@NAME` in the scenario's systems), overriding
+    /// its `[builds.NAME] relay`; repeatable, e.g. `--build base=target-base/release/relay`.
+    #[arg(long = "build", value_name = "NAME=PATH", value_parser = parse_build)]
+    pub builds: Vec<(String, PathBuf)>,
+}
+
+fn parse_build(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected NAME=PATH, e.g. base=/tmp/relay-base"))?;
+    if name.is_empty() || path.is_empty() {
+        return Err(format!("{text:?}: expected NAME=PATH with both parts"));
+    }
+    Ok((name.to_owned(), PathBuf::from(path)))
 }
 
 pub fn exec(args: Args) -> anyhow::Result<()> {
     let path = Scenario::resolve(&args.scenario)?;
     let scenario = Scenario::load(&path)?;
+    for (name, binary) in &args.builds {
+        anyhow::ensure!(
+            scenario.builds.contains_key(name),
+            "--build {name}=...: scenario {} has no [builds.{name}] (it has: {})",
+            scenario.name,
+            if scenario.builds.is_empty() {
+                "none".to_owned()
+            } else {
+                scenario
+                    .builds
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        anyhow::ensure!(
+            binary.is_file(),
+            "--build {name}={}: no such file",
+            binary.display()
+        );
+    }
     let points = scenario.points().len();
     if !args.quiet {
         eprintln!(
@@ -35,16 +71,26 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
         &SweepOptions {
             out_root: args.out,
             quiet: args.quiet,
+            build_paths: args.builds.into_iter().collect(),
         },
     )?;
-    let failed = outcome
-        .results
-        .points
-        .iter()
-        .filter(|p| !p.status.is_ok())
-        .count();
+    let count = |f: &dyn Fn(&labctl::results::Status) -> bool| {
+        outcome
+            .results
+            .points
+            .iter()
+            .filter(|p| f(&p.status))
+            .count()
+    };
+    let failed = count(&|s| !s.is_measured());
+    let bound = count(&|s| s.is_measured() && !s.is_ok());
     if failed > 0 {
         eprintln!("labctl: {failed} of {points} points did not measure (see the report)");
+    }
+    if bound > 0 {
+        eprintln!(
+            "labctl: {bound} of {points} points were bound by the load generator or the sink: no verdict about their asked load (see the report)"
+        );
     }
     println!("{}", outcome.results_path.display());
     println!("{}", outcome.report_path.display());

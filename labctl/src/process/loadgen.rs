@@ -5,7 +5,7 @@
 //! exists), [`SendSpec::run`] in the gen namespace (bounded; returns the send summary), then
 //! [`RunningSink::finish`] (waits for the sink's idle stop, else SIGTERM) for the sink summary.
 
-use super::{SpawnOptions, Spawned, spawn_in_netns};
+use super::{ProcessPlacement, SpawnOptions, Spawned, spawn_in_netns};
 use crate::binaries;
 use anyhow::{Context, Result, bail};
 use loadgen::summary::{SendSummary, SinkSummary};
@@ -54,6 +54,10 @@ pub struct SinkSpec {
     pub idle: Duration,
     /// Hard stop.
     pub duration: Duration,
+    /// Count only what arrives on `interface` (one sink per link).
+    pub bind_device: bool,
+    /// CPUs and scheduling class of the sink.
+    pub placement: ProcessPlacement,
 }
 
 /// A started sink.
@@ -74,7 +78,8 @@ impl SinkSpec {
         let json = scratch.path(&format!("{stem}.json"));
         let cmd = self.command(&loadgen, &ready, &json);
         let deadline = self.duration + Duration::from_secs(30);
-        let child = spawn_in_netns(&self.netns, cmd, SpawnOptions::with_deadline(deadline))?;
+        let opts = SpawnOptions::with_deadline(deadline).placed(&self.placement);
+        let child = spawn_in_netns(&self.netns, cmd, opts)?;
         wait_ready(&child, &ready)?;
         Ok(RunningSink { child, json })
     }
@@ -92,6 +97,9 @@ impl SinkSpec {
             .arg("--json")
             .arg(json)
             .arg("--quiet");
+        if self.bind_device {
+            cmd.arg("--bind-device");
+        }
         match &self.groups {
             Some(groups) => {
                 let list: Vec<String> = groups.iter().map(Ipv4Addr::to_string).collect();
@@ -187,6 +195,8 @@ pub struct SendSpec {
     /// Packets per stream.
     pub count: Option<u64>,
     pub duration: Duration,
+    /// CPUs and scheduling class of the sender.
+    pub placement: ProcessPlacement,
 }
 
 impl SendSpec {
@@ -196,7 +206,8 @@ impl SendSpec {
         let json = scratch.path("send.json");
         let cmd = self.command(&loadgen, &json);
         let limit = self.duration + Duration::from_secs(20);
-        let child = spawn_in_netns(&self.netns, cmd, SpawnOptions::with_deadline(limit))?;
+        let opts = SpawnOptions::with_deadline(limit).placed(&self.placement);
+        let child = spawn_in_netns(&self.netns, cmd, opts)?;
         let (status, _, stderr) = child.wait_output(limit)?;
         if super::interrupted() {
             bail!("interrupted");
@@ -263,6 +274,8 @@ mod tests {
             port: 5000,
             idle: Duration::from_secs(1),
             duration: Duration::from_millis(2500),
+            bind_device: true,
+            placement: ProcessPlacement::default(),
         };
         let a = args(&spec.command(
             Path::new("/x/loadgen"),
@@ -277,6 +290,7 @@ mod tests {
         assert!(has(&a, "--idle", "1"));
         assert!(has(&a, "--ready-file", "/t/r"));
         assert!(has(&a, "--json", "/t/j"));
+        assert!(a.contains(&"--bind-device".to_string()));
         spec.groups = Some(vec![
             Ipv4Addr::new(239, 1, 0, 1),
             Ipv4Addr::new(239, 1, 0, 9),
@@ -303,6 +317,7 @@ mod tests {
             size: 64,
             count: Some(400),
             duration: Duration::from_secs(2),
+            placement: ProcessPlacement::default(),
         };
         let a = args(&spec.command(Path::new("/x/loadgen"), Path::new("/t/j")));
         assert_eq!(a[0], "send");

@@ -10,6 +10,9 @@
 //! cleanups and exit with status 130.
 
 pub mod loadgen;
+pub mod sched;
+
+pub use sched::ProcessPlacement;
 
 use anyhow::{Context, Result, anyhow};
 use nix::sys::signal::{Signal, kill};
@@ -37,6 +40,8 @@ pub struct SpawnOptions {
     pub grace: Duration,
     /// Bytes kept of each of stdout and stderr (the rest is counted and dropped).
     pub capture_limit: usize,
+    /// CPUs and scheduling class of the child (applied between fork and exec).
+    pub placement: ProcessPlacement,
 }
 
 impl Default for SpawnOptions {
@@ -45,6 +50,7 @@ impl Default for SpawnOptions {
             deadline: None,
             grace: DEFAULT_GRACE,
             capture_limit: 8 << 20,
+            placement: ProcessPlacement::default(),
         }
     }
 }
@@ -54,6 +60,14 @@ impl SpawnOptions {
         SpawnOptions {
             deadline: Some(deadline),
             ..SpawnOptions::default()
+        }
+    }
+
+    /// The same options, with the child placed on `placement`'s CPUs and scheduling class.
+    pub fn placed(self, placement: &ProcessPlacement) -> Self {
+        SpawnOptions {
+            placement: placement.clone(),
+            ..self
         }
     }
 }
@@ -161,9 +175,19 @@ pub fn spawn_in_netns(netns: &str, mut cmd: Command, opts: SpawnOptions) -> Resu
     let ns_file = File::open(&path).with_context(|| format!("opening namespace {netns}"))?;
     let program = cmd.get_program().to_string_lossy().into_owned();
     let fd = ns_file.as_raw_fd();
-    // SAFETY: the closure only calls `enter_netns_after_fork`, which is async-signal-safe.
+    let cpus = opts
+        .placement
+        .cpu_set()
+        .with_context(|| format!("CPU set {:?} for {program}", opts.placement.cpus))?;
+    let fifo = opts.placement.fifo_priority;
+    // SAFETY: the closure only makes system calls (setns, sched_setaffinity,
+    // sched_setscheduler) on values built before the fork; it allocates nothing and is
+    // async-signal-safe.
     unsafe {
-        cmd.pre_exec(move || enter_netns_after_fork(fd));
+        cmd.pre_exec(move || {
+            enter_netns_after_fork(fd)?;
+            sched::apply_to_current(cpus.as_ref(), fifo)
+        });
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

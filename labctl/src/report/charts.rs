@@ -1,20 +1,36 @@
 //! SVG charts drawn with plotters into a `String` (no files, no fonts, no network).
 //!
-//! A [`Chart`] is a set of labelled line series over a categorical x axis (the distinct x values
-//! evenly spaced, e.g. streams 10, 40, 200), plus marks for failed or refused points. A chart with
-//! no data renders as a sentence saying so.
+//! A [`Chart`] is a set of labelled series over a categorical x axis (the distinct x values
+//! evenly spaced, e.g. streams 10, 40, 200). Every point may carry a 95 % interval (drawn as an
+//! error bar) and a mark (failed, refused, generator- or sink-bound: drawn hollow with a short
+//! red note). Series that land on the same value stay visible: each has its own marker shape and
+//! line dash, and is shifted a few pixels sideways within its category. The y axis turns
+//! logarithmic when the values span more than two decades. A chart with no data renders as a
+//! sentence saying so.
 
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, SegmentValue, ValueFormatter};
 use plotters::prelude::*;
+
+/// One point of a series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Datum {
+    pub x: f64,
+    pub y: f64,
+    /// 95 % interval of `y`, if known.
+    pub interval: Option<(f64, f64)>,
+    /// A short note shown in red next to a hollow marker (`failed`, `ENOBUFS @21`,
+    /// `gen-bound`); `None` for a plain valid point.
+    pub mark: Option<String>,
+    /// Drawn but not joined by the series' line (failed or refused points at y = 0).
+    pub detached: bool,
+}
 
 /// One line of a chart.
 #[derive(Debug, Clone, Default)]
 pub struct Series {
     pub label: String,
-    /// (x, y) with x one of the chart's x values.
-    pub points: Vec<(f64, f64)>,
-    /// Points to mark with a cross and a short note (failed point, ENOBUFS, ...), at (x, y).
-    pub marks: Vec<(f64, f64, String)>,
+    pub data: Vec<Datum>,
 }
 
 /// A line chart.
@@ -24,10 +40,16 @@ pub struct Chart {
     pub x_label: String,
     pub y_label: String,
     pub series: Vec<Series>,
+    /// Start the y axis at 0 (linear scale only).
+    pub from_zero: bool,
 }
 
 const WIDTH: u32 = 760;
-const HEIGHT: u32 = 380;
+const HEIGHT: u32 = 400;
+/// Pixels between neighbouring series within one category.
+const DODGE_PX: i32 = 5;
+/// A y axis spanning more decades than this is drawn logarithmic.
+const LOG_SPAN: f64 = 100.0;
 
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -40,12 +62,29 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// Marker shapes, one per series (cycled).
+#[derive(Clone, Copy)]
+enum Shape {
+    Circle,
+    Square,
+    Triangle,
+    Diamond,
+}
+
+const SHAPES: [Shape; 4] = [
+    Shape::Circle,
+    Shape::Square,
+    Shape::Triangle,
+    Shape::Diamond,
+];
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Drawn = Result<(), String>;
+
 impl Chart {
-    /// True when no series has a point or a mark.
+    /// True when no series has a point.
     pub fn is_empty(&self) -> bool {
-        self.series
-            .iter()
-            .all(|s| s.points.is_empty() && s.marks.is_empty())
+        self.series.iter().all(|s| s.data.is_empty())
     }
 
     /// The chart as an inline `<svg>` element, or a `<p class="nodata">` when it has no data.
@@ -66,119 +105,287 @@ impl Chart {
         }
     }
 
+    /// The distinct x values, ascending.
     fn x_values(&self) -> Vec<f64> {
         let mut xs: Vec<f64> = self
             .series
             .iter()
-            .flat_map(|s| {
-                s.points
-                    .iter()
-                    .map(|p| p.0)
-                    .chain(s.marks.iter().map(|m| m.0))
-            })
+            .flat_map(|s| s.data.iter().map(|d| d.x))
             .collect();
         xs.sort_by(f64::total_cmp);
         xs.dedup();
         xs
     }
 
-    fn render_svg(&self) -> Result<String, String> {
-        let xs = self.x_values();
-        let index =
-            |x: f64| SegmentValue::CenterOf(xs.iter().position(|v| *v == x).unwrap_or(0) as u32);
-        let ys = self.series.iter().flat_map(|s| {
-            s.points
-                .iter()
-                .map(|p| p.1)
-                .chain(s.marks.iter().map(|m| m.1))
-        });
-        let (mut y_min, mut y_max) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
-            (lo.min(y), hi.max(y))
-        });
-        y_min = y_min.min(0.0);
-        if y_max <= y_min {
-            y_max = y_min + 1.0;
-        }
-        // Headroom so the legend (upper right) does not cover the highest lines.
-        y_max += (y_max - y_min) * 0.45;
+    /// (lowest, highest) y including the intervals.
+    fn y_extent(&self) -> (f64, f64) {
+        self.series
+            .iter()
+            .flat_map(|s| s.data.iter())
+            .flat_map(|d| {
+                let (lo, hi) = d.interval.unwrap_or((d.y, d.y));
+                [d.y, lo, hi]
+            })
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+                (lo.min(y), hi.max(y))
+            })
+    }
 
+    /// True when the positive values span more than [`LOG_SPAN`].
+    fn wants_log(&self) -> bool {
+        let positive: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.data.iter())
+            .filter(|d| d.mark.is_none() && d.y > 0.0)
+            .map(|d| d.y)
+            .collect();
+        let lo = positive.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = positive.iter().copied().fold(0.0, f64::max);
+        positive.len() > 1 && hi / lo > LOG_SPAN
+    }
+
+    fn render_svg(&self) -> Result<String, String> {
+        let (mut y_min, mut y_max) = self.y_extent();
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
             root.fill(&WHITE).map_err(|e| e.to_string())?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(&self.title, ("sans-serif", 18))
-                .margin(12)
-                .x_label_area_size(42)
-                .y_label_area_size(70)
-                .build_cartesian_2d(
-                    (0u32..xs.len().saturating_sub(1).max(1) as u32).into_segmented(),
-                    y_min..y_max,
-                )
-                .map_err(|e| e.to_string())?;
-            let label_of = |v: &SegmentValue<u32>| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => xs
-                    .get(*i as usize)
-                    .map(|x| format_number(*x))
-                    .unwrap_or_default(),
-                SegmentValue::Last => String::new(),
-            };
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_labels(xs.len())
-                .x_label_formatter(&label_of)
-                .y_label_formatter(&|y| format_number(*y))
-                .x_desc(self.x_label.as_str())
-                .y_desc(self.y_label.as_str())
-                .draw()
-                .map_err(|e| e.to_string())?;
-            for (n, series) in self.series.iter().enumerate() {
-                let color = PALETTE[n % PALETTE.len()];
-                let pts: Vec<(SegmentValue<u32>, f64)> =
-                    series.points.iter().map(|p| (index(p.0), p.1)).collect();
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
-                    .label(series.label.as_str())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-                chart
-                    .draw_series(
-                        pts.iter()
-                            .map(|p| Circle::new(p.clone(), 3, color.filled())),
-                    )
-                    .map_err(|e| e.to_string())?;
-                for (x, y, note) in &series.marks {
-                    let at = (index(*x), *y);
-                    chart
-                        .draw_series(std::iter::once(Cross::new(
-                            at.clone(),
-                            6,
-                            RED.stroke_width(2),
-                        )))
-                        .map_err(|e| e.to_string())?;
-                    chart
-                        .draw_series(std::iter::once(Text::new(
-                            note.clone(),
-                            at,
-                            ("sans-serif", 11).into_font().color(&RED),
-                        )))
-                        .map_err(|e| e.to_string())?;
+            if self.wants_log() {
+                let floor = self
+                    .series
+                    .iter()
+                    .flat_map(|s| s.data.iter())
+                    .filter(|d| d.y > 0.0)
+                    .map(|d| d.interval.map_or(d.y, |(lo, _)| lo.max(d.y / 10.0)))
+                    .fold(f64::INFINITY, f64::min);
+                // Headroom for the legend: a decade and a half above the highest value.
+                self.draw(&root, (floor / 2.0..y_max * 30.0).log_scale(), true)?;
+            } else {
+                if self.from_zero {
+                    y_min = y_min.min(0.0);
                 }
+                if y_max <= y_min {
+                    y_max = y_min + 1.0;
+                }
+                // Headroom so the legend (upper right) does not cover the highest lines.
+                let span = y_max - y_min;
+                self.draw(&root, (y_min - span * 0.02)..(y_max + span * 0.55), false)?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .draw()
-                .map_err(|e| e.to_string())?;
             root.present().map_err(|e| e.to_string())?;
         }
         Ok(svg)
     }
+
+    fn draw<Y>(&self, root: &Area<'_>, y_range: Y, log: bool) -> Drawn
+    where
+        Y: AsRangedCoord<Value = f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let xs = self.x_values();
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(72)
+            .build_cartesian_2d(
+                (0u32..xs.len().saturating_sub(1).max(1) as u32).into_segmented(),
+                y_range,
+            )
+            .map_err(|e| e.to_string())?;
+        let label_of = |v: &SegmentValue<u32>| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => xs
+                .get(*i as usize)
+                .map(|x| format_number(*x))
+                .unwrap_or_default(),
+            SegmentValue::Last => String::new(),
+        };
+        let y_desc = if log {
+            format!("{} (log scale)", self.y_label)
+        } else {
+            self.y_label.clone()
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(xs.len())
+            .x_label_formatter(&label_of)
+            .y_label_formatter(&|y| format_number(*y))
+            .x_desc(self.x_label.as_str())
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let n = self.series.len() as i32;
+        for (i, series) in self.series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let shape = SHAPES[i % SHAPES.len()];
+            let dodge = (2 * i as i32 - (n - 1)) * DODGE_PX / 2;
+            let at = |d: &Datum, y: f64| {
+                let idx = xs.iter().position(|x| *x == d.x).unwrap_or(0) as u32;
+                let (px, py) = chart.backend_coord(&(SegmentValue::CenterOf(idx), y));
+                (px + dodge, py)
+            };
+            draw_series(root, series, color, shape, i, &at)?;
+            chart
+                .draw_series(std::iter::empty::<Circle<(SegmentValue<u32>, f64), i32>>())
+                .map_err(|e| e.to_string())?
+                .label(series.label.as_str())
+                .legend(move |(x, y)| legend_entry(x, y, color, shape, i));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// One series in pixel space: its line (dashed for every other series), error bars, markers and
+/// notes.
+fn draw_series(
+    root: &Area<'_>,
+    series: &Series,
+    color: RGBColor,
+    shape: Shape,
+    index: usize,
+    at: &dyn Fn(&Datum, f64) -> (i32, i32),
+) -> Drawn {
+    let mut joined: Vec<&Datum> = series.data.iter().filter(|d| !d.detached).collect();
+    joined.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let line: Vec<(i32, i32)> = joined.iter().map(|d| at(d, d.y)).collect();
+    draw_line(root, &line, color, index % 2 == 1)?;
+    for d in &series.data {
+        let p = at(d, d.y);
+        if let Some((lo, hi)) = d.interval {
+            let (top, bottom) = (at(d, hi), at(d, lo));
+            let style = color.stroke_width(1);
+            let cap = |y: i32| PathElement::new(vec![(p.0 - 4, y), (p.0 + 4, y)], style);
+            root.draw(&PathElement::new(
+                vec![(p.0, top.1), (p.0, bottom.1)],
+                style,
+            ))
+            .and_then(|()| root.draw(&cap(top.1)))
+            .and_then(|()| root.draw(&cap(bottom.1)))
+            .map_err(|e| e.to_string())?;
+        }
+        let hollow = d.mark.is_some();
+        draw_marker(root, p, color, shape, hollow)?;
+        if let Some(note) = &d.mark {
+            let font = ("sans-serif", 11).into_font().color(&RED);
+            root.draw(&Text::new(note.clone(), (p.0 + 6, p.1 - 12), font))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// A polyline, dashed when `dashed` (drawn as short segments: plotters' SVG has no dash style).
+fn draw_line(root: &Area<'_>, points: &[(i32, i32)], color: RGBColor, dashed: bool) -> Drawn {
+    let style = color.stroke_width(2);
+    for pair in points.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if !dashed {
+            root.draw(&PathElement::new(vec![a, b], style))
+                .map_err(|e| e.to_string())?;
+            continue;
+        }
+        let (dx, dy) = (f64::from(b.0 - a.0), f64::from(b.1 - a.1));
+        let length = (dx * dx + dy * dy).sqrt().max(1.0);
+        let steps = (length / 6.0).ceil() as i32;
+        for s in (0..steps).step_by(2) {
+            let t0 = f64::from(s) / f64::from(steps);
+            let t1 = (f64::from(s) + 1.0) / f64::from(steps);
+            let p = |t: f64| (a.0 + (dx * t).round() as i32, a.1 + (dy * t).round() as i32);
+            root.draw(&PathElement::new(vec![p(t0), p(t1)], style))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn draw_marker(
+    root: &Area<'_>,
+    p: (i32, i32),
+    color: RGBColor,
+    shape: Shape,
+    hollow: bool,
+) -> Drawn {
+    let style = if hollow {
+        color.stroke_width(2)
+    } else {
+        color.filled()
+    };
+    let r = 4;
+    let result = match shape {
+        Shape::Circle => root.draw(&Circle::new(p, r, style)),
+        Shape::Square => root.draw(&Rectangle::new(
+            [(p.0 - r, p.1 - r), (p.0 + r, p.1 + r)],
+            style,
+        )),
+        Shape::Triangle => root.draw(&Polygon::new(
+            vec![(p.0, p.1 - r - 1), (p.0 - r, p.1 + r), (p.0 + r, p.1 + r)],
+            style,
+        )),
+        Shape::Diamond => root.draw(&Polygon::new(
+            vec![
+                (p.0, p.1 - r - 1),
+                (p.0 + r + 1, p.1),
+                (p.0, p.1 + r + 1),
+                (p.0 - r - 1, p.1),
+            ],
+            style,
+        )),
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// The legend's sample: a short (dashed) line with the series' marker (a circle is drawn as an
+/// octagon here, so every shape is one element type).
+fn legend_entry<'b, DB: DrawingBackend + 'b>(
+    x: i32,
+    y: i32,
+    color: RGBColor,
+    shape: Shape,
+    index: usize,
+) -> impl IntoDynElement<'b, DB, (i32, i32)> + 'b {
+    let (head, tail) = if index % 2 == 1 {
+        (vec![(x, y), (x + 6, y)], vec![(x + 14, y), (x + 20, y)])
+    } else {
+        (vec![(x, y), (x + 20, y)], vec![(x + 20, y), (x + 20, y)])
+    };
+    let c = (x + 10, y);
+    let marker = match shape {
+        Shape::Circle => vec![
+            (c.0 - 2, c.1 - 4),
+            (c.0 + 2, c.1 - 4),
+            (c.0 + 4, c.1 - 2),
+            (c.0 + 4, c.1 + 2),
+            (c.0 + 2, c.1 + 4),
+            (c.0 - 2, c.1 + 4),
+            (c.0 - 4, c.1 + 2),
+            (c.0 - 4, c.1 - 2),
+        ],
+        Shape::Square => vec![
+            (c.0 - 4, c.1 - 4),
+            (c.0 + 4, c.1 - 4),
+            (c.0 + 4, c.1 + 4),
+            (c.0 - 4, c.1 + 4),
+        ],
+        Shape::Triangle => vec![(c.0, c.1 - 5), (c.0 - 4, c.1 + 4), (c.0 + 4, c.1 + 4)],
+        Shape::Diamond => vec![
+            (c.0, c.1 - 5),
+            (c.0 + 5, c.1),
+            (c.0, c.1 + 5),
+            (c.0 - 5, c.1),
+        ],
+    };
+    EmptyElement::at((0, 0))
+        + PathElement::new(head, color.stroke_width(2))
+        + PathElement::new(tail, color.stroke_width(2))
+        + Polygon::new(marker, color.filled())
 }
 
 /// Short human form: 12, 1.5, 0.012, 12.3k, 1.2M.
@@ -205,27 +412,21 @@ pub fn format_number(v: f64) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_chart_with_data_is_an_svg_with_its_labels() {
-        let chart = Chart {
+    fn datum(x: f64, y: f64) -> Datum {
+        Datum {
+            x,
+            y,
+            ..Datum::default()
+        }
+    }
+
+    fn chart(series: Vec<Series>) -> Chart {
+        Chart {
             title: "Delivered".into(),
             x_label: "streams".into(),
             y_label: "%".into(),
-            series: vec![Series {
-                label: "relay/pool".into(),
-                points: vec![(10.0, 100.0), (40.0, 99.0)],
-                marks: vec![(200.0, 0.0, "ENOBUFS".into())],
-            }],
-        };
-        let html = chart.to_html();
-        assert!(html.starts_with("<svg"), "{}", &html[..80.min(html.len())]);
-        assert!(html.contains("relay/pool") && html.contains("ENOBUFS"));
-        let texts = svg_texts(&html);
-        for label in ["10", "40", "200"] {
-            assert!(
-                texts.iter().any(|t| t == label),
-                "x label {label}: {texts:?}"
-            );
+            series,
+            from_zero: true,
         }
     }
 
@@ -238,31 +439,82 @@ mod tests {
     }
 
     #[test]
-    fn a_single_x_value_still_draws() {
-        let chart = Chart {
-            title: "One".into(),
-            x_label: "streams".into(),
-            y_label: "%".into(),
-            series: vec![Series {
-                label: "direct".into(),
-                points: vec![(5.0, 100.0)],
-                marks: vec![],
-            }],
+    fn a_chart_with_data_is_an_svg_with_its_labels_marks_and_error_bars() {
+        let c = chart(vec![Series {
+            label: "relay/pool".into(),
+            data: vec![
+                Datum {
+                    interval: Some((99.0, 100.0)),
+                    ..datum(10.0, 99.5)
+                },
+                datum(40.0, 99.0),
+                Datum {
+                    mark: Some("ENOBUFS @21".into()),
+                    detached: true,
+                    ..datum(200.0, 0.0)
+                },
+            ],
+        }]);
+        let html = c.to_html();
+        assert!(html.starts_with("<svg"), "{}", &html[..80.min(html.len())]);
+        let texts = svg_texts(&html);
+        for label in ["10", "40", "200", "relay/pool", "ENOBUFS @21"] {
+            assert!(texts.iter().any(|t| t == label), "{label}: {texts:?}");
+        }
+    }
+
+    #[test]
+    fn series_on_the_same_value_are_drawn_apart() {
+        let same = |label: &str| Series {
+            label: label.into(),
+            data: vec![datum(10.0, 100.0), datum(40.0, 100.0)],
         };
-        let html = chart.to_html();
+        let html = chart(vec![same("relay/pool"), same("kernel"), same("direct")]).to_html();
+        // Each series has its own marker shape: circles, rects and polygons all appear.
+        assert!(html.contains("<circle") && html.contains("<rect") && html.contains("<polygon"));
+        for label in ["relay/pool", "kernel", "direct"] {
+            assert!(svg_texts(&html).iter().any(|t| t == label), "{label}");
+        }
+    }
+
+    #[test]
+    fn values_spanning_decades_get_a_log_axis() {
+        let c = Chart {
+            y_label: "p99 latency (us)".into(),
+            from_zero: false,
+            ..chart(vec![Series {
+                label: "socat".into(),
+                data: vec![datum(10.0, 50.0), datum(1000.0, 120_000.0)],
+            }])
+        };
+        assert!(c.wants_log());
+        let html = c.to_html();
+        assert!(
+            html.contains("log scale"),
+            "{}",
+            &html[..200.min(html.len())]
+        );
+        let flat = chart(vec![Series {
+            label: "x".into(),
+            data: vec![datum(1.0, 90.0), datum(2.0, 100.0)],
+        }]);
+        assert!(!flat.wants_log());
+    }
+
+    #[test]
+    fn a_single_x_value_still_draws() {
+        let html = chart(vec![Series {
+            label: "direct".into(),
+            data: vec![datum(5.0, 100.0)],
+        }])
+        .to_html();
         assert!(html.starts_with("<svg"), "{html}");
         assert!(svg_texts(&html).iter().any(|t| t == "5"), "x label 5");
     }
 
     #[test]
     fn an_empty_chart_says_so() {
-        let chart = Chart {
-            title: "Zero-loss".into(),
-            x_label: "fan-out".into(),
-            y_label: "pps".into(),
-            series: vec![Series::default()],
-        };
-        let html = chart.to_html();
+        let html = chart(vec![Series::default()]).to_html();
         assert!(!html.contains("<svg"));
         assert!(html.contains("no data"));
     }

@@ -1,20 +1,28 @@
-//! Findings: plain sentences computed from the results, shown first in the report.
+//! Findings: plain sentences computed from the results, shown first in the report. They lead
+//! with verdicts that hold under the lab's checks: a point the load generator could not offer
+//! (generator-bound) or the sink could not count (sink-bound) is named as such and never counted
+//! as delivered.
 
 use super::charts::format_number;
-use crate::results::{Aggregate, Results};
-use crate::scenario::SystemKind;
+use crate::results::{Aggregate, Results, SearchBound};
+use crate::scenario::{System, SystemKind};
+use crate::stats::Stat;
 
 /// Every finding, in report order.
 pub fn findings(r: &Results) -> Vec<String> {
     let mut out = Vec::new();
+    out.extend(isolation(r));
     out.extend(skipped(r));
+    out.extend(headline(r));
     out.extend(capacity(r));
     out.extend(eight_megabytes(r));
     out.extend(delivered_up_to(r));
+    out.extend(bound_points(r));
     out.extend(cpu_at_largest(r));
     out.extend(zero_loss(r));
     out.extend(join_delay(r));
-    out.extend(kernel_fanout(r));
+    out.extend(cross_checks(r));
+    out.extend(sink_losses(r));
     if out.is_empty() {
         out.push("No point of this run produced a measurement.".to_owned());
     }
@@ -33,6 +41,32 @@ pub fn errno_name(errno: i32) -> String {
     }
 }
 
+/// `100.0 %` or `99.2 % (95 % CI 98.9-99.5)`, the interval clamped to 0..100.
+pub fn percent_with_ci(s: &Stat) -> String {
+    match s.ci95 {
+        Some(half) if half > 0.0 => format!(
+            "{:.1} % (95 % CI {:.1}-{:.1})",
+            s.mean,
+            (s.mean - half).max(0.0),
+            (s.mean + half).min(100.0)
+        ),
+        _ => format!("{:.1} %", s.mean),
+    }
+}
+
+/// `150k` or `150k (95 % CI 146k-154k)`.
+pub fn number_with_ci(s: &Stat) -> String {
+    match s.ci95 {
+        Some(half) if half > 0.0 => format!(
+            "{} (95 % CI {}-{})",
+            format_number(s.mean),
+            format_number((s.mean - half).max(0.0)),
+            format_number(s.mean + half)
+        ),
+        _ => format_number(s.mean),
+    }
+}
+
 fn variants(r: &Results) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     for a in &r.aggregates {
@@ -43,7 +77,7 @@ fn variants(r: &Results) -> Vec<String> {
     v
 }
 
-/// " (variant raised)" when the run has more than one variant.
+/// " (sysctls: raised)" when the run has more than one variant.
 fn variant_suffix(r: &Results, variant: &str) -> String {
     if variants(r).len() > 1 {
         format!(" (sysctls: {variant})")
@@ -52,12 +86,49 @@ fn variant_suffix(r: &Results, variant: &str) -> String {
     }
 }
 
+fn isolation(r: &Results) -> Vec<String> {
+    let iso = &r.isolation;
+    let mut out = Vec::new();
+    if iso.applied {
+        let role = |name: &str| {
+            iso.roles.get(name).map_or("?".to_owned(), |p| {
+                format!("CPU {:?} ({})", p.cpus, p.scheduling)
+            })
+        };
+        out.push(format!(
+            "Isolation: the sender ran on {}, the sinks on {}, every system under test on {}; receive work on the relay namespace's ingress was steered to the system's CPU(s), so the kernel's forwarding and a relay's receive work are charged to the system.",
+            role("sender"),
+            role("sink"),
+            role("system")
+        ));
+    } else if iso.requested == crate::scenario::IsolationMode::Off {
+        out.push("Isolation was off (scenario `isolation = \"off\"`): the load generator and the systems shared every CPU, so a slow system could slow its own load; generator-bound points show where it did.".to_owned());
+    }
+    for p in &iso.problems {
+        out.push(format!("Isolation: {p}."));
+    }
+    for c in &iso.ceilings {
+        match c.pps {
+            Some(pps) => out.push(format!(
+                "The load generator alone (sender and sink, no system) sustains {} pps at {}-byte payloads under this placement: points asking for more output than that measure the lab, not the system.",
+                format_number(pps),
+                c.size
+            )),
+            None => out.push(format!(
+                "The load generator's ceiling at {}-byte payloads could not be measured: {}.",
+                c.size, c.note
+            )),
+        }
+    }
+    out
+}
+
 fn skipped(r: &Results) -> Vec<String> {
     r.systems()
         .into_iter()
         .filter_map(|s| {
-            let aggs: Vec<&Aggregate> = r.aggregates_of(s).collect();
-            if !aggs.is_empty() && aggs.iter().all(|a| a.ok == 0) {
+            let aggs: Vec<&Aggregate> = r.aggregates_of(&s).collect();
+            if !aggs.is_empty() && aggs.iter().all(|a| a.measured() == 0) {
                 let reason = aggs
                     .iter()
                     .flat_map(|a| a.problems.first())
@@ -71,18 +142,89 @@ fn skipped(r: &Results) -> Vec<String> {
         .collect()
 }
 
+/// How one aggregate's delivery reads in a sentence.
+fn delivery(a: &Aggregate) -> String {
+    let Some(d) = a.delivered_pct.as_ref() else {
+        return format!(
+            "no measurement ({})",
+            a.problems.first().map_or("failed", String::as_str)
+        );
+    };
+    if a.is_generator_bound() {
+        format!(
+            "generator-bound: the sender reached only {} of {} pps asked, {} of that delivered - no verdict about the asked load",
+            a.sent_pps.map_or("?".to_owned(), |s| format_number(s.mean)),
+            format_number(a.asked_pps),
+            percent_with_ci(d)
+        )
+    } else if a.sink_bound > 0 {
+        format!(
+            "{} (sink-bound: the sink's host dropped {} % - the lab's limit)",
+            percent_with_ci(d),
+            a.sink_lost_pct
+                .map_or("?".to_owned(), |s| format!("{:.2}", s.mean))
+        )
+    } else {
+        percent_with_ci(d)
+    }
+}
+
+/// The verdict at the run's largest stream count (or largest fan-out for fan-out runs).
+fn headline(r: &Results) -> Vec<String> {
+    if r.scenario
+        .definition
+        .capacity
+        .as_ref()
+        .is_some_and(|c| !c.send_traffic)
+    {
+        return Vec::new();
+    }
+    let traffic: Vec<&Aggregate> = r
+        .aggregates
+        .iter()
+        .filter(|a| a.delivered_pct.is_some() || a.measured() == 0)
+        .collect();
+    let Some(top) = traffic.iter().map(|a| (a.key.streams, a.key.fanout)).max() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for variant in variants(r) {
+        let at_top: Vec<&&Aggregate> = traffic
+            .iter()
+            .filter(|a| (a.key.streams, a.key.fanout) == top && a.key.variant == variant)
+            .collect();
+        let Some(first) = at_top.first() else {
+            continue;
+        };
+        let parts: Vec<String> = at_top
+            .iter()
+            .map(|a| format!("{} {}", a.key.system, delivery(a)))
+            .collect();
+        out.push(format!(
+            "At {} streams x {} pps (fan-out {}, {} pps asked){}: {}.",
+            top.0,
+            format_number(first.key.rate_pps),
+            top.1,
+            format_number(first.asked_pps),
+            variant_suffix(r, &variant),
+            parts.join("; ")
+        ));
+    }
+    out
+}
+
 /// First refused group per (system, variant), over every stream count.
-fn first_refusal(r: &Results, system: SystemKind, variant: &str) -> Option<(u32, Option<i32>)> {
+fn first_refusal(r: &Results, system: &System, variant: &str) -> Option<(u32, Option<i32>)> {
     r.aggregates_of(system)
         .filter(|a| a.key.variant == variant)
         .filter_map(|a| Some((a.first_refused?, a.refused_errno)))
         .min_by_key(|(i, _)| *i)
 }
 
-fn most_groups_tried(r: &Results, system: SystemKind, variant: &str) -> Option<u32> {
+fn most_groups_tried(r: &Results, system: &System, variant: &str) -> Option<u32> {
     r.points
         .iter()
-        .filter(|p| p.point.system == system && p.point.variant == variant)
+        .filter(|p| p.point.system == *system && p.point.variant == variant)
         .filter_map(|p| p.capacity.as_ref().map(|c| c.tried))
         .max()
 }
@@ -92,7 +234,7 @@ fn capacity(r: &Results) -> Vec<String> {
     for variant in variants(r) {
         let suffix = variant_suffix(r, &variant);
         for system in r.systems() {
-            match first_refusal(r, system, &variant) {
+            match first_refusal(r, &system, &variant) {
                 Some((index, errno)) => out.push(format!(
                     "{system} had a membership refused with {} at group {}{suffix}: it cannot carry more than {} streams.",
                     errno.map_or("an error".to_owned(), errno_name),
@@ -100,7 +242,8 @@ fn capacity(r: &Results) -> Vec<String> {
                     index
                 )),
                 None => {
-                    if let Some(tried) = most_groups_tried(r, system, &variant).filter(|t| *t > 0)
+                    if let Some(tried) =
+                        most_groups_tried(r, &system, &variant).filter(|t| *t > 0)
                     {
                         out.push(format!(
                             "{system} joined every group it was given (up to {tried}) without a refusal{suffix}."
@@ -114,13 +257,16 @@ fn capacity(r: &Results) -> Vec<String> {
 }
 
 fn eight_megabytes(r: &Results) -> Vec<String> {
+    let single = System::of(SystemKind::RelaySingle);
+    let big = System::of(SystemKind::RelaySingle8mb);
     let mut out = Vec::new();
     for variant in variants(r) {
         let suffix = variant_suffix(r, &variant);
-        let single = first_refusal(r, SystemKind::RelaySingle, &variant);
-        let big = first_refusal(r, SystemKind::RelaySingle8mb, &variant);
-        let big_tried = most_groups_tried(r, SystemKind::RelaySingle8mb, &variant);
-        match (single, big) {
+        let big_tried = most_groups_tried(r, &big, &variant);
+        match (
+            first_refusal(r, &single, &variant),
+            first_refusal(r, &big, &variant),
+        ) {
             (Some((a, _)), Some((b, _))) if a == b => out.push(format!(
                 "8 MB socket buffers did not move the refusal point: relay/single and relay/single-8mb both failed at group {}{suffix}.",
                 a + 1
@@ -148,7 +294,7 @@ pub fn delivered_threshold(r: &Results) -> f64 {
 
 /// Aggregates of a system on the streams axis at the smallest fan-out, per variant, sorted by
 /// streams (first rate and size of the scenario).
-fn streams_line<'a>(r: &'a Results, system: SystemKind, variant: &str) -> Vec<&'a Aggregate> {
+fn streams_line<'a>(r: &'a Results, system: &System, variant: &str) -> Vec<&'a Aggregate> {
     let def = &r.scenario.definition;
     let fanout = def.fanout.iter().copied().min().unwrap_or(1);
     let rate = def.rate_pps.first().copied();
@@ -174,70 +320,76 @@ fn delivered_up_to(r: &Results) -> Vec<String> {
         let suffix = variant_suffix(r, &variant);
         for system in r.systems() {
             // Probe-only points (capacity without traffic) have no delivered % to judge.
-            let line: Vec<&Aggregate> = streams_line(r, system, &variant)
+            let line: Vec<&Aggregate> = streams_line(r, &system, &variant)
                 .into_iter()
-                .filter(|a| a.ok == 0 || a.delivered_pct.is_some())
+                .filter(|a| a.measured() == 0 || a.delivered_pct.is_some())
                 .collect();
-            if line.is_empty() || line.iter().all(|a| a.ok == 0) {
+            if line.is_empty() || line.iter().all(|a| a.measured() == 0) {
                 continue;
             }
-            let good = |a: &Aggregate| a.delivered_pct.is_some_and(|d| d.mean >= threshold);
-            let first_bad = line.iter().position(|a| !good(a));
-            let describe = |a: &Aggregate| match a.delivered_pct {
-                Some(d) if a.ok > 0 => format!("{} %", format_number(d.mean)),
-                _ => format!(
-                    "failed: {}",
-                    a.problems.first().map_or("no measurement", String::as_str)
-                ),
+            let good = |a: &Aggregate| {
+                a.is_valid() && a.delivered_pct.is_some_and(|d| d.mean >= threshold)
             };
-            let sentence = match first_bad {
+            let sentence = match line.iter().position(|a| !good(a)) {
                 None => format!(
-                    "{system} delivered >= {t} % at every stream count measured (up to {}){suffix}.",
+                    "{system} delivered >= {t} % of the full load at every stream count measured (up to {}){suffix}.",
                     line[line.len() - 1].key.streams
                 ),
                 Some(0) => format!(
-                    "{system} delivered less than {t} % already at {} streams ({}){suffix}.",
+                    "{system} did not deliver >= {t} % already at {} streams: {}{suffix}.",
                     line[0].key.streams,
-                    describe(line[0])
+                    delivery(line[0])
                 ),
                 Some(i) => format!(
-                    "{system} delivered >= {t} % up to {} streams; at {} streams: {}{suffix}.",
+                    "{system} delivered >= {t} % of the full load up to {} streams; at {} streams: {}{suffix}.",
                     line[i - 1].key.streams,
                     line[i].key.streams,
-                    describe(line[i])
+                    delivery(line[i])
                 ),
             };
             out.push(sentence);
-            if let Some(short) = line.iter().find(|a| sender_fell_short(a)) {
-                out.push(format!(
-                    "{system}: at {} streams the sender reached only {} of the {} pps asked{suffix} (the machine was saturated), so the load offered there was lower than the scenario's.",
-                    short.key.streams,
-                    format_number(short.sent_pps.map_or(0.0, |s| s.mean)),
-                    format_number(short.key.rate_pps * f64::from(short.key.streams)),
-                ));
-            }
         }
     }
     out
 }
 
-/// True when the sender achieved less than 90 % of the rate the point asked for.
-pub fn sender_fell_short(a: &Aggregate) -> bool {
-    let asked = a.key.rate_pps * f64::from(a.key.streams);
-    a.sent_pps.is_some_and(|s| s.mean < 0.9 * asked)
+/// Names every point without a verdict about its asked load.
+fn bound_points(r: &Results) -> Vec<String> {
+    let gen_bound: Vec<String> = r
+        .aggregates
+        .iter()
+        .filter(|a| a.is_generator_bound())
+        .map(|a| {
+            format!(
+                "{} at {} streams (sender {} of {} pps)",
+                a.key.system,
+                a.key.streams,
+                a.sent_pps.map_or("?".to_owned(), |s| format_number(s.mean)),
+                format_number(a.asked_pps)
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    if !gen_bound.is_empty() {
+        out.push(format!(
+            "Generator-bound points (the asked load was not offered, so they carry no verdict about it): {}.",
+            gen_bound.join("; ")
+        ));
+    }
+    out
 }
 
 fn cpu_at_largest(r: &Results) -> Vec<String> {
     let mut out = Vec::new();
     for variant in variants(r) {
         let suffix = variant_suffix(r, &variant);
-        let mut at_max: Vec<(SystemKind, u32, f64)> = r
+        let mut at_max: Vec<(System, u32, Stat)> = r
             .systems()
             .into_iter()
             .filter_map(|s| {
-                let line = streams_line(r, s, &variant);
+                let line = streams_line(r, &s, &variant);
                 let a = line.iter().rev().find(|a| a.cpu_s_per_mpkt.is_some())?;
-                Some((s, a.key.streams, a.cpu_s_per_mpkt?.mean))
+                Some((s, a.key.streams, a.cpu_s_per_mpkt?))
             })
             .collect();
         if at_max.is_empty() {
@@ -245,21 +397,20 @@ fn cpu_at_largest(r: &Results) -> Vec<String> {
         }
         let largest = at_max.iter().map(|x| x.1).max().unwrap_or(0);
         at_max.retain(|x| x.1 == largest);
-        at_max.sort_by(|a, b| a.2.total_cmp(&b.2));
+        at_max.sort_by(|a, b| a.2.mean.total_cmp(&b.2.mean));
         let list = at_max
             .iter()
-            .map(|(s, _, c)| format!("{s} {}", format_number(*c)))
+            .map(|(s, _, c)| format!("{s} {}", number_with_ci(c)))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut sentence = format!(
-            "At {largest} streams, CPU seconds per million delivered packets (= CPU cores per Mpps): {list}{suffix}."
-        );
-        if at_max.iter().any(|x| x.0 == SystemKind::Kernel) {
-            sentence.push_str(
-                " The kernel's forwarding runs in softirq context on the sender's CPU and is charged to no process: its figure counts smcrouted only.",
-            );
-        }
-        out.push(sentence);
+        let basis = if r.isolation.applied {
+            "busy time of the system's own CPUs, kernel softirq included"
+        } else {
+            "the system's processes only: without isolation the kernel's forwarding in softirq is not attributable"
+        };
+        out.push(format!(
+            "At {largest} streams, CPU seconds per million delivered packets (= CPU cores per Mpps; {basis}): {list}{suffix}."
+        ));
     }
     out
 }
@@ -273,41 +424,51 @@ fn zero_loss(r: &Results) -> Vec<String> {
         .collect();
     fanouts.sort_unstable();
     fanouts.dedup();
+    let resolution = r
+        .scenario
+        .definition
+        .zero_loss
+        .as_ref()
+        .map_or(0.0, |z| z.resolution);
     fanouts
         .into_iter()
         .map(|fanout| {
-            let mut best: Vec<(SystemKind, f64)> = Vec::new();
-            for a in r
+            let mut best: Vec<(&Aggregate, Stat)> = r
                 .aggregates
                 .iter()
                 .filter(|a| a.key.fanout == fanout)
-            {
-                if let Some(z) = a.zero_loss_pps {
-                    match best.iter_mut().find(|b| b.0 == a.key.system) {
-                        Some(b) => b.1 = b.1.max(z.mean),
-                        None => best.push((a.key.system, z.mean)),
-                    }
-                }
-            }
-            best.sort_by(|a, b| b.1.total_cmp(&a.1));
+                .filter_map(|a| Some((a, a.zero_loss_pps?)))
+                .collect();
+            best.sort_by(|a, b| b.1.mean.total_cmp(&a.1.mean));
             let list = best
                 .iter()
-                .map(|(s, z)| {
-                    if *s == SystemKind::Direct && fanout > 1 {
-                        format!("direct (no relay, no copies) {} pps", format_number(*z))
+                .map(|(a, z)| {
+                    let bound = match a.zero_loss_bound {
+                        Some(SearchBound::Generator) => " or more (the sender's limit)",
+                        Some(SearchBound::Sink) => " or more (the sink's limit)",
+                        Some(SearchBound::RangeTop) => " or more (top of the search)",
+                        None => "",
+                    };
+                    let name = if a.key.system.kind == SystemKind::Direct && fanout > 1 {
+                        "direct (no relay, no copies)".to_owned()
                     } else {
-                        format!("{s} {} pps", format_number(*z))
-                    }
+                        a.key.system.to_string()
+                    };
+                    format!("{name} {} pps{bound}", number_with_ci(z))
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            if fanout == 1 {
-                format!("Zero-loss throughput at fan-out 1 (input packets per second): {list}.")
+            let what = if fanout == 1 {
+                "Zero-loss throughput at fan-out 1 (input packets per second".to_owned()
             } else {
                 format!(
-                    "Zero-loss throughput at fan-out {fanout} (input packets per second, each copied {fanout} times): {list}."
+                    "Zero-loss throughput at fan-out {fanout} (input packets per second, each copied {fanout} times"
                 )
-            }
+            };
+            format!(
+                "{what}; search resolution {:.0} %): {list}.",
+                resolution * 100.0
+            )
         })
         .collect()
 }
@@ -316,20 +477,17 @@ fn zero_loss(r: &Results) -> Vec<String> {
 fn join_delay(r: &Results) -> Vec<String> {
     let mut parts: Vec<String> = Vec::new();
     for system in r.systems() {
-        let medians: Vec<(u32, f64)> = r
-            .aggregates_of(system)
-            .filter_map(|a| Some((a.key.streams, a.join_delay_ms?.mean)))
+        let medians: Vec<f64> = r
+            .aggregates_of(&system)
+            .filter_map(|a| Some(a.join_delay_ms?.mean))
             .collect();
         if medians.is_empty() {
             continue;
         }
-        let lo = medians.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
-        let hi = medians
-            .iter()
-            .map(|m| m.1)
-            .fold(f64::NEG_INFINITY, f64::max);
+        let lo = medians.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = medians.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let worst = r
-            .aggregates_of(system)
+            .aggregates_of(&system)
             .filter_map(|a| Some((a.key.streams, a.join_delay_max_ms?.max)))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         let range = if (hi - lo).abs() < 0.05 {
@@ -356,17 +514,47 @@ fn join_delay(r: &Results) -> Vec<String> {
     )]
 }
 
-/// How kernel fan-out points are counted, when the run has any.
-fn kernel_fanout(r: &Results) -> Vec<String> {
-    let any = r
-        .aggregates_of(SystemKind::Kernel)
-        .any(|a| a.key.fanout > 1 && a.ok > 0);
-    if any {
-        vec![format!(
-            "Kernel fan-out is counted differently: {}.",
-            crate::sweep::point::KERNEL_FANOUT_NOTE
-        )]
-    } else {
-        Vec::new()
+/// How the lab's counts agreed with the kernel's counters.
+fn cross_checks(r: &Results) -> Vec<String> {
+    let checked: Vec<_> = r
+        .points
+        .iter()
+        .filter_map(|p| Some((p, p.counters.as_ref()?)))
+        .collect();
+    if checked.is_empty() {
+        return Vec::new();
     }
+    let flagged: Vec<_> = checked.iter().filter(|(_, c)| c.flagged()).collect();
+    let worst = checked
+        .iter()
+        .map(|(_, c)| c.max_mismatch)
+        .fold(0.0, f64::max);
+    let mut sentence = format!(
+        "Cross-check: at {} of {} measured points every count agreed within 0.1 % with the kernel's own counters (generator tx, sink interfaces' rx and drops, the sink namespace's UDP counters); largest disagreement {:.3} %.",
+        checked.len() - flagged.len(),
+        checked.len(),
+        worst * 100.0
+    );
+    if let Some((p, c)) = flagged.first() {
+        sentence.push_str(&format!(
+            " Flagged: {} point(s), e.g. {}: {}.",
+            flagged.len(),
+            p.point,
+            c.mismatches.join("; ")
+        ));
+    }
+    vec![sentence]
+}
+
+/// Packets the sinks' host dropped: the lab's loss, not the systems'.
+fn sink_losses(r: &Results) -> Vec<String> {
+    let lossy: Vec<_> = r.points.iter().filter(|p| p.sink_lost > 0).collect();
+    if lossy.is_empty() {
+        return Vec::new();
+    }
+    let total: u64 = lossy.iter().map(|p| p.sink_lost).sum();
+    vec![format!(
+        "The sinks' host dropped {total} packets at {} point(s) (its backlog or socket buffers, counted by the kernel): charged to the lab, not to the systems; points above the loss threshold are marked sink-bound.",
+        lossy.len()
+    )]
 }

@@ -8,8 +8,8 @@ pub mod charts;
 pub mod findings;
 
 use crate::results::{Aggregate, Results, Stat};
-use crate::scenario::SystemKind;
-use charts::{Chart, Series, format_number};
+use crate::scenario::System;
+use charts::{Chart, Datum, Series, format_number};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -78,6 +78,8 @@ pub fn render(r: &Results) -> String {
     }
     h.push_str("<h2>Data</h2>\n");
     h.push_str(&data_table(r));
+    h.push_str("<h2>Method</h2>\n");
+    h.push_str(&method(r));
     h.push_str("<h2>Environment</h2>\n");
     h.push_str(&environment_table(r));
     h.push_str("</body></html>\n");
@@ -91,7 +93,18 @@ enum Axis {
     Fanout,
 }
 
-/// The report's charts, in order.
+/// How a chart reads its y value from an aggregate.
+struct Metric<'a> {
+    title: &'a str,
+    y_label: &'a str,
+    value: &'a dyn Fn(&Aggregate) -> Option<Stat>,
+    scale: f64,
+    /// Mark refused, failed and bound points on this chart.
+    marks: bool,
+    from_zero: bool,
+}
+
+/// The report's charts, in order: one question each.
 fn charts_of(r: &Results) -> Vec<Chart> {
     // The "vs streams" charts use fan-out as x when the run has one stream count and several
     // fan-outs (fanout.toml): a single x value would only show a pile of dots.
@@ -107,78 +120,133 @@ fn charts_of(r: &Results) -> Vec<Chart> {
     } else {
         Axis::Streams
     };
-    let chart =
-        |title: &str, x: Axis, y_label: &str, y: &dyn Fn(&Aggregate) -> Option<f64>, marks| Chart {
-            title: if x == Axis::Fanout {
-                title.replace("vs streams", "vs fan-out")
+    let offered = |a: &Aggregate| {
+        let s = a.sent_pps?;
+        let pct = |v: f64| v * 100.0 / a.asked_pps;
+        Some(Stat {
+            mean: pct(s.mean),
+            min: pct(s.min),
+            max: pct(s.max),
+            stddev: pct(s.stddev),
+            ci95: s.ci95.map(pct),
+            n: s.n,
+        })
+    };
+    let metrics: Vec<(Axis, Metric)> = vec![
+        (
+            primary,
+            Metric {
+                title: "Delivered % of the asked load vs streams (hollow = no verdict: refused, failed, generator- or sink-bound)",
+                y_label: "delivered %",
+                value: &|a| a.delivered_pct,
+                scale: 1.0,
+                marks: true,
+                from_zero: true,
+            },
+        ),
+        (
+            primary,
+            Metric {
+                title: "Offered load: what the sender reached, % of the asked rate, vs streams",
+                y_label: "sent / asked %",
+                value: &offered,
+                scale: 1.0,
+                marks: true,
+                from_zero: true,
+            },
+        ),
+        (
+            primary,
+            Metric {
+                title: "CPU seconds per million delivered packets vs streams",
+                y_label: "CPU s / Mpkt",
+                value: &|a| a.cpu_s_per_mpkt,
+                scale: 1.0,
+                marks: false,
+                from_zero: true,
+            },
+        ),
+        (
+            Axis::Fanout,
+            Metric {
+                title: "Zero-loss throughput vs fan-out (hollow = lower bound: the lab's limit)",
+                y_label: "input pps",
+                value: &|a| a.zero_loss_pps,
+                scale: 1.0,
+                marks: false,
+                from_zero: true,
+            },
+        ),
+        (
+            primary,
+            Metric {
+                title: "Latency p99 vs streams",
+                y_label: "p99 latency (us)",
+                value: &|a| a.latency_p99_ns,
+                scale: 0.001,
+                marks: false,
+                from_zero: false,
+            },
+        ),
+        (
+            primary,
+            Metric {
+                title: "Group join delay (rule added -> first packet at the sink, median of the last rules) vs streams",
+                y_label: "join delay (ms)",
+                value: &|a| a.join_delay_ms,
+                scale: 1.0,
+                marks: false,
+                from_zero: true,
+            },
+        ),
+        (
+            primary,
+            Metric {
+                title: "Peak RSS of the system's processes vs streams",
+                y_label: "RSS (MiB)",
+                value: &|a| a.peak_rss_kib,
+                scale: 1.0 / 1024.0,
+                marks: false,
+                from_zero: true,
+            },
+        ),
+        (
+            primary,
+            Metric {
+                title: "Processes of the system vs streams",
+                y_label: "processes",
+                value: &|a| a.processes,
+                scale: 1.0,
+                marks: false,
+                from_zero: true,
+            },
+        ),
+    ];
+    metrics
+        .iter()
+        .map(|(x, m)| Chart {
+            title: if *x == Axis::Fanout {
+                m.title.replace("vs streams", "vs fan-out")
             } else {
-                title.to_owned()
+                m.title.to_owned()
             },
             x_label: match x {
                 Axis::Streams => "input streams".to_owned(),
                 Axis::Fanout => "outputs per input (fan-out)".to_owned(),
             },
-            y_label: y_label.to_owned(),
-            series: series(r, x, y, marks),
-        };
-    vec![
-        chart(
-            "Delivered % vs streams (x = refused membership or failed point)",
-            primary,
-            "delivered %",
-            &|a| a.delivered_pct.map(|s| s.mean),
-            true,
-        ),
-        chart(
-            "CPU seconds per million delivered packets vs streams",
-            primary,
-            "CPU s / Mpkt",
-            &|a| a.cpu_s_per_mpkt.map(|s| s.mean),
-            false,
-        ),
-        chart(
-            "Zero-loss throughput vs fan-out",
-            Axis::Fanout,
-            "input pps",
-            &|a| a.zero_loss_pps.map(|s| s.mean),
-            false,
-        ),
-        chart(
-            "Latency p99 vs streams",
-            primary,
-            "p99 latency (us)",
-            &|a| a.latency_p99_ns.map(|s| s.mean / 1000.0),
-            false,
-        ),
-        chart(
-            "Group join delay (rule added -> first packet at the sink, median of the last rules) vs streams",
-            primary,
-            "join delay (ms)",
-            &|a| a.join_delay_ms.map(|s| s.mean),
-            false,
-        ),
-        chart(
-            "Peak RSS of the system's processes vs streams",
-            primary,
-            "RSS (MiB)",
-            &|a| a.peak_rss_kib.map(|s| s.mean / 1024.0),
-            false,
-        ),
-        chart(
-            "Processes of the system vs streams",
-            primary,
-            "processes",
-            &|a| a.processes.map(|s| s.mean),
-            false,
-        ),
-    ]
+            y_label: m.y_label.to_owned(),
+            series: series(r, *x, m),
+            from_zero: m.from_zero,
+        })
+        .collect()
 }
 
-/// One series per (system and every dimension that varies, except the x axis).
-fn series(r: &Results, x: Axis, y: &dyn Fn(&Aggregate) -> Option<f64>, marks: bool) -> Vec<Series> {
-    let aggs = &r.aggregates;
-    let varies = |f: &dyn Fn(&Aggregate) -> String| {
-        aggs.iter()
+/// The label of an aggregate's series: the system and every dimension that varies, except the
+/// x axis.
+fn series_label(r: &Results, x: Axis) -> impl Fn(&Aggregate) -> String + '_ {
+    let varies = move |f: &dyn Fn(&Aggregate) -> String| {
+        r.aggregates
+            .iter()
             .map(f)
             .collect::<std::collections::BTreeSet<_>>()
             .len()
@@ -191,20 +259,16 @@ fn series(r: &Results, x: Axis, y: &dyn Fn(&Aggregate) -> Option<f64>, marks: bo
         Axis::Streams => varies(&|a| a.key.fanout.to_string()),
         Axis::Fanout => varies(&|a| a.key.streams.to_string()),
     };
-    let label = |a: &Aggregate| {
+    move |a: &Aggregate| {
         let mut l = a.key.system.to_string();
         if show_variant {
             let _ = write!(l, " {}", a.key.variant);
         }
         if show_other {
-            match x {
-                Axis::Streams => {
-                    let _ = write!(l, " fan-out {}", a.key.fanout);
-                }
-                Axis::Fanout => {
-                    let _ = write!(l, " {} streams", a.key.streams);
-                }
-            }
+            let _ = match x {
+                Axis::Streams => write!(l, " fan-out {}", a.key.fanout),
+                Axis::Fanout => write!(l, " {} streams", a.key.streams),
+            };
         }
         if show_rate {
             let _ = write!(l, " {} pps", format_number(a.key.rate_pps));
@@ -213,9 +277,15 @@ fn series(r: &Results, x: Axis, y: &dyn Fn(&Aggregate) -> Option<f64>, marks: bo
             let _ = write!(l, " {} B", a.key.size);
         }
         l
-    };
-    let mut out: Vec<(SystemKind, Series)> = Vec::new();
-    for a in aggs {
+    }
+}
+
+/// One series per label; each aggregate becomes a datum with its interval and, where the point
+/// carries no verdict, a mark.
+fn series(r: &Results, x: Axis, m: &Metric<'_>) -> Vec<Series> {
+    let label = series_label(r, x);
+    let mut out: Vec<(System, Series)> = Vec::new();
+    for a in &r.aggregates {
         let xv = match x {
             Axis::Streams => f64::from(a.key.streams),
             Axis::Fanout => f64::from(a.key.fanout),
@@ -225,56 +295,88 @@ fn series(r: &Results, x: Axis, y: &dyn Fn(&Aggregate) -> Option<f64>, marks: bo
             Some(i) => i,
             None => {
                 out.push((
-                    a.key.system,
+                    a.key.system.clone(),
                     Series {
                         label: name,
-                        ..Series::default()
+                        data: Vec::new(),
                     },
                 ));
                 out.len() - 1
             }
         };
-        let s = &mut out[idx].1;
-        let value = if a.ok > 0 { y(a) } else { None };
-        if let Some(v) = value {
-            s.points.push((xv, v));
-        }
-        if marks {
-            if let Some(i) = a.first_refused {
-                let what = a
-                    .refused_errno
-                    .map_or("refused".to_owned(), findings::errno_name);
-                s.marks
-                    .push((xv, value.unwrap_or(0.0), format!("{what} @{}", i + 1)));
-            } else if a.ok == 0 && a.repeats > 0 {
-                s.marks.push((xv, 0.0, "failed".to_owned()));
-            }
+        if let Some(d) = datum(a, xv, m) {
+            out[idx].1.data.push(d);
         }
     }
-    out.sort_by_key(|(sys, _)| SystemKind::ALL.iter().position(|s| s == sys));
-    out.into_iter()
-        .map(|(_, mut s)| {
-            s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            s
-        })
-        .collect()
+    out.sort_by(|(a, _), (b, _)| a.order_key().cmp(&b.order_key()));
+    out.into_iter().map(|(_, s)| s).collect()
+}
+
+fn datum(a: &Aggregate, x: f64, m: &Metric<'_>) -> Option<Datum> {
+    let value = if a.measured() > 0 { (m.value)(a) } else { None };
+    let mark = if m.marks {
+        mark_of(a)
+    } else if m.title.starts_with("Zero-loss") {
+        a.zero_loss_bound.map(|_| "bound".to_owned())
+    } else {
+        None
+    };
+    match value {
+        Some(s) => Some(Datum {
+            x,
+            y: s.mean * m.scale,
+            interval: s
+                .ci95
+                .map(|h| ((s.mean - h) * m.scale, (s.mean + h) * m.scale)),
+            detached: false,
+            mark,
+        }),
+        // Failed or refused points without a value: a mark at 0.
+        None if m.marks && mark.is_some() => Some(Datum {
+            x,
+            y: 0.0,
+            interval: None,
+            detached: true,
+            mark,
+        }),
+        None => None,
+    }
+}
+
+/// Why a point carries no verdict, as a chart note.
+fn mark_of(a: &Aggregate) -> Option<String> {
+    if let Some(i) = a.first_refused {
+        let what = a
+            .refused_errno
+            .map_or("refused".to_owned(), findings::errno_name);
+        Some(format!("{what} @{}", i + 1))
+    } else if a.measured() == 0 && a.repeats > 0 {
+        Some("failed".to_owned())
+    } else if a.is_generator_bound() {
+        Some("gen-bound".to_owned())
+    } else if a.sink_bound > 0 {
+        Some("sink-bound".to_owned())
+    } else {
+        None
+    }
 }
 
 fn stat_cell(s: Option<Stat>, scale: f64) -> String {
     match s {
         None => "&ndash;".to_owned(),
-        Some(s) if s.n > 1 && s.max > s.min => format!(
-            "{} <small>({}&ndash;{})</small>",
-            format_number(s.mean * scale),
-            format_number(s.min * scale),
-            format_number(s.max * scale)
-        ),
-        Some(s) => format_number(s.mean * scale),
+        Some(s) => match s.ci95 {
+            Some(h) if h > 0.0 => format!(
+                "{} <small>&plusmn;{}</small>",
+                format_number(s.mean * scale),
+                format_number(h * scale)
+            ),
+            _ => format_number(s.mean * scale),
+        },
     }
 }
 
 /// Mean of the per-repeat medians, then the worst delay of any repeat.
-fn join_delay_cell(a: &crate::results::Aggregate) -> String {
+fn join_delay_cell(a: &Aggregate) -> String {
     match (a.join_delay_ms, a.join_delay_max_ms) {
         (Some(m), Some(w)) => format!("{} / {}", format_number(m.mean), format_number(w.max)),
         (Some(m), None) => format_number(m.mean),
@@ -282,9 +384,31 @@ fn join_delay_cell(a: &crate::results::Aggregate) -> String {
     }
 }
 
+fn status_cell(a: &Aggregate) -> String {
+    let mut parts = vec![format!("{}/{} ok", a.ok, a.repeats)];
+    if a.generator_bound > 0 {
+        parts.push(format!("{} gen-bound", a.generator_bound));
+    }
+    if a.sink_bound > 0 {
+        parts.push(format!("{} sink-bound", a.sink_bound));
+    }
+    if a.cross_check_flags > 0 {
+        parts.push(format!("{} cross-check flag(s)", a.cross_check_flags));
+    }
+    parts.join(", ")
+}
+
+fn zero_loss_cell(a: &Aggregate) -> String {
+    let cell = stat_cell(a.zero_loss_pps, 1.0);
+    match a.zero_loss_bound {
+        Some(_) if a.zero_loss_pps.is_some() => format!("&ge; {cell}"),
+        _ => cell,
+    }
+}
+
 fn data_table(r: &Results) -> String {
     let mut h = String::from(
-        "<table><tr><th class=\"l\">system</th><th>streams</th><th>fan-out</th><th class=\"l\">sysctls</th><th>pps/stream</th><th>size</th><th>ok/runs</th><th>sent pps</th><th>delivered %</th><th>CPU s/Mpkt</th><th>p99 us</th><th>RSS MiB</th><th>procs</th><th>fds</th><th>zero-loss pps</th><th>join delay ms<br><small>median / worst</small></th><th class=\"l\">first refused</th><th class=\"l\">problems</th></tr>\n",
+        "<p>Values are means over the repeats &plusmn; the half-width of their 95 % confidence interval (Student's t); a point's status counts its repeats.</p>\n<table><tr><th class=\"l\">system</th><th>streams</th><th>fan-out</th><th class=\"l\">sysctls</th><th>pps/stream</th><th>size</th><th class=\"l\">status</th><th>sent pps</th><th>delivered %</th><th>sink-lost %</th><th>CPU s/Mpkt</th><th>process CPU s/Mpkt</th><th>p99 us</th><th>RSS MiB</th><th>procs</th><th>fds</th><th>zero-loss pps</th><th>join delay ms<br><small>median / worst</small></th><th class=\"l\">first refused</th><th class=\"l\">problems</th></tr>\n",
     );
     for a in &r.aggregates {
         let refused = match (a.first_refused, a.refused_errno) {
@@ -294,34 +418,57 @@ fn data_table(r: &Results) -> String {
         };
         let _ = writeln!(
             h,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l bad\">{}</td></tr>",
-            escape(a.key.system.name()),
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l{}\">{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l bad\">{}</td></tr>",
+            escape(&a.key.system.to_string()),
             a.key.streams,
             a.key.fanout,
             escape(&a.key.variant),
             format_number(a.key.rate_pps),
             a.key.size,
-            a.ok,
-            a.repeats,
-            if findings::sender_fell_short(a) {
+            if a.is_valid() { "" } else { " bad" },
+            status_cell(a),
+            if a.is_generator_bound() {
                 " class=\"bad\" title=\"the sender fell short of the rate asked\""
             } else {
                 ""
             },
             stat_cell(a.sent_pps, 1.0),
             stat_cell(a.delivered_pct, 1.0),
+            stat_cell(a.sink_lost_pct, 1.0),
             stat_cell(a.cpu_s_per_mpkt, 1.0),
+            stat_cell(a.process_cpu_s_per_mpkt, 1.0),
             stat_cell(a.latency_p99_ns, 0.001),
             stat_cell(a.peak_rss_kib, 1.0 / 1024.0),
             stat_cell(a.processes, 1.0),
             stat_cell(a.fds, 1.0),
-            stat_cell(a.zero_loss_pps, 1.0),
+            zero_loss_cell(a),
             join_delay_cell(a),
             refused,
             escape(&a.problems.join("; ")),
         );
     }
     h.push_str("</table>\n");
+    h
+}
+
+/// How the numbers were taken, and what they cannot show.
+fn method(r: &Results) -> String {
+    let mut h = String::from("<ul>\n");
+    let items = [
+        "Load: `loadgen send` builds its frames before the timed loop and sends paced, batched frames on AF_PACKET. A point whose sender reached less than the scenario's `generator_min_fraction` of the asked rate is generator-bound: measured, but no verdict about the asked load.".to_owned(),
+        format!(
+            "Isolation ({}): {}",
+            if r.isolation.applied { "applied" } else { "not applied" },
+            r.isolation.steering.join("; ")
+        ),
+        "Counting: one sink per egress link, its sockets bound to the link's interface (SO_BINDTODEVICE), so identical copies on several links (kernel fan-out) are each counted once on their own link. Around every run the kernel's own counters are read: the generator interface's tx, the sink interfaces' rx and rx_dropped (rtnetlink), the sink namespace's UDP InDatagrams / InErrors / NoPorts (/proc/net/snmp). Packets the sinks' host dropped are the lab's loss, not the system's: delivered % = (counted + dropped by the sink host) / offered; above the loss threshold the point is sink-bound. A count that disagrees with the kernel's by more than 0.1 % is flagged.".to_owned(),
+        "CPU: with isolation, the busy time of the CPUs given to the system under test over the measurement window (window - idle - iowait - steal from /proc/stat; the kernel measures idle exactly), so the kernel's forwarding, which runs in softirq and belongs to no process, is a real number; without isolation, the system's processes only (utime + stime, exact totals). Per-process CPU is shown too. Limits: idle is reported in 10 ms units (a few per cent of a short window at low load); the user/system/softirq split in results.json is sampled at timer ticks and overstates work when a CPU wakes thousands of times a second; work the system causes on the sink's CPU (the sink's receive) is charged to the load generator.".to_owned(),
+        "Statistics: repeats are interleaved (the whole sweep once, then again), so drift on a shared machine hits every system alike; means carry a 95 % confidence interval (Student's t), drawn as error bars. The zero-loss search is a geometric bisection to the resolution stated with its result; a figure capped by the sender or the sink is a lower bound.".to_owned(),
+    ];
+    for item in items {
+        let _ = writeln!(h, "<li>{}</li>", escape(&item));
+    }
+    h.push_str("</ul>\n");
     h
 }
 
@@ -347,6 +494,47 @@ fn environment_table(r: &Results) -> String {
             .iter()
             .map(|(k, v)| (format!("root (read only): {k}"), v.clone())),
     );
+    let iso = &r.isolation;
+    rows.push((
+        "isolation".into(),
+        format!(
+            "{} ({})",
+            if iso.applied {
+                "applied"
+            } else {
+                "not applied"
+            },
+            match iso.requested {
+                crate::scenario::IsolationMode::Auto => "requested: auto",
+                crate::scenario::IsolationMode::Off => "requested: off",
+            }
+        ),
+    ));
+    for (role, p) in &iso.roles {
+        rows.push((
+            format!("placement: {role}"),
+            format!("CPUs {:?}, {}", p.cpus, p.scheduling),
+        ));
+    }
+    rows.extend(
+        iso.steering
+            .iter()
+            .map(|s| ("steering".to_owned(), s.clone())),
+    );
+    rows.extend(
+        iso.problems
+            .iter()
+            .map(|p| ("isolation problem".to_owned(), p.clone())),
+    );
+    for c in &iso.ceilings {
+        rows.push((
+            format!("load generator ceiling, {} B", c.size),
+            match c.pps {
+                Some(pps) => format!("{} pps ({})", format_number(pps), c.note),
+                None => c.note.clone(),
+            },
+        ));
+    }
     let def = &r.scenario.definition;
     for v in def.variants() {
         let sysctls = r.scenario.definition.sysctls_for(&v.name);

@@ -2,8 +2,9 @@
 //! report's logic; they are never written to disk or shipped as results.
 
 use super::*;
-use crate::results::{Capacity, Environment, Latency, PointResult, Status, Usage};
+use crate::results::{Capacity, Environment, Latency, PointResult, Status, Usage, ZeroLoss};
 use crate::scenario::Scenario;
+use crate::scenario::SystemKind;
 
 /// Test fixture: a quick-like scenario.
 fn fixture_scenario() -> Scenario {
@@ -22,7 +23,7 @@ streams = [10, 40, 200]
 fn fixture_point(p: crate::scenario::Point) -> PointResult {
     let streams = u64::from(p.streams);
     let offered = streams * 600;
-    let (accepted, delivered_fraction, cpu) = match (p.system, p.streams) {
+    let (accepted, delivered_fraction, cpu) = match (p.system.kind, p.streams) {
         (SystemKind::RelaySingle | SystemKind::RelaySingle8mb, s) if s > 20 => {
             (20, 20.0 / f64::from(s), 2.0)
         }
@@ -40,15 +41,15 @@ fn fixture_point(p: crate::scenario::Point) -> PointResult {
         p99: 80_000,
         p999: 150_000,
     });
-    if p.system != SystemKind::Direct {
+    if p.system.kind != SystemKind::Direct {
         r.usage = Some(Usage {
             cpu_s: cpu * r.delivered as f64 / 1e6,
-            peak_rss_kib: if p.system == SystemKind::Socat {
+            peak_rss_kib: if p.system.kind == SystemKind::Socat {
                 4700 * streams
             } else {
                 9000
             },
-            processes: if p.system == SystemKind::Socat {
+            processes: if p.system.kind == SystemKind::Socat {
                 p.streams
             } else {
                 1
@@ -56,7 +57,7 @@ fn fixture_point(p: crate::scenario::Point) -> PointResult {
             fds: 12,
         });
     }
-    if p.system.is_relay() {
+    if p.system.kind.is_relay() {
         let refused = accepted < p.streams;
         r.capacity = Some(Capacity {
             tried: p.streams,
@@ -67,19 +68,30 @@ fn fixture_point(p: crate::scenario::Point) -> PointResult {
             error: refused.then(|| "No buffer space available".to_owned()),
         });
     }
-    if p.streams == 10 && matches!(p.system, SystemKind::RelayPool | SystemKind::Direct) {
-        r.zero_loss_pps = Some(if p.system == SystemKind::Direct {
+    if p.streams == 10 && matches!(p.system.kind, SystemKind::RelayPool | SystemKind::Direct) {
+        r.zero_loss = Some(zero_loss(if p.system.kind == SystemKind::Direct {
             350_000.0
         } else {
             150_000.0
-        });
+        }));
     }
-    if p.system != SystemKind::Direct {
+    if p.system.kind != SystemKind::Direct {
         r.join_delay_ms = Some(5.0);
         r.join_delay_max_ms = Some(8.0);
     }
     r.derive();
     r
+}
+
+/// Test fixture: a zero-loss result at `pps` bracketed within 3 %.
+fn zero_loss(pps: f64) -> ZeroLoss {
+    ZeroLoss {
+        pps,
+        lossy_pps: Some(pps * 1.03),
+        bound: None,
+        resolution: Some(0.03),
+        probes: 8,
+    }
 }
 
 fn fixture() -> Results {
@@ -130,21 +142,21 @@ fn findings_say_up_to_which_stream_count_each_system_delivered() {
     assert!(
         has(
             &f,
-            "socat delivered >= 99.9 % up to 40 streams; at 200 streams: 71 %."
+            "socat delivered >= 99.9 % of the full load up to 40 streams; at 200 streams: 71.0 %."
         ),
         "{f:#?}"
     );
     assert!(
         has(
             &f,
-            "relay/pool delivered >= 99.9 % at every stream count measured (up to 200)."
+            "relay/pool delivered >= 99.9 % of the full load at every stream count measured (up to 200)."
         ),
         "{f:#?}"
     );
     assert!(
         has(
             &f,
-            "relay/single delivered >= 99.9 % up to 10 streams; at 40 streams: 50 %."
+            "relay/single delivered >= 99.9 % of the full load up to 10 streams; at 40 streams: 50.0 %."
         ),
         "{f:#?}"
     );
@@ -156,17 +168,22 @@ fn findings_rank_cpu_and_zero_loss() {
     assert!(
         has(
             &f,
-            "At 200 streams, CPU seconds per million delivered packets (= CPU cores per Mpps): kernel 0.1, "
+            "At 200 streams, CPU seconds per million delivered packets (= CPU cores per Mpps; the system's processes only"
         ),
         "{f:#?}"
     );
-    let cpu = f.iter().find(|s| s.starts_with("At 200 streams")).unwrap();
+    let cpu = f
+        .iter()
+        .find(|s| s.starts_with("At 200 streams, CPU"))
+        .unwrap();
+    assert!(cpu.contains("): kernel 0.1, "), "{cpu}");
     assert!(
         cpu.find("relay/pool 2").unwrap() < cpu.find("socat 20").unwrap(),
         "{cpu}"
     );
     assert!(has(&f, "Zero-loss throughput at fan-out 1"), "{f:#?}");
     assert!(has(&f, "direct 350k pps, relay/pool 150k pps."), "{f:#?}");
+    assert!(has(&f, "search resolution"), "{f:#?}");
 }
 
 #[test]
@@ -175,7 +192,7 @@ fn findings_report_a_skipped_system_with_its_reason() {
     for p in r
         .points
         .iter_mut()
-        .filter(|p| p.point.system == SystemKind::Socat)
+        .filter(|p| p.point.system.kind == SystemKind::Socat)
     {
         *p = PointResult::empty(
             p.point.clone(),
@@ -199,7 +216,7 @@ fn findings_report_a_skipped_system_with_its_reason() {
 #[test]
 fn html_is_self_contained_with_one_svg_per_chart() {
     let html = render(&fixture());
-    assert_eq!(html.matches("<svg").count(), 7, "seven charts");
+    assert_eq!(html.matches("<svg").count(), 8, "eight charts");
     assert!(!html.contains("class=\"nodata\""));
     let lower = html.to_lowercase();
     for bad in [
@@ -227,12 +244,14 @@ fn html_is_self_contained_with_one_svg_per_chart() {
 fn charts_without_data_say_so() {
     let mut r = fixture();
     for p in &mut r.points {
-        p.zero_loss_pps = None;
+        p.zero_loss = None;
     }
     r.refresh_aggregates();
     let html = render(&r);
-    assert_eq!(html.matches("<svg").count(), 6);
-    assert!(html.contains("Zero-loss throughput vs fan-out: no data"));
+    assert_eq!(html.matches("<svg").count(), 7);
+    assert!(html.contains(
+        "Zero-loss throughput vs fan-out (hollow = lower bound: the lab&#39;s limit): no data"
+    ));
 }
 
 #[test]
@@ -285,14 +304,14 @@ fn a_fanout_only_run_draws_its_charts_against_fanout() {
         .into_iter()
         .map(|p| {
             let mut pr = fixture_point(p.clone());
-            pr.zero_loss_pps = Some(100_000.0 / f64::from(p.fanout));
+            pr.zero_loss = Some(zero_loss(100_000.0 / f64::from(p.fanout)));
             pr
         })
         .collect();
     r.refresh_aggregates();
     let html = render(&r);
     assert!(
-        html.contains("Delivered % vs fan-out"),
+        html.contains("Delivered % of the asked load vs fan-out"),
         "primary axis is fan-out"
     );
     assert!(
@@ -304,26 +323,115 @@ fn a_fanout_only_run_draws_its_charts_against_fanout() {
 }
 
 #[test]
-fn a_starved_sender_is_called_out() {
+fn a_generator_bound_point_is_named_and_never_counted_as_delivered() {
     let mut r = fixture();
     for p in &mut r.points {
-        // TEST FIXTURE: asked 200 x 200 = 40k pps, the sender managed 10k at 200 streams.
-        p.sent_pps = Some(if p.point.streams == 200 {
-            10_000.0
-        } else {
-            p.point.total_pps()
-        });
+        // TEST FIXTURE: asked 200 x 200 = 40k pps; for socat the sender managed 10k.
+        let short = p.point.streams == 200 && p.point.system.kind == SystemKind::Socat;
+        p.sent_pps = Some(if short { 10_000.0 } else { p.point.total_pps() });
+        if short {
+            p.delivered = p.offered;
+            p.derive();
+            p.status = Status::GeneratorBound {
+                reason: "the sender reached 10000 of the 40000 pps asked".into(),
+            };
+        }
     }
     r.refresh_aggregates();
     let f = findings::findings(&r);
     assert!(
         has(
             &f,
-            "socat: at 200 streams the sender reached only 10k of the 40k pps asked"
+            "Generator-bound points (the asked load was not offered, so they carry no verdict about it): socat at 200 streams (sender 10k of 40k pps)."
         ),
         "{f:#?}"
     );
-    assert!(!has(&f, "at 40 streams the sender"), "{f:#?}");
+    assert!(
+        has(
+            &f,
+            "socat delivered >= 99.9 % of the full load up to 40 streams; at 200 streams: generator-bound"
+        ),
+        "{f:#?}"
+    );
+    assert!(
+        !has(&f, "socat delivered >= 99.9 % of the full load at every"),
+        "{f:#?}"
+    );
+    let headline = f
+        .iter()
+        .find(|s| s.starts_with("At 200 streams x 200 pps"))
+        .unwrap();
+    assert!(headline.contains("socat generator-bound"), "{headline}");
+    let html = render(&r);
+    assert!(html.contains("gen-bound"), "marked on the charts");
+}
+
+#[test]
+fn the_headline_gives_intervals_and_isolation_is_stated() {
+    let mut r = fixture();
+    // TEST FIXTURE: a second repeat of every point, slightly different.
+    let again: Vec<PointResult> = r
+        .points
+        .iter()
+        .map(|p| {
+            let mut q = p.clone();
+            q.point.repeat = 1;
+            q.delivered = q.delivered.saturating_sub(q.offered / 500);
+            q.derive();
+            q
+        })
+        .collect();
+    r.points.extend(again);
+    r.isolation =
+        crate::placement::Placement::plan(crate::scenario::IsolationMode::Auto, &[0, 1], Ok(()))
+            .record();
+    r.isolation.ceilings.push(crate::results::Ceiling {
+        size: 1000,
+        streams: 200,
+        pps: Some(95_000.0),
+        note: "fixture".into(),
+    });
+    r.refresh_aggregates();
+    let f = findings::findings(&r);
+    let headline = f
+        .iter()
+        .find(|s| s.starts_with("At 200 streams x 200 pps"))
+        .unwrap();
+    assert!(
+        headline.contains("relay/pool 99.9 % (95 % CI"),
+        "{headline}"
+    );
+    assert!(
+        has(&f, "Isolation: the sender ran on CPU [0] (SCHED_FIFO 10)"),
+        "{f:#?}"
+    );
+    assert!(has(&f, "sustains 95k pps at 1000-byte payloads"), "{f:#?}");
+    let html = render(&r);
+    assert!(html.contains("&plusmn;"), "intervals in the data table");
+    assert!(html.contains("<h2>Method</h2>"));
+}
+
+#[test]
+fn cross_check_mismatches_are_reported() {
+    let mut r = fixture();
+    for p in &mut r.points {
+        let mut c = crate::results::CrossCheck {
+            sender_sent: p.offered,
+            ..Default::default()
+        };
+        if p.point.system.kind == SystemKind::Kernel && p.point.streams == 40 {
+            c.max_mismatch = 0.02;
+            c.mismatches.push("fixture mismatch".into());
+        }
+        p.counters = Some(c);
+    }
+    r.refresh_aggregates();
+    let f = findings::findings(&r);
+    assert!(
+        has(&f, "Cross-check: at 17 of 18 measured points"),
+        "{f:#?}"
+    );
+    assert!(has(&f, "fixture mismatch"), "{f:#?}");
 }
 
 #[test]
@@ -332,7 +440,7 @@ fn join_delay_is_a_finding_and_a_table_cell() {
     for p in r.points.iter_mut() {
         p.join_delay_ms = None;
         p.join_delay_max_ms = None;
-        match p.point.system {
+        match p.point.system.kind {
             SystemKind::RelayPool => {
                 p.join_delay_ms = Some(f64::from(p.point.streams) / 10.0);
                 p.join_delay_max_ms = Some(f64::from(p.point.streams) / 5.0);

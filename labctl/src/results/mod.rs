@@ -1,17 +1,31 @@
-//! `results.json`: what a sweep measured, versioned (`"schema": "mcast-lab.results/1"`).
+//! `results.json`: what a sweep measured, versioned (`"schema": "mcast-lab.results/2"`).
 //!
 //! One [`PointResult`] per measured point (repeats included), the [`Aggregate`]s over repeats,
-//! the scenario as parsed and the [`Environment`] the numbers were taken on. `labctl report` and
-//! `labctl compare` read this file; loading a file of another schema version is a clear error.
+//! the scenario as parsed, the CPU placement the run used ([`IsolationRecord`]) and the
+//! [`Environment`] the numbers were taken on. `labctl report` and `labctl compare` read this
+//! file; loading a file of another schema version is a clear error.
 
-use crate::scenario::{Point, PointKey, Scenario, SystemKind};
+mod aggregate;
+pub mod measures;
+mod time;
+
+pub use aggregate::{Aggregate, aggregate};
+pub use measures::{
+    Capacity, CpuBasis, CpuTimes, CrossCheck, Latency, LinkResult, MachineCpu, SearchBound,
+    UdpCounters, Usage, ZeroLoss,
+};
+pub use time::{compact_stamp, now_rfc3339, rfc3339};
+
+pub use crate::stats::Stat;
+
+use crate::scenario::{IsolationMode, Point, Scenario, System};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// Schema tag of this version of the file.
-pub const SCHEMA: &str = "mcast-lab.results/1";
+pub const SCHEMA: &str = "mcast-lab.results/2";
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,8 +40,12 @@ pub struct Results {
     #[serde(default)]
     pub interrupted: bool,
     pub environment: Environment,
+    /// Where the load generator and the system under test ran, and the measured ceiling.
+    #[serde(default)]
+    pub isolation: IsolationRecord,
     pub points: Vec<PointResult>,
-    /// Mean and spread per point over its repeats (recomputed by [`Results::refresh_aggregates`]).
+    /// Mean, spread and 95 % interval per point over its repeats (recomputed by
+    /// [`Results::refresh_aggregates`]).
     #[serde(default)]
     pub aggregates: Vec<Aggregate>,
 }
@@ -58,24 +76,91 @@ pub struct Environment {
     pub tools: BTreeMap<String, String>,
 }
 
+/// The CPU placement of a run: which role ran where, at which scheduling class, how receive
+/// work was steered, and the load generator's measured ceiling under that placement.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IsolationRecord {
+    /// What the scenario asked for.
+    pub requested: IsolationMode,
+    /// True when the placement below was applied.
+    pub applied: bool,
+    /// Role (`sender`, `sink`, `system`, `labctl`) -> CPUs and scheduling class.
+    pub roles: BTreeMap<String, RolePlacement>,
+    /// How receive processing was steered (RPS), one sentence per rule.
+    pub steering: Vec<String>,
+    /// Why isolation was not (fully) applied, if it was not.
+    pub problems: Vec<String>,
+    /// The load generator's ceiling under this placement, per payload size.
+    pub ceilings: Vec<Ceiling>,
+}
+
+/// Where one role ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolePlacement {
+    /// CPUs it may run on (empty = every CPU).
+    pub cpus: Vec<u32>,
+    /// e.g. `SCHED_FIFO 20` or `SCHED_OTHER`.
+    pub scheduling: String,
+}
+
+/// The highest aggregate rate the sender and the sink sustain alone (no relay, `direct`),
+/// under the run's placement: above it a point measures the lab, not the system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ceiling {
+    pub size: u32,
+    /// Streams the calibration sent.
+    pub streams: u32,
+    /// Highest rate the sender reached with the sink counting >= 99.9 % of it; `None` when the
+    /// calibration failed.
+    pub pps: Option<f64>,
+    /// What limited it, or why it is missing.
+    pub note: String,
+}
+
 /// Outcome of one point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Status {
+    /// Measured at the asked load, with a sink that kept up.
     Ok,
-    Failed { reason: String },
-    Skipped { reason: String },
+    /// Measured, but the sender reached less than the scenario's `generator_min_fraction` of the
+    /// asked rate: no verdict about the asked load.
+    GeneratorBound {
+        reason: String,
+    },
+    /// Measured, but the sink's host dropped packets before counting them: loss and latency
+    /// figures are the lab's limit, not the system's.
+    SinkBound {
+        reason: String,
+    },
+    Failed {
+        reason: String,
+    },
+    Skipped {
+        reason: String,
+    },
 }
 
 impl Status {
+    /// True for a valid measurement of the asked load.
     pub fn is_ok(&self) -> bool {
         matches!(self, Status::Ok)
+    }
+
+    /// True when the point has numbers (valid or bound).
+    pub fn is_measured(&self) -> bool {
+        matches!(
+            self,
+            Status::Ok | Status::GeneratorBound { .. } | Status::SinkBound { .. }
+        )
     }
 
     /// Short label for tables.
     pub fn label(&self) -> &'static str {
         match self {
             Status::Ok => "ok",
+            Status::GeneratorBound { .. } => "generator-bound",
+            Status::SinkBound { .. } => "sink-bound",
             Status::Failed { .. } => "failed",
             Status::Skipped { .. } => "skipped",
         }
@@ -84,47 +169,12 @@ impl Status {
     pub fn reason(&self) -> Option<&str> {
         match self {
             Status::Ok => None,
-            Status::Failed { reason } | Status::Skipped { reason } => Some(reason),
+            Status::GeneratorBound { reason }
+            | Status::SinkBound { reason }
+            | Status::Failed { reason }
+            | Status::Skipped { reason } => Some(reason),
         }
     }
-}
-
-/// Forwarding latency percentiles, nanoseconds (sender's send time to the sink's receive time).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Latency {
-    pub p50: u64,
-    pub p99: u64,
-    pub p999: u64,
-}
-
-/// Membership capacity seen while installing rules one at a time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Capacity {
-    /// Groups (rules) tried.
-    pub tried: u32,
-    /// Groups accepted before the first refusal (all of them when none was refused).
-    pub accepted: u32,
-    /// 0-based index of the first refused group, if any.
-    pub first_refused: Option<u32>,
-    /// The refused group's address.
-    pub refused_group: Option<String>,
-    /// errno of the refusal (105 = ENOBUFS).
-    pub errno: Option<i32>,
-    /// The refusal's message.
-    pub error: Option<String>,
-}
-
-/// What the system's processes used, from `/proc/PID/{stat,status,fd}` sampled during the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Usage {
-    /// utime + stime of every process of the system (children included), seconds.
-    pub cpu_s: f64,
-    /// Highest sum of VmRSS over the processes, KiB.
-    pub peak_rss_kib: u64,
-    /// Most processes seen at once.
-    pub processes: u32,
-    /// Most open file descriptors seen at once (summed over processes).
-    pub fds: u32,
 }
 
 /// One measured point.
@@ -133,18 +183,33 @@ pub struct PointResult {
     #[serde(flatten)]
     pub point: Point,
     pub status: Status,
-    /// Packets the sink should have received: packets sent x outputs per input.
+    /// Packets the sinks should have received: packets sent x outputs per input.
     pub offered: u64,
-    /// Packets received at the sink (duplicates not counted).
+    /// Distinct packets the sinks counted.
     pub delivered: u64,
-    /// delivered / offered x 100; `None` when nothing was offered.
+    /// Packets that reached a sink's interface and were dropped by the sink's host (backlog or
+    /// socket buffer): the lab's loss, not charged to the system.
+    #[serde(default)]
+    pub sink_lost: u64,
+    /// (delivered + sink_lost) / offered x 100: what the system delivered; `None` when nothing
+    /// was offered.
     pub delivered_pct: Option<f64>,
+    /// offered - delivered - sink_lost: what the system lost.
     pub lost: u64,
     pub duplicates: u64,
     pub reordered: u64,
+    /// Aggregate send rate asked for.
+    #[serde(default)]
+    pub asked_pps: f64,
     /// Aggregate send rate achieved by the sender.
     pub sent_pps: Option<f64>,
     pub latency_ns: Option<Latency>,
+    /// Per egress link, each counted by its own sink.
+    #[serde(default)]
+    pub links: Vec<LinkResult>,
+    /// The counts checked against the kernel's counters.
+    #[serde(default)]
+    pub counters: Option<CrossCheck>,
     pub capacity: Option<Capacity>,
     /// Rule added -> first packet of that group at the sink, milliseconds (median over the timed
     /// groups: the last rules installed, see `sweep::join_delay`).
@@ -153,14 +218,20 @@ pub struct PointResult {
     #[serde(default)]
     pub join_delay_max_ms: Option<f64>,
     pub usage: Option<Usage>,
-    /// CPU seconds per million delivered packets.
-    pub cpu_s_per_mpkt: Option<f64>,
-    /// CPU seconds of the load generator (sender + sink) per million delivered packets: the
-    /// same-run yardstick `compare` divides by, so that a slower machine is not a regression.
+    /// The whole machine's CPU in the measurement window.
     #[serde(default)]
-    pub loadgen_cpu_s_per_mpkt: Option<f64>,
-    /// Highest aggregate rate with loss under the threshold, when searched.
-    pub zero_loss_pps: Option<f64>,
+    pub cpu: Option<MachineCpu>,
+    /// CPU seconds per million delivered packets, on the basis of `cpu_basis`.
+    pub cpu_s_per_mpkt: Option<f64>,
+    #[serde(default)]
+    pub cpu_basis: Option<CpuBasis>,
+    /// CPU seconds of the system's processes per million delivered packets (precise; leaves
+    /// out kernel work in softirq).
+    #[serde(default)]
+    pub process_cpu_s_per_mpkt: Option<f64>,
+    /// The zero-loss search, when the scenario asks for one.
+    #[serde(default)]
+    pub zero_loss: Option<ZeroLoss>,
     /// Free-form notes (e.g. "kernel forwards the input group; outputs not renamed").
     #[serde(default)]
     pub notes: Vec<String>,
@@ -170,34 +241,51 @@ impl PointResult {
     /// A result with no measurement yet (counters zero).
     pub fn empty(point: Point, status: Status) -> PointResult {
         PointResult {
+            asked_pps: point.total_pps(),
             point,
             status,
             offered: 0,
             delivered: 0,
+            sink_lost: 0,
             delivered_pct: None,
             lost: 0,
             duplicates: 0,
             reordered: 0,
             sent_pps: None,
             latency_ns: None,
+            links: Vec::new(),
+            counters: None,
             capacity: None,
             join_delay_ms: None,
             join_delay_max_ms: None,
             usage: None,
+            cpu: None,
             cpu_s_per_mpkt: None,
-            loadgen_cpu_s_per_mpkt: None,
-            zero_loss_pps: None,
+            cpu_basis: None,
+            process_cpu_s_per_mpkt: None,
+            zero_loss: None,
             notes: Vec::new(),
         }
     }
 
-    /// Fills `delivered_pct` and `cpu_s_per_mpkt` from the counters.
+    /// Fills `lost`, `delivered_pct` and the CPU figures from the counters. The CPU figure is
+    /// the busy time of the system's CPUs when isolation placed it on CPUs of its own, else its
+    /// processes' CPU time; `direct` has no system and no CPU figure.
     pub fn derive(&mut self) {
+        let reached = (self.delivered + self.sink_lost).min(self.offered);
+        self.lost = self.offered - reached;
         self.delivered_pct =
-            (self.offered > 0).then(|| self.delivered as f64 * 100.0 / self.offered as f64);
-        self.cpu_s_per_mpkt = match self.usage {
-            Some(u) if self.delivered > 0 => Some(u.cpu_s * 1e6 / self.delivered as f64),
-            _ => None,
+            (self.offered > 0).then(|| reached as f64 * 100.0 / self.offered as f64);
+        let per_mpkt =
+            |cpu_s: f64| (self.delivered > 0).then(|| cpu_s * 1e6 / self.delivered as f64);
+        self.process_cpu_s_per_mpkt = self.usage.and_then(|u| per_mpkt(u.cpu_s));
+        let has_system = self.point.system.kind != crate::scenario::SystemKind::Direct;
+        let sut_busy = self.cpu.as_ref().and_then(MachineCpu::sut_busy);
+        (self.cpu_s_per_mpkt, self.cpu_basis) = match (has_system, sut_busy, self.usage) {
+            (false, _, _) => (None, None),
+            (true, Some(busy), _) => (per_mpkt(busy), Some(CpuBasis::SutCpus)),
+            (true, None, Some(u)) => (per_mpkt(u.cpu_s), Some(CpuBasis::Processes)),
+            (true, None, None) => (None, None),
         };
     }
 
@@ -207,143 +295,6 @@ impl PointResult {
             .as_ref()
             .is_some_and(|c| c.errno == Some(libc::ENOBUFS))
     }
-}
-
-/// Mean and spread of one metric over a point's repeats.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Stat {
-    pub mean: f64,
-    pub min: f64,
-    pub max: f64,
-    pub stddev: f64,
-    /// Number of repeats that had a value.
-    pub n: u32,
-}
-
-impl Stat {
-    /// Statistics of the values; `None` for no values.
-    pub fn of(values: &[f64]) -> Option<Stat> {
-        if values.is_empty() {
-            return None;
-        }
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let var = if values.len() > 1 {
-            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
-        Some(Stat {
-            mean,
-            min: values.iter().copied().fold(f64::INFINITY, f64::min),
-            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            stddev: var.sqrt(),
-            n: values.len() as u32,
-        })
-    }
-
-    /// Half the min..max range: the noise band used by `compare`.
-    pub fn half_range(&self) -> f64 {
-        (self.max - self.min) / 2.0
-    }
-
-    /// [`Stat::half_range`] relative to the mean (0 when the mean is 0).
-    pub fn relative_noise(&self) -> f64 {
-        if self.mean.abs() > f64::EPSILON {
-            self.half_range() / self.mean.abs()
-        } else {
-            0.0
-        }
-    }
-}
-
-/// A point over its repeats.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Aggregate {
-    #[serde(flatten)]
-    pub key: PointKey,
-    pub repeats: u32,
-    pub ok: u32,
-    /// Repeats skipped (a tool missing), as opposed to failed.
-    #[serde(default)]
-    pub skipped: u32,
-    pub delivered_pct: Option<Stat>,
-    /// Aggregate rate the sender achieved (compare with rate_pps x streams).
-    #[serde(default)]
-    pub sent_pps: Option<Stat>,
-    pub cpu_s_per_mpkt: Option<Stat>,
-    #[serde(default)]
-    pub loadgen_cpu_s_per_mpkt: Option<Stat>,
-    pub latency_p99_ns: Option<Stat>,
-    pub peak_rss_kib: Option<Stat>,
-    pub processes: Option<Stat>,
-    pub fds: Option<Stat>,
-    pub zero_loss_pps: Option<Stat>,
-    pub join_delay_ms: Option<Stat>,
-    /// Worst join delay of each repeat.
-    #[serde(default)]
-    pub join_delay_max_ms: Option<Stat>,
-    /// Lowest first-refused index over the repeats (membership capacity), if any refused.
-    pub first_refused: Option<u32>,
-    /// errno of that refusal.
-    pub refused_errno: Option<i32>,
-    /// Reasons of failed/skipped repeats (deduplicated).
-    pub problems: Vec<String>,
-}
-
-/// Computes the aggregates of `points`, in first-seen order of their keys.
-pub fn aggregate(points: &[PointResult]) -> Vec<Aggregate> {
-    let mut keys: Vec<PointKey> = Vec::new();
-    for p in points {
-        let key = p.point.key();
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
-    keys.into_iter()
-        .map(|key| {
-            let group: Vec<&PointResult> = points.iter().filter(|p| p.point.key() == key).collect();
-            let ok: Vec<&PointResult> =
-                group.iter().copied().filter(|p| p.status.is_ok()).collect();
-            let stat = |f: &dyn Fn(&PointResult) -> Option<f64>| {
-                Stat::of(&ok.iter().filter_map(|p| f(p)).collect::<Vec<_>>())
-            };
-            let refused = group
-                .iter()
-                .filter_map(|p| p.capacity.as_ref())
-                .filter_map(|c| Some((c.first_refused?, c.errno)))
-                .min_by_key(|(i, _)| *i);
-            let mut problems: Vec<String> = Vec::new();
-            for reason in group.iter().filter_map(|p| p.status.reason()) {
-                if !problems.iter().any(|r| r == reason) {
-                    problems.push(reason.to_owned());
-                }
-            }
-            Aggregate {
-                repeats: group.len() as u32,
-                ok: ok.len() as u32,
-                skipped: group
-                    .iter()
-                    .filter(|p| matches!(p.status, Status::Skipped { .. }))
-                    .count() as u32,
-                delivered_pct: stat(&|p| p.delivered_pct),
-                sent_pps: stat(&|p| p.sent_pps),
-                cpu_s_per_mpkt: stat(&|p| p.cpu_s_per_mpkt),
-                loadgen_cpu_s_per_mpkt: stat(&|p| p.loadgen_cpu_s_per_mpkt),
-                latency_p99_ns: stat(&|p| p.latency_ns.map(|l| l.p99 as f64)),
-                peak_rss_kib: stat(&|p| p.usage.map(|u| u.peak_rss_kib as f64)),
-                processes: stat(&|p| p.usage.map(|u| f64::from(u.processes))),
-                fds: stat(&|p| p.usage.map(|u| f64::from(u.fds))),
-                zero_loss_pps: stat(&|p| p.zero_loss_pps),
-                join_delay_ms: stat(&|p| p.join_delay_ms),
-                join_delay_max_ms: stat(&|p| p.join_delay_max_ms),
-                first_refused: refused.map(|(i, _)| i),
-                refused_errno: refused.and_then(|(_, e)| e),
-                problems,
-                key,
-            }
-        })
-        .collect()
 }
 
 /// Why a results file could not be read.
@@ -384,6 +335,7 @@ impl Results {
             finished: None,
             interrupted: false,
             environment,
+            isolation: IsolationRecord::default(),
             points: Vec::new(),
             aggregates: Vec::new(),
         }
@@ -435,7 +387,7 @@ impl Results {
     /// leaves half a file.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         use anyhow::Context as _;
-        let tmp = path.with_extension("json.tmp");
+        let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
         let text = serde_json::to_string_pretty(self).context("serializing results")?;
         std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
@@ -443,68 +395,42 @@ impl Results {
     }
 
     /// Aggregates of one system, in file order.
-    pub fn aggregates_of(&self, system: SystemKind) -> impl Iterator<Item = &Aggregate> {
+    pub fn aggregates_of(&self, system: &System) -> impl Iterator<Item = &Aggregate> + '_ {
+        let system = system.clone();
         self.aggregates
             .iter()
             .filter(move |a| a.key.system == system)
     }
 
-    /// Systems present in the results, in report order.
-    pub fn systems(&self) -> Vec<SystemKind> {
-        SystemKind::ALL
-            .into_iter()
-            .filter(|s| self.points.iter().any(|p| p.point.system == *s))
+    /// Systems present in the results, in report order (by kind, then build).
+    pub fn systems(&self) -> Vec<System> {
+        let mut systems: Vec<System> = Vec::new();
+        for p in &self.points {
+            if !systems.contains(&p.point.system) {
+                systems.push(p.point.system.clone());
+            }
+        }
+        systems.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+        systems
+    }
+
+    /// (repeat, value) of `metric` for the point `key` (measured repeats only).
+    pub fn samples(
+        &self,
+        key: &crate::scenario::PointKey,
+        metric: impl Fn(&PointResult) -> Option<f64>,
+    ) -> Vec<(u32, f64)> {
+        self.points
+            .iter()
+            .filter(|p| p.point.key() == *key && p.status.is_measured())
+            .filter_map(|p| Some((p.point.repeat, metric(p)?)))
             .collect()
     }
-}
-
-/// Now as `2026-11-25T03:50:00Z`.
-pub fn now_rfc3339() -> String {
-    rfc3339(SystemTime::now())
-}
-
-/// `time` as RFC 3339 UTC with second precision.
-pub fn rfc3339(time: SystemTime) -> String {
-    let (y, mo, d, h, mi, s) = civil(time);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-}
-
-/// `time` as a compact UTC stamp for directory names: `20261125T035000Z`.
-pub fn compact_stamp(time: SystemTime) -> String {
-    let (y, mo, d, h, mi, s) = civil(time);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
-}
-
-/// (year, month, day, hour, minute, second) in UTC (Howard Hinnant's days-from-civil inverse).
-fn civil(time: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn scenario() -> Scenario {
         Scenario::parse(
@@ -512,18 +438,6 @@ mod tests {
             Path::new("t.toml"),
         )
         .unwrap()
-    }
-
-    #[test]
-    fn timestamps_are_utc_civil_time() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_578_600);
-        assert_eq!(rfc3339(t), "2026-11-25T03:50:00Z");
-        assert_eq!(compact_stamp(t), "20261125T035000Z");
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00Z"
-        );
     }
 
     #[test]
@@ -543,7 +457,7 @@ mod tests {
         }
         r.refresh_aggregates();
         let text = serde_json::to_string(&r).unwrap();
-        assert!(text.contains("\"schema\":\"mcast-lab.results/1\""));
+        assert!(text.contains("\"schema\":\"mcast-lab.results/2\""));
         let back = Results::from_json(&text, "x.json").unwrap();
         // serde_json may differ in a float's last ulp after a round trip; compare the rest.
         assert_eq!(back.points.len(), 2);
@@ -555,15 +469,17 @@ mod tests {
         let d = agg.delivered_pct.unwrap();
         assert!((d.min - 99.5).abs() < 1e-9 && (d.max - 100.0).abs() < 1e-9);
         assert!((d.mean - 99.75).abs() < 1e-9);
+        assert!(d.ci95.is_some(), "two repeats give an interval");
         let cpu = agg.cpu_s_per_mpkt.unwrap();
         assert!((cpu.max - 0.5e6 / 1990.0).abs() < 1e-6);
+        assert_eq!(back.points[0].cpu_basis, Some(CpuBasis::Processes));
 
-        let other = text.replace("mcast-lab.results/1", "mcast-lab.results/2");
+        let other = text.replace("mcast-lab.results/2", "mcast-lab.results/1");
         let err = Results::from_json(&other, "old.json")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("old.json") && err.contains("mcast-lab.results/2"),
+            err.contains("old.json") && err.contains("mcast-lab.results/1"),
             "{err}"
         );
         let err = Results::from_json("{\"points\":[]}", "n.json")
@@ -579,6 +495,14 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s, r#"{"kind":"skipped","reason":"socat not installed"}"#);
+        let s = serde_json::to_string(&Status::GeneratorBound {
+            reason: "sent 26.7k of 50k pps".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            s,
+            r#"{"kind":"generator_bound","reason":"sent 26.7k of 50k pps"}"#
+        );
     }
 
     #[test]
@@ -600,5 +524,76 @@ mod tests {
         assert_eq!(agg[0].ok, 1);
         assert_eq!(agg[0].delivered_pct.unwrap().n, 1);
         assert_eq!(agg[0].problems, ["relay did not start"]);
+    }
+
+    #[test]
+    fn bound_repeats_keep_their_numbers_but_the_point_is_not_valid() {
+        let s = scenario();
+        let pts = s.points();
+        let mut a = PointResult::empty(pts[0].clone(), Status::Ok);
+        a.offered = 100;
+        a.delivered = 100;
+        a.derive();
+        let mut b = PointResult::empty(
+            pts[1].clone(),
+            Status::GeneratorBound {
+                reason: "sent 22 % of the asked rate".into(),
+            },
+        );
+        b.offered = 50;
+        b.delivered = 50;
+        b.derive();
+        let agg = &aggregate(&[a, b])[0];
+        assert_eq!((agg.ok, agg.generator_bound, agg.measured()), (1, 1, 2));
+        assert!(!agg.is_valid() && agg.is_generator_bound());
+        assert_eq!(agg.delivered_pct.unwrap().n, 2);
+    }
+
+    #[test]
+    fn sink_loss_is_not_charged_to_the_system() {
+        let s = scenario();
+        let mut p = PointResult::empty(s.points().remove(0), Status::Ok);
+        p.offered = 1000;
+        p.delivered = 900;
+        p.sink_lost = 100;
+        p.derive();
+        assert_eq!(p.lost, 0);
+        assert_eq!(p.delivered_pct, Some(100.0));
+        p.sink_lost = 40;
+        p.derive();
+        assert_eq!(p.lost, 60);
+        assert_eq!(p.delivered_pct, Some(94.0));
+    }
+
+    #[test]
+    fn cpu_comes_from_the_systems_cpus_when_isolated() {
+        let s = scenario();
+        let mut p = PointResult::empty(s.points().remove(0), Status::Ok);
+        p.offered = 2_000_000;
+        p.delivered = 2_000_000;
+        p.usage = Some(Usage {
+            cpu_s: 1.0,
+            ..Usage::default()
+        });
+        let cpu = |n, busy| CpuTimes {
+            cpu: n,
+            busy,
+            system: busy * 0.25,
+            softirq: busy * 0.75,
+            ..CpuTimes::default()
+        };
+        p.cpu = Some(MachineCpu {
+            window_s: 2.0,
+            cpus: vec![cpu(0, 1.8), cpu(1, 1.6)],
+            sut_cpus: vec![1],
+            loadgen_cpus: vec![0],
+        });
+        p.derive();
+        assert_eq!(p.cpu_basis, Some(CpuBasis::SutCpus));
+        assert!((p.cpu_s_per_mpkt.unwrap() - 0.8).abs() < 1e-9);
+        assert!((p.process_cpu_s_per_mpkt.unwrap() - 0.5).abs() < 1e-9);
+        let machine = p.cpu.as_ref().unwrap();
+        assert!((machine.total_busy() - 3.4).abs() < 1e-9);
+        assert!((machine.loadgen_busy().unwrap() - 1.8).abs() < 1e-9);
     }
 }

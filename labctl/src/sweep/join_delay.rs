@@ -16,6 +16,7 @@
 //! delivered-% measurement runs afterwards with fresh sinks, so packets sent before a join never
 //! count as lost there.
 
+use crate::placement::Placement;
 use crate::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
 use crate::systems::{Layout, RuleAdd, Running};
 use anyhow::{Context, Result};
@@ -61,6 +62,7 @@ pub fn measure(
     system: &mut Running,
     layout: &Layout,
     inputs: Range<u32>,
+    placement: &Placement,
 ) -> Result<(Option<JoinDelays>, Vec<String>)> {
     let sink_if = layout
         .sinks
@@ -77,6 +79,8 @@ pub fn measure(
         port: layout.output_port(0),
         idle: SINK_IDLE,
         duration: PROBE_DURATION + Duration::from_secs(10),
+        bind_device: true,
+        placement: placement.sink.clone(),
     }
     .start(&sink_dir)
     .context("starting the join-delay sink")?;
@@ -92,6 +96,7 @@ pub fn measure(
         size: 200,
         count: Some((PROBE_PPS * PROBE_DURATION.as_secs_f64()) as u64),
         duration: PROBE_DURATION,
+        placement: placement.sender.clone(),
     };
     let (adds, sent) = std::thread::scope(|scope| {
         let sender = scope.spawn(|| send.run(&send_dir));
@@ -201,6 +206,7 @@ mod tests {
             generator: ep("g"),
             sinks: vec![ep("s0")],
             same_group: false,
+            system_placement: Default::default(),
         }
     }
 

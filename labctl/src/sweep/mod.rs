@@ -5,15 +5,23 @@
 //! the cleanup registered here marks results.json as interrupted and renders the report of the
 //! finished points before labctl exits.
 
+pub mod ceiling;
+pub mod counters;
+pub mod cpu;
 pub mod environment;
+pub mod exclusive;
 pub mod join_delay;
 pub mod point;
 pub mod sample;
+pub mod traffic;
+pub mod zero_loss;
 
+use crate::placement::Placement;
 use crate::results::{Results, compact_stamp, now_rfc3339};
 use crate::scenario::Scenario;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -29,6 +37,8 @@ pub struct SweepOptions {
     pub out_root: PathBuf,
     /// No progress bar.
     pub quiet: bool,
+    /// Relay binaries of named builds (`--build NAME=PATH`), overriding `[builds.NAME] relay`.
+    pub build_paths: BTreeMap<String, PathBuf>,
 }
 
 /// Where a finished sweep wrote its files.
@@ -51,35 +61,74 @@ pub fn run(scenario: &Scenario, path: &Path, opts: &SweepOptions) -> Result<Swee
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let results_path = dir.join(RESULTS_FILE);
 
-    let mut results = Results::new(scenario, path, environment::collect());
-    results.save(&results_path)?;
-    register_interrupt_report(&results_path, &dir);
+    let placement = Placement::detect(scenario.isolation);
+    for problem in &placement.problems {
+        eprintln!("labctl: isolation: {problem}");
+    }
+    let restore = placement
+        .pin_labctl()
+        .context("pinning labctl to the load generator's CPUs")?;
+    let outcome = run_placed(scenario, path, opts, &placement, &dir, &results_path);
+    if let Some(cpus) = restore {
+        let _ = crate::process::sched::pin_current_thread(&cpus);
+    }
+    outcome
+}
 
+fn run_placed(
+    scenario: &Scenario,
+    path: &Path,
+    opts: &SweepOptions,
+    placement: &Placement,
+    dir: &Path,
+    results_path: &Path,
+) -> Result<SweepOutcome> {
+    let mut results = Results::new(scenario, path, environment::collect());
+    results.isolation = placement.record();
+    results.save(results_path)?;
+    register_interrupt_report(results_path, dir);
+
+    let sends_traffic = scenario.capacity.as_ref().is_none_or(|c| c.send_traffic);
+    if sends_traffic {
+        if !opts.quiet {
+            eprintln!("labctl: measuring the load generator's own ceiling (direct, no system)");
+        }
+        results.isolation.ceilings = ceiling::measure(scenario, placement);
+        results.save(results_path)?;
+    }
+    let ceilings = results.isolation.ceilings.clone();
+    let bench = point::Bench {
+        scenario,
+        placement,
+        ceilings: &ceilings,
+        build_paths: &opts.build_paths,
+    };
     let points = scenario.points();
     let bar = progress_bar(points.len() as u64, opts.quiet);
     for p in &points {
         bar.set_message(p.to_string());
-        let measured = point::measure(scenario, p);
-        if let Some(reason) = measured.status.reason()
-            && opts.quiet
-        {
-            eprintln!("labctl: {p}: {}: {reason}", measured.status.label());
-        } else if let Some(reason) = measured.status.reason() {
-            bar.println(format!("{p}: {}: {reason}", measured.status.label()));
+        let measured = point::measure(&bench, p);
+        if let Some(reason) = measured.status.reason() {
+            let line = format!("{p}: {}: {reason}", measured.status.label());
+            if opts.quiet {
+                eprintln!("labctl: {line}");
+            } else {
+                bar.println(line);
+            }
         }
         results.points.push(measured);
         results.refresh_aggregates();
-        results.save(&results_path)?;
+        results.save(results_path)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
     results.finished = Some(now_rfc3339());
-    results.save(&results_path)?;
-    let report_path = crate::report::write(&results, &dir)?;
+    results.save(results_path)?;
+    let report_path = crate::report::write(&results, dir)?;
     crate::process::unregister_cleanup(CLEANUP_KEY);
     Ok(SweepOutcome {
-        dir,
-        results_path,
+        dir: dir.to_path_buf(),
+        results_path: results_path.to_path_buf(),
         report_path,
         results,
     })

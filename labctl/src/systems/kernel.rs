@@ -80,9 +80,14 @@ pub fn start(layout: &Layout) -> Result<Running, StartError> {
         .arg("-P")
         .arg(&pidfile)
         .args(["-i", &ident]);
-    let daemon = spawn_in_netns(ns, cmd, SpawnOptions::default())?;
+    let daemon = spawn_in_netns(
+        ns,
+        cmd,
+        SpawnOptions::default().placed(&layout.system_placement),
+    )?;
     wait_socket(&daemon, &sock)?;
     let installer = Installer {
+        placement: layout.system_placement.clone(),
         smcroutectl,
         ns: ns.to_owned(),
         sock,
@@ -97,7 +102,7 @@ pub fn start(layout: &Layout) -> Result<Running, StartError> {
         children: vec![daemon],
         installer: SystemInstaller::Kernel(installer),
         notes: vec![
-            "kernel forwards the input group and port unchanged (no renaming); its forwarding runs in softirq and is charged to no process".to_owned(),
+            "kernel forwards the input group and port unchanged (no renaming); its forwarding runs in softirq, charged to no process: its CPU is measured on the system's CPUs (isolation) or not at all".to_owned(),
         ],
         _scratch: Some(scratch),
     })
@@ -106,6 +111,8 @@ pub fn start(layout: &Layout) -> Result<Running, StartError> {
 /// Feeds smcroutectl batches to the running smcrouted.
 #[derive(Debug)]
 pub(super) struct Installer {
+    /// Where smcroutectl runs (with the daemon, on the system's CPUs).
+    placement: crate::process::ProcessPlacement,
     smcroutectl: PathBuf,
     ns: String,
     sock: PathBuf,
@@ -156,7 +163,8 @@ impl Installer {
             .arg(&self.sock)
             .arg(&self.ident)
             .arg(&file);
-        let child = spawn_in_netns(&self.ns, ctl, SpawnOptions::with_deadline(BATCH_DEADLINE))?;
+        let opts = SpawnOptions::with_deadline(BATCH_DEADLINE).placed(&self.placement);
+        let child = spawn_in_netns(&self.ns, ctl, opts)?;
         let (status, out, err) = child.wait_output(BATCH_DEADLINE)?;
         let ctl_text = format!("{out}{err}");
         if let Some(line) = ctl_text.lines().find(|l| errno_from_text(l).is_some()) {
@@ -227,6 +235,7 @@ mod tests {
             generator: ep("g", 1),
             sinks: vec![],
             same_group: true,
+            system_placement: Default::default(),
         };
         assert_eq!(
             batch(&layout, 0..2).unwrap(),

@@ -16,7 +16,7 @@ mod kernel;
 mod relay;
 mod socat;
 
-use crate::process::Spawned;
+use crate::process::{ProcessPlacement, Spawned};
 use crate::results::Capacity;
 use crate::scenario::SystemKind;
 use crate::topology::{Endpoint, Topology};
@@ -52,6 +52,8 @@ pub struct Layout {
     pub sinks: Vec<Endpoint>,
     /// True when outputs keep the input group and port (kernel forwarding, direct).
     pub same_group: bool,
+    /// CPUs and scheduling class of the system's processes (see `crate::placement`).
+    pub system_placement: ProcessPlacement,
 }
 
 impl Layout {
@@ -66,6 +68,7 @@ impl Layout {
             generator: topology.generator().clone(),
             sinks: topology.sinks().to_vec(),
             same_group: matches!(system, SystemKind::Kernel | SystemKind::Direct),
+            system_placement: ProcessPlacement::default(),
         }
     }
 
@@ -215,8 +218,31 @@ impl Running {
     }
 }
 
-/// Brings `kind` up on the layout, with no rules yet. `direct` starts nothing.
-pub fn start(kind: SystemKind, layout: &Layout) -> Result<Running, StartError> {
+/// What to start: a kind and, for this project's relay, the binary and extra arguments of a
+/// named build (`relay/pool@NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemSpec {
+    pub kind: SystemKind,
+    /// The relay binary; `None` = the current build (`binaries::locate("relay")`).
+    pub relay_binary: Option<PathBuf>,
+    /// Extra `relay run` arguments.
+    pub relay_args: Vec<String>,
+}
+
+impl SystemSpec {
+    /// The current build of `kind`.
+    pub fn of(kind: SystemKind) -> SystemSpec {
+        SystemSpec {
+            kind,
+            relay_binary: None,
+            relay_args: Vec::new(),
+        }
+    }
+}
+
+/// Brings the system up on the layout, with no rules yet. `direct` starts nothing.
+pub fn start(spec: &SystemSpec, layout: &Layout) -> Result<Running, StartError> {
+    let kind = spec.kind;
     match kind {
         SystemKind::Direct => Ok(Running {
             kind,
@@ -226,7 +252,7 @@ pub fn start(kind: SystemKind, layout: &Layout) -> Result<Running, StartError> {
             _scratch: None,
         }),
         SystemKind::RelayPool | SystemKind::RelaySingle | SystemKind::RelaySingle8mb => {
-            relay::start(kind, layout)
+            relay::start(spec, layout)
         }
         SystemKind::Socat => socat::start(layout),
         SystemKind::Kernel => kernel::start(layout),
@@ -322,6 +348,7 @@ mod tests {
             generator: ep("g"),
             sinks: vec![ep("s0"), ep("s1"), ep("s2")],
             same_group,
+            system_placement: ProcessPlacement::default(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! The relay under test: `relay run --membership pool|single [--helper-buffer 8M]` in the relay
 //! namespace, rules added one at a time over its control socket (JSON lines, docs/interfaces.md).
 
-use super::{Installer as SystemInstaller, Layout, RuleAdd, Running, StartError, stderr_suffix};
+use super::{
+    Installer as SystemInstaller, Layout, RuleAdd, Running, StartError, SystemSpec, stderr_suffix,
+};
 use crate::binaries;
 use crate::process::loadgen::ScratchDir;
 use crate::process::{SpawnOptions, Spawned, spawn_in_netns};
@@ -20,15 +22,25 @@ const READY_DEADLINE: Duration = Duration::from_secs(15);
 /// Longest wait for one control reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn start(kind: SystemKind, layout: &Layout) -> Result<Running, StartError> {
-    let binary = binaries::locate("relay").map_err(StartError::Failed)?;
+pub fn start(spec: &SystemSpec, layout: &Layout) -> Result<Running, StartError> {
+    let kind = spec.kind;
+    let binary = match &spec.relay_binary {
+        Some(path) if path.is_file() => path.clone(),
+        Some(path) => {
+            return Err(StartError::Skip(format!(
+                "relay binary {} does not exist (build it, or pass --build NAME=PATH)",
+                path.display()
+            )));
+        }
+        None => binaries::locate("relay").map_err(StartError::Failed)?,
+    };
     let ns = layout
         .relay_ns
         .as_deref()
         .ok_or_else(|| anyhow!("the relay needs a topology with a relay namespace"))?;
     let scratch = ScratchDir::new("relay")?;
     let control = scratch.path("control.sock");
-    let mut cmd = Command::new(binary);
+    let mut cmd = Command::new(&binary);
     cmd.arg("run").arg("--control").arg(&control);
     match kind {
         SystemKind::RelayPool => cmd.args(["--membership", "pool"]),
@@ -36,7 +48,9 @@ pub fn start(kind: SystemKind, layout: &Layout) -> Result<Running, StartError> {
         SystemKind::RelaySingle8mb => cmd.args(["--membership", "single", "--helper-buffer", "8M"]),
         other => return Err(anyhow!("{other} is not a relay configuration").into()),
     };
-    let child = spawn_in_netns(ns, cmd, SpawnOptions::default())?;
+    cmd.args(&spec.relay_args);
+    let opts = SpawnOptions::default().placed(&layout.system_placement);
+    let child = spawn_in_netns(ns, cmd, opts)?;
     let client = wait_ready(&child, &control)?;
     Ok(Running {
         kind,
@@ -46,7 +60,15 @@ pub fn start(kind: SystemKind, layout: &Layout) -> Result<Running, StartError> {
             accepted: 0,
             refusal: None,
         }),
-        notes: vec!["rules added one at a time over the control socket".to_owned()],
+        notes: vec![format!(
+            "rules added one at a time over the control socket; relay {}{}",
+            binary.display(),
+            if spec.relay_args.is_empty() {
+                String::new()
+            } else {
+                format!(" with {}", spec.relay_args.join(" "))
+            }
+        )],
         _scratch: Some(scratch),
     })
 }
@@ -222,6 +244,7 @@ mod tests {
             generator: ep("g"),
             sinks: vec![ep("s0"), ep("s1")],
             same_group: false,
+            system_placement: Default::default(),
         };
         assert_eq!(
             rule_text(&layout, 1).unwrap(),

@@ -106,14 +106,14 @@ impl Installer {
             for k in 0..layout.fanout {
                 let mut cmd = Command::new(&self.socat);
                 cmd.args(command_line(layout, i, k)?);
-                let child =
-                    spawn_in_netns(&self.ns, cmd, SpawnOptions::default()).with_context(|| {
-                        format!(
-                            "starting socat {} of {}",
-                            children.len() + 1,
-                            layout.streams * layout.fanout
-                        )
-                    })?;
+                let opts = SpawnOptions::default().placed(&layout.system_placement);
+                let child = spawn_in_netns(&self.ns, cmd, opts).with_context(|| {
+                    format!(
+                        "starting socat {} of {}",
+                        children.len() + 1,
+                        layout.streams * layout.fanout
+                    )
+                })?;
                 children.push(child);
             }
             self.started = self.started.max(i + 1);
@@ -198,6 +198,7 @@ mod tests {
             generator: ep("g", 1),
             sinks: vec![],
             same_group: false,
+            system_placement: Default::default(),
         };
         assert_eq!(
             command_line(&layout, 2, 1).unwrap(),

@@ -1,0 +1,292 @@
+//! CPU placement of a sweep: the load generator (sender and sink) on CPUs of its own at
+//! real-time priority, the system under test on the others, and receive processing steered to
+//! the side it belongs to, so that the system under test cannot slow its own load down.
+//!
+//! On 2 or 3 CPUs the sender and the sink share the first CPU (the sink at a higher SCHED_FIFO
+//! priority than the sender: at equal priority a busy sender starves the sink); from 4 CPUs each
+//! gets its own. labctl itself runs on the load generator's CPUs. On veth, receive processing
+//! (the kernel's IP input, forwarding, a relay's AF_PACKET tap) runs on the CPU that sent the
+//! frame unless Receive Packet Steering moves it: the relay namespace's ingress interface
+//! steers to the system's CPUs (so the kernel's forwarding and a relay's receive work are paid
+//! by the system under test) and the sink interfaces steer to the sink's CPU.
+//!
+//! With one CPU, or `isolation = "off"`, nothing is placed and the run says so.
+
+use crate::netns;
+use crate::process::ProcessPlacement;
+use crate::process::sched;
+use crate::results::{IsolationRecord, RolePlacement};
+use crate::scenario::IsolationMode;
+use crate::topology::Topology;
+use anyhow::Result;
+use std::collections::BTreeMap;
+
+/// SCHED_FIFO priority of the sender.
+pub const SENDER_PRIORITY: i32 = 10;
+/// SCHED_FIFO priority of the sinks: above the sender, so a busy sender cannot starve them.
+pub const SINK_PRIORITY: i32 = 20;
+
+/// Where every role of a sweep runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub requested: IsolationMode,
+    /// CPUs of the sender and the sinks (empty when not applied).
+    pub loadgen_cpus: Vec<u32>,
+    /// CPUs of the system under test (empty when not applied).
+    pub sut_cpus: Vec<u32>,
+    pub sender: ProcessPlacement,
+    pub sink: ProcessPlacement,
+    pub system: ProcessPlacement,
+    /// Why isolation is off or partial.
+    pub problems: Vec<String>,
+}
+
+impl Placement {
+    /// No placement: every role inherits labctl's CPUs and scheduling.
+    pub fn shared(requested: IsolationMode, problems: Vec<String>) -> Placement {
+        Placement {
+            requested,
+            loadgen_cpus: Vec::new(),
+            sut_cpus: Vec::new(),
+            sender: ProcessPlacement::default(),
+            sink: ProcessPlacement::default(),
+            system: ProcessPlacement::default(),
+            problems,
+        }
+    }
+
+    /// The plan for the CPUs labctl may use (`cpus`, ascending) and whether real-time
+    /// scheduling is allowed (`Err` says why not).
+    pub fn plan(mode: IsolationMode, cpus: &[u32], realtime: Result<(), String>) -> Placement {
+        if mode == IsolationMode::Off {
+            return Placement::shared(mode, Vec::new());
+        }
+        if cpus.len() < 2 {
+            return Placement::shared(
+                mode,
+                vec![format!(
+                    "isolation needs at least 2 CPUs, this run may use {} ({cpus:?}): the load generator and the system under test share it, and a slow system can slow its own load",
+                    cpus.len()
+                )],
+            );
+        }
+        let (sender_cpus, sink_cpus, sut) = if cpus.len() >= 4 {
+            (vec![cpus[0]], vec![cpus[1]], cpus[2..].to_vec())
+        } else {
+            (vec![cpus[0]], vec![cpus[0]], cpus[1..].to_vec())
+        };
+        let mut problems = Vec::new();
+        let realtime_ok = match realtime {
+            Ok(()) => true,
+            Err(why) => {
+                problems.push(format!(
+                    "no real-time scheduling ({why}): sender and sink run at normal priority on their own CPUs"
+                ));
+                false
+            }
+        };
+        let mut loadgen = sender_cpus.clone();
+        loadgen.extend(sink_cpus.iter().filter(|c| !sender_cpus.contains(c)));
+        Placement {
+            requested: mode,
+            loadgen_cpus: loadgen,
+            sut_cpus: sut.clone(),
+            sender: ProcessPlacement {
+                cpus: sender_cpus,
+                fifo_priority: realtime_ok.then_some(SENDER_PRIORITY),
+            },
+            sink: ProcessPlacement {
+                cpus: sink_cpus,
+                fifo_priority: realtime_ok.then_some(SINK_PRIORITY),
+            },
+            system: ProcessPlacement {
+                cpus: sut,
+                fifo_priority: None,
+            },
+            problems,
+        }
+    }
+
+    /// The plan for this machine: the CPUs labctl's thread may use and a real-time probe.
+    pub fn detect(mode: IsolationMode) -> Placement {
+        if mode == IsolationMode::Off {
+            return Placement::shared(mode, Vec::new());
+        }
+        match sched::allowed_cpus() {
+            Ok(cpus) => Placement::plan(mode, &cpus, sched::realtime_allowed()),
+            Err(e) => Placement::shared(
+                mode,
+                vec![format!("cannot read this process's CPU affinity: {e}")],
+            ),
+        }
+    }
+
+    /// True when the roles run on separate CPUs.
+    pub fn is_applied(&self) -> bool {
+        !self.sut_cpus.is_empty()
+    }
+
+    /// Moves the calling thread (labctl's, and every thread it starts from now on) onto the
+    /// load generator's CPUs; returns the previous CPUs to restore.
+    pub fn pin_labctl(&self) -> Result<Option<Vec<u32>>> {
+        if !self.is_applied() {
+            return Ok(None);
+        }
+        let before = sched::allowed_cpus()?;
+        sched::pin_current_thread(&self.loadgen_cpus)?;
+        Ok(Some(before))
+    }
+
+    /// What results.json records: roles, steering and problems (the ceiling is added by the
+    /// sweep).
+    pub fn record(&self) -> IsolationRecord {
+        let role = |p: &ProcessPlacement| RolePlacement {
+            cpus: p.cpus.clone(),
+            scheduling: p.scheduling(),
+        };
+        let mut roles = BTreeMap::new();
+        roles.insert("sender".to_owned(), role(&self.sender));
+        roles.insert("sink".to_owned(), role(&self.sink));
+        roles.insert("system".to_owned(), role(&self.system));
+        roles.insert(
+            "labctl".to_owned(),
+            RolePlacement {
+                cpus: self.loadgen_cpus.clone(),
+                scheduling: "SCHED_OTHER".to_owned(),
+            },
+        );
+        IsolationRecord {
+            requested: self.requested,
+            applied: self.is_applied(),
+            roles,
+            steering: self.steering_description(),
+            problems: self.problems.clone(),
+            ceilings: Vec::new(),
+        }
+    }
+
+    fn steering_description(&self) -> Vec<String> {
+        if !self.is_applied() {
+            return vec![
+                "none: receive processing runs on the CPU that sent each frame (veth)".to_owned(),
+            ];
+        }
+        vec![
+            format!(
+                "relay namespace ingress interface: RPS to CPU(s) {:?} (the system's): the kernel's receive, forwarding and a relay's receive work are charged to the system",
+                self.sut_cpus
+            ),
+            format!(
+                "sink interfaces: RPS to CPU(s) {:?} (the sink's): receiving is charged to the load generator",
+                self.sink.cpus
+            ),
+            "generator side (and the snooping bridge): not steered, it runs on the sender's CPU"
+                .to_owned(),
+        ]
+    }
+
+    /// Applies the receive steering to a built topology (no-op without isolation).
+    pub fn steer(&self, topology: &Topology) -> Result<()> {
+        if !self.is_applied() {
+            return Ok(());
+        }
+        if let Some(relay_in) = topology.relay_in() {
+            write_rps(&relay_in.netns, &relay_in.ifname, &self.sut_cpus)?;
+        }
+        for sink in topology.sinks() {
+            write_rps(&sink.netns, &sink.ifname, &self.sink.cpus)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_rps(netns: &str, ifname: &str, cpus: &[u32]) -> Result<()> {
+    let mask = cpu_mask(cpus);
+    let writes = netns::rps_files(ifname, 1)
+        .into_iter()
+        .map(|file| (file, mask.clone()))
+        .collect();
+    netns::write_sysfs(netns, writes)
+}
+
+/// A CPU list as the kernel's bitmap text: 32-bit hex words, most significant first, joined by
+/// commas (`[1]` -> `00000002`, `[0, 33]` -> `00000002,00000001`).
+pub fn cpu_mask(cpus: &[u32]) -> String {
+    let words = cpus.iter().map(|c| c / 32 + 1).max().unwrap_or(1) as usize;
+    let mut bits = vec![0u32; words];
+    for &c in cpus {
+        bits[(c / 32) as usize] |= 1 << (c % 32);
+    }
+    bits.iter()
+        .rev()
+        .map(|w| format!("{w:08x}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_cpus_give_the_first_to_the_load_generator() {
+        let p = Placement::plan(IsolationMode::Auto, &[0, 1], Ok(()));
+        assert!(p.is_applied());
+        assert_eq!(
+            (p.loadgen_cpus.clone(), p.sut_cpus.clone()),
+            (vec![0], vec![1])
+        );
+        assert_eq!(p.sender.cpus, [0]);
+        assert_eq!(p.sink.cpus, [0]);
+        assert!(p.sink.fifo_priority > p.sender.fifo_priority);
+        assert_eq!(p.system.fifo_priority, None);
+        let r = p.record();
+        assert!(r.applied);
+        assert_eq!(r.roles["sink"].scheduling, "SCHED_FIFO 20");
+        assert_eq!(r.roles["system"].cpus, [1]);
+    }
+
+    #[test]
+    fn four_cpus_give_sender_and_sink_one_each() {
+        let p = Placement::plan(IsolationMode::Auto, &[2, 3, 4, 5], Ok(()));
+        assert_eq!(p.sender.cpus, [2]);
+        assert_eq!(p.sink.cpus, [3]);
+        assert_eq!(p.loadgen_cpus, [2, 3]);
+        assert_eq!(p.sut_cpus, [4, 5]);
+    }
+
+    #[test]
+    fn one_cpu_or_off_places_nothing_and_says_why() {
+        let p = Placement::plan(IsolationMode::Auto, &[0], Ok(()));
+        assert!(!p.is_applied());
+        assert!(
+            p.problems[0].contains("at least 2 CPUs"),
+            "{:?}",
+            p.problems
+        );
+        assert!(p.sender.is_inherited() && p.system.is_inherited());
+        let off = Placement::plan(IsolationMode::Off, &[0, 1, 2, 3], Ok(()));
+        assert!(!off.is_applied() && off.problems.is_empty());
+        assert!(!off.record().applied);
+    }
+
+    #[test]
+    fn no_realtime_keeps_the_cpus_and_says_so() {
+        let p = Placement::plan(
+            IsolationMode::Auto,
+            &[0, 1],
+            Err("SCHED_FIFO refused: Operation not permitted".into()),
+        );
+        assert!(p.is_applied());
+        assert_eq!((p.sender.fifo_priority, p.sink.fifo_priority), (None, None));
+        assert!(p.problems[0].contains("no real-time"), "{:?}", p.problems);
+    }
+
+    #[test]
+    fn masks_are_kernel_bitmaps() {
+        assert_eq!(cpu_mask(&[1]), "00000002");
+        assert_eq!(cpu_mask(&[0, 1]), "00000003");
+        assert_eq!(cpu_mask(&[0, 33]), "00000002,00000001");
+        assert_eq!(cpu_mask(&[]), "00000000");
+    }
+}
