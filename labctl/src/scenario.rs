@@ -616,8 +616,8 @@ impl Scenario {
     /// Rough wall-clock estimate of the sweep in seconds (setup, join delay, traffic and the
     /// zero-loss probes per point, and the isolated-ceiling calibration).
     pub fn estimated_seconds(&self) -> f64 {
-        const SETUP_S: f64 = 3.0;
-        const JOIN_DELAY_S: f64 = 4.0;
+        const SETUP_S: f64 = 2.0;
+        const JOIN_DELAY_S: f64 = 3.0;
         const PROBE_OVERHEAD_S: f64 = 1.0;
         let probes = self.zero_loss.as_ref().map_or(0.0, |z| {
             f64::from(z.max_probes()) * (z.duration_s.unwrap_or(self.duration_s) + PROBE_OVERHEAD_S)

@@ -42,10 +42,14 @@ pub struct Chart {
     pub series: Vec<Series>,
     /// Start the y axis at 0 (linear scale only).
     pub from_zero: bool,
+    /// A sentence under the chart (what its marks mean), empty for none.
+    pub note: String,
 }
 
-const WIDTH: u32 = 760;
+const WIDTH: u32 = 900;
 const HEIGHT: u32 = 400;
+/// Room right of the plot for the legend (outside it, so it never hides a point).
+const LEGEND_PX: u32 = 200;
 /// Pixels between neighbouring series within one category.
 const DODGE_PX: i32 = 5;
 /// A y axis spanning more decades than this is drawn logarithmic.
@@ -96,7 +100,11 @@ impl Chart {
             );
         }
         match self.render_svg() {
-            Ok(svg) => svg,
+            Ok(svg) if self.note.is_empty() => svg,
+            Ok(svg) => format!(
+                "{svg}<figcaption>{}</figcaption>",
+                super::escape(&self.note)
+            ),
             Err(err) => format!(
                 "<p class=\"nodata\">{}: chart could not be drawn ({}).</p>",
                 super::escape(&self.title),
@@ -160,8 +168,7 @@ impl Chart {
                     .filter(|d| d.y > 0.0)
                     .map(|d| d.interval.map_or(d.y, |(lo, _)| lo.max(d.y / 10.0)))
                     .fold(f64::INFINITY, f64::min);
-                // Headroom for the legend: a decade and a half above the highest value.
-                self.draw(&root, (floor / 2.0..y_max * 30.0).log_scale(), true)?;
+                self.draw(&root, (floor / 2.0..y_max * 2.0).log_scale(), true)?;
             } else {
                 if self.from_zero {
                     y_min = y_min.min(0.0);
@@ -169,9 +176,8 @@ impl Chart {
                 if y_max <= y_min {
                     y_max = y_min + 1.0;
                 }
-                // Headroom so the legend (upper right) does not cover the highest lines.
                 let span = y_max - y_min;
-                self.draw(&root, (y_min - span * 0.02)..(y_max + span * 0.55), false)?;
+                self.draw(&root, (y_min - span * 0.02)..(y_max + span * 0.08), false)?;
             }
             root.present().map_err(|e| e.to_string())?;
         }
@@ -185,8 +191,9 @@ impl Chart {
     {
         let xs = self.x_values();
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 17))
+            .caption(&self.title, ("sans-serif", 16))
             .margin(12)
+            .margin_right(LEGEND_PX)
             .x_label_area_size(42)
             .y_label_area_size(72)
             .build_cartesian_2d(
@@ -226,21 +233,27 @@ impl Chart {
                 let (px, py) = chart.backend_coord(&(SegmentValue::CenterOf(idx), y));
                 (px + dodge, py)
             };
-            draw_series(root, series, color, shape, i, &at)?;
-            chart
-                .draw_series(std::iter::empty::<Circle<(SegmentValue<u32>, f64), i32>>())
-                .map_err(|e| e.to_string())?
-                .label(series.label.as_str())
-                .legend(move |(x, y)| legend_entry(x, y, color, shape, i));
+            draw_series(root, series, (color, shape, i), &at)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(|e| e.to_string())
+        let (xs_px, ys_px) = chart.plotting_area().get_pixel_range();
+        draw_legend(root, &self.series, (xs_px.end + 12, ys_px.start + 8))
     }
+}
+
+/// The legend, right of the plot: per series a line sample (dashed like the series), its marker
+/// and its label.
+fn draw_legend(root: &Area<'_>, series: &[Series], at: (i32, i32)) -> Drawn {
+    for (i, s) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let shape = SHAPES[i % SHAPES.len()];
+        let y = at.1 + 16 * i as i32;
+        draw_line(root, &[(at.0, y), (at.0 + 24, y)], color, i % 2 == 1)?;
+        draw_marker(root, (at.0 + 12, y), color, shape, false)?;
+        let font = ("sans-serif", 12).into_font().color(&BLACK);
+        root.draw(&Text::new(s.label.clone(), (at.0 + 30, y - 6), font))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// One series in pixel space: its line (dashed for every other series), error bars, markers and
@@ -248,9 +261,7 @@ impl Chart {
 fn draw_series(
     root: &Area<'_>,
     series: &Series,
-    color: RGBColor,
-    shape: Shape,
-    index: usize,
+    (color, shape, index): (RGBColor, Shape, usize),
     at: &dyn Fn(&Datum, f64) -> (i32, i32),
 ) -> Drawn {
     let mut joined: Vec<&Datum> = series.data.iter().filter(|d| !d.detached).collect();
@@ -274,8 +285,10 @@ fn draw_series(
         let hollow = d.mark.is_some();
         draw_marker(root, p, color, shape, hollow)?;
         if let Some(note) = &d.mark {
+            // Notes of neighbouring series at one point are stacked, not printed over each other.
             let font = ("sans-serif", 11).into_font().color(&RED);
-            root.draw(&Text::new(note.clone(), (p.0 + 6, p.1 - 12), font))
+            let lift = 12 + 12 * (index % 4) as i32;
+            root.draw(&Text::new(note.clone(), (p.0 + 6, p.1 - lift), font))
                 .map_err(|e| e.to_string())?;
         }
     }
@@ -342,52 +355,6 @@ fn draw_marker(
     result.map_err(|e| e.to_string())
 }
 
-/// The legend's sample: a short (dashed) line with the series' marker (a circle is drawn as an
-/// octagon here, so every shape is one element type).
-fn legend_entry<'b, DB: DrawingBackend + 'b>(
-    x: i32,
-    y: i32,
-    color: RGBColor,
-    shape: Shape,
-    index: usize,
-) -> impl IntoDynElement<'b, DB, (i32, i32)> + 'b {
-    let (head, tail) = if index % 2 == 1 {
-        (vec![(x, y), (x + 6, y)], vec![(x + 14, y), (x + 20, y)])
-    } else {
-        (vec![(x, y), (x + 20, y)], vec![(x + 20, y), (x + 20, y)])
-    };
-    let c = (x + 10, y);
-    let marker = match shape {
-        Shape::Circle => vec![
-            (c.0 - 2, c.1 - 4),
-            (c.0 + 2, c.1 - 4),
-            (c.0 + 4, c.1 - 2),
-            (c.0 + 4, c.1 + 2),
-            (c.0 + 2, c.1 + 4),
-            (c.0 - 2, c.1 + 4),
-            (c.0 - 4, c.1 + 2),
-            (c.0 - 4, c.1 - 2),
-        ],
-        Shape::Square => vec![
-            (c.0 - 4, c.1 - 4),
-            (c.0 + 4, c.1 - 4),
-            (c.0 + 4, c.1 + 4),
-            (c.0 - 4, c.1 + 4),
-        ],
-        Shape::Triangle => vec![(c.0, c.1 - 5), (c.0 - 4, c.1 + 4), (c.0 + 4, c.1 + 4)],
-        Shape::Diamond => vec![
-            (c.0, c.1 - 5),
-            (c.0 + 5, c.1),
-            (c.0, c.1 + 5),
-            (c.0 - 5, c.1),
-        ],
-    };
-    EmptyElement::at((0, 0))
-        + PathElement::new(head, color.stroke_width(2))
-        + PathElement::new(tail, color.stroke_width(2))
-        + Polygon::new(marker, color.filled())
-}
-
 /// Short human form: 12, 1.5, 0.012, 12.3k, 1.2M.
 pub fn format_number(v: f64) -> String {
     let a = v.abs();
@@ -427,6 +394,7 @@ mod tests {
             y_label: "%".into(),
             series,
             from_zero: true,
+            note: String::new(),
         }
     }
 

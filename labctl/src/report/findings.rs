@@ -110,7 +110,7 @@ fn isolation(r: &Results) -> Vec<String> {
     for c in &iso.ceilings {
         match c.pps {
             Some(pps) => out.push(format!(
-                "The load generator alone (sender and sink, no system) sustains {} pps at {}-byte payloads under this placement: points asking for more output than that measure the lab, not the system.",
+                "The load generator alone (sender and sink on the direct topology, no system) sustains {} pps at {}-byte payloads under this placement. Through a system it may reach more (the sender's frames are then received on the system's CPU); whether it kept up is checked at every point, and points where it did not are named as generator- or sink-bound.",
                 format_number(pps),
                 c.size
             )),

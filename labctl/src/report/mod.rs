@@ -99,9 +99,21 @@ struct Metric<'a> {
     y_label: &'a str,
     value: &'a dyn Fn(&Aggregate) -> Option<Stat>,
     scale: f64,
-    /// Mark refused, failed and bound points on this chart.
-    marks: bool,
+    /// Which points without a verdict this chart marks.
+    marks: Marks,
     from_zero: bool,
+}
+
+/// Which points a chart marks (drawn hollow, with a note).
+#[derive(Clone, Copy, PartialEq)]
+enum Marks {
+    /// Refused, failed, generator- and sink-bound points.
+    All,
+    /// Generator- and sink-bound points (the chart about the offered load).
+    Bounds,
+    /// Zero-loss figures that are only lower bounds.
+    SearchBounds,
+    None,
 }
 
 /// The report's charts, in order: one question each.
@@ -136,22 +148,22 @@ fn charts_of(r: &Results) -> Vec<Chart> {
         (
             primary,
             Metric {
-                title: "Delivered % of the asked load vs streams (hollow = no verdict: refused, failed, generator- or sink-bound)",
+                title: "Delivered % of the asked load vs streams",
                 y_label: "delivered %",
                 value: &|a| a.delivered_pct,
                 scale: 1.0,
-                marks: true,
+                marks: Marks::All,
                 from_zero: true,
             },
         ),
         (
             primary,
             Metric {
-                title: "Offered load: what the sender reached, % of the asked rate, vs streams",
+                title: "Offered load: sent / asked rate vs streams",
                 y_label: "sent / asked %",
                 value: &offered,
                 scale: 1.0,
-                marks: true,
+                marks: Marks::Bounds,
                 from_zero: true,
             },
         ),
@@ -162,18 +174,18 @@ fn charts_of(r: &Results) -> Vec<Chart> {
                 y_label: "CPU s / Mpkt",
                 value: &|a| a.cpu_s_per_mpkt,
                 scale: 1.0,
-                marks: false,
+                marks: Marks::None,
                 from_zero: true,
             },
         ),
         (
             Axis::Fanout,
             Metric {
-                title: "Zero-loss throughput vs fan-out (hollow = lower bound: the lab's limit)",
+                title: "Zero-loss throughput vs fan-out",
                 y_label: "input pps",
                 value: &|a| a.zero_loss_pps,
                 scale: 1.0,
-                marks: false,
+                marks: Marks::SearchBounds,
                 from_zero: true,
             },
         ),
@@ -184,18 +196,18 @@ fn charts_of(r: &Results) -> Vec<Chart> {
                 y_label: "p99 latency (us)",
                 value: &|a| a.latency_p99_ns,
                 scale: 0.001,
-                marks: false,
+                marks: Marks::None,
                 from_zero: false,
             },
         ),
         (
             primary,
             Metric {
-                title: "Group join delay (rule added -> first packet at the sink, median of the last rules) vs streams",
+                title: "Group join delay vs streams",
                 y_label: "join delay (ms)",
                 value: &|a| a.join_delay_ms,
                 scale: 1.0,
-                marks: false,
+                marks: Marks::None,
                 from_zero: true,
             },
         ),
@@ -206,7 +218,7 @@ fn charts_of(r: &Results) -> Vec<Chart> {
                 y_label: "RSS (MiB)",
                 value: &|a| a.peak_rss_kib,
                 scale: 1.0 / 1024.0,
-                marks: false,
+                marks: Marks::None,
                 from_zero: true,
             },
         ),
@@ -217,7 +229,7 @@ fn charts_of(r: &Results) -> Vec<Chart> {
                 y_label: "processes",
                 value: &|a| a.processes,
                 scale: 1.0,
-                marks: false,
+                marks: Marks::None,
                 from_zero: true,
             },
         ),
@@ -237,8 +249,31 @@ fn charts_of(r: &Results) -> Vec<Chart> {
             y_label: m.y_label.to_owned(),
             series: series(r, *x, m),
             from_zero: m.from_zero,
+            note: chart_note(m),
         })
         .collect()
+}
+
+/// What a chart's marks and bars mean.
+fn chart_note(m: &Metric<'_>) -> String {
+    let marks = match m.marks {
+        Marks::All => {
+            "Hollow markers carry no verdict about the asked load: a refused membership (errno and group), a failed point, or a generator- or sink-bound one. "
+        }
+        Marks::Bounds => "Hollow markers: generator- or sink-bound points. ",
+        Marks::SearchBounds => {
+            "Hollow markers are lower bounds: the search hit the sender's, the sink's or the range's limit, not the system's. "
+        }
+        Marks::None => "",
+    };
+    let extra = if m.title.starts_with("Group join delay") {
+        "Rule added -> first packet at the sink, median of the last rules of each point. "
+    } else {
+        ""
+    };
+    format!(
+        "{marks}{extra}Error bars: 95 % confidence interval of the mean over the repeats; series at the same value are shifted apart."
+    )
 }
 
 /// The label of an aggregate's series: the system and every dimension that varies, except the
@@ -314,12 +349,11 @@ fn series(r: &Results, x: Axis, m: &Metric<'_>) -> Vec<Series> {
 
 fn datum(a: &Aggregate, x: f64, m: &Metric<'_>) -> Option<Datum> {
     let value = if a.measured() > 0 { (m.value)(a) } else { None };
-    let mark = if m.marks {
-        mark_of(a)
-    } else if m.title.starts_with("Zero-loss") {
-        a.zero_loss_bound.map(|_| "bound".to_owned())
-    } else {
-        None
+    let mark = match m.marks {
+        Marks::All => mark_of(a),
+        Marks::Bounds => mark_of(a).filter(|n| n.ends_with("-bound")),
+        Marks::SearchBounds => a.zero_loss_bound.map(|_| ">= (lab limit)".to_owned()),
+        Marks::None => None,
     };
     match value {
         Some(s) => Some(Datum {
@@ -332,7 +366,7 @@ fn datum(a: &Aggregate, x: f64, m: &Metric<'_>) -> Option<Datum> {
             mark,
         }),
         // Failed or refused points without a value: a mark at 0.
-        None if m.marks && mark.is_some() => Some(Datum {
+        None if m.marks == Marks::All && mark.is_some() => Some(Datum {
             x,
             y: 0.0,
             interval: None,
