@@ -74,6 +74,7 @@ pub fn run() -> Vec<Check> {
         checks.extend(namespace_checks());
     }
     checks.push(io_uring_check());
+    checks.push(isolation_check());
     checks.push(program_check("socat", &["socat"], "apt-get install socat"));
     checks.push(program_check(
         "smcroute",
@@ -236,6 +237,36 @@ fn sysctl_checks(ns: &str) -> Vec<Check> {
         }
     }
     checks
+}
+
+/// Whether sweeps can give the load generator CPUs of its own (`isolation = "auto"`).
+fn isolation_check() -> Check {
+    let placement = crate::placement::Placement::detect(crate::scenario::IsolationMode::Auto);
+    let describe =
+        |p: &crate::process::ProcessPlacement| format!("CPU {:?} {}", p.cpus, p.scheduling());
+    if !placement.is_applied() {
+        return Check::problem(
+            "isolation",
+            Status::Warn,
+            placement.problems.join("; "),
+            "run on a machine (or cpuset) with at least 2 CPUs: otherwise a slow system can slow its own load (sweeps still run and mark generator-bound points)",
+        );
+    }
+    let detail = format!(
+        "sender {}, sinks {}, systems {}",
+        describe(&placement.sender),
+        describe(&placement.sink),
+        describe(&placement.system)
+    );
+    match placement.problems.first() {
+        None => Check::ok("isolation", detail),
+        Some(problem) => Check::problem(
+            "isolation",
+            Status::Warn,
+            format!("{detail}; {problem}"),
+            "allow real-time scheduling (root with CAP_SYS_NICE, and real-time runtime in the cgroup: cpu.rt_runtime_us)",
+        ),
+    }
 }
 
 fn io_uring_check() -> Check {

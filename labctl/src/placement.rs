@@ -283,6 +283,24 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_limited_to_one_cpu_gets_no_isolation() {
+        // The CPUs this thread may use decide: pinned to one, isolation is impossible.
+        let placement = std::thread::spawn(|| {
+            let first = sched::allowed_cpus().unwrap()[0];
+            sched::pin_current_thread(&[first]).unwrap();
+            Placement::detect(IsolationMode::Auto)
+        })
+        .join()
+        .unwrap();
+        assert!(!placement.is_applied());
+        assert!(
+            placement.problems[0].contains("at least 2 CPUs"),
+            "{:?}",
+            placement.problems
+        );
+    }
+
+    #[test]
     fn masks_are_kernel_bitmaps() {
         assert_eq!(cpu_mask(&[1]), "00000002");
         assert_eq!(cpu_mask(&[0, 1]), "00000003");

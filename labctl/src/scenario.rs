@@ -924,6 +924,7 @@ mod tests {
                 "ci",
                 "enobufs",
                 "fanout",
+                "gate-power",
                 "quick",
                 "scale",
                 "scale-overload"

@@ -75,6 +75,27 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{text:?} is not a size: use bytes or K/M/G, e.g. 8M"))
 }
 
+/// The data plane settings of the command line.
+fn dataplane_config(args: &RunArgs, io: relay::dataplane::IoBackend) -> DataplaneConfig {
+    if args.handicap_ns > 0 {
+        tracing::warn!(
+            "--handicap-ns {}: every frame costs that much extra CPU (test-only slowdown)",
+            args.handicap_ns
+        );
+    }
+    DataplaneConfig {
+        workers: usize::from(args.workers),
+        ttl: args.ttl,
+        timing: args.timing,
+        io,
+        ring: Default::default(),
+        frame_ring: Default::default(),
+        rx_slots: args.rx_slots as usize,
+        tx_slots: args.tx_slots as usize,
+        handicap_ns: args.handicap_ns,
+    }
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut rules = args.rules.clone();
     if let Some(path) = &args.config {
@@ -99,20 +120,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let limits = Limits::from_proc()
         .context("reading net.ipv4.igmp_max_memberships / net.core.optmem_max")?;
     let publisher = TablePublisher::new();
-    let dataplane = Dataplane::start(
-        DataplaneConfig {
-            workers: usize::from(args.workers),
-            ttl: args.ttl,
-            timing: args.timing,
-            io,
-            ring: Default::default(),
-            frame_ring: Default::default(),
-            rx_slots: args.rx_slots as usize,
-            tx_slots: args.tx_slots as usize,
-            handicap_ns: args.handicap_ns,
-        },
-        publisher.clone(),
-    )?;
+    let dataplane = Dataplane::start(dataplane_config(&args, io), publisher.clone())?;
     let memberships = Memberships::new(
         strategy,
         limits,
@@ -146,12 +154,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
-    if args.handicap_ns > 0 {
-        tracing::warn!(
-            "--handicap-ns {}: every frame costs that much extra CPU (test-only slowdown)",
-            args.handicap_ns
-        );
-    }
     tracing::info!(
         "relay running: {} rule(s), {} worker(s), fanout group {}, membership {strategy}, control {}",
         relay.list().len(),

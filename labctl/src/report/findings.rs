@@ -19,6 +19,7 @@ pub fn findings(r: &Results) -> Vec<String> {
     out.extend(delivered_up_to(r));
     out.extend(bound_points(r));
     out.extend(cpu_at_largest(r));
+    out.extend(latency_at_largest(r));
     out.extend(zero_loss(r));
     out.extend(join_delay(r));
     out.extend(cross_checks(r));
@@ -379,40 +380,71 @@ fn bound_points(r: &Results) -> Vec<String> {
     out
 }
 
+/// Every system's `metric` at the largest stream count measured (smallest fan-out, first rate
+/// and size), lowest first; `None` when no system has it.
+fn ranked_at_largest(
+    r: &Results,
+    variant: &str,
+    metric: fn(&Aggregate) -> Option<Stat>,
+) -> Option<(u32, Vec<(System, Stat)>)> {
+    let mut at_max: Vec<(System, u32, Stat)> = r
+        .systems()
+        .into_iter()
+        .filter_map(|s| {
+            let line = streams_line(r, &s, variant);
+            let a = line.iter().rev().find(|a| metric(a).is_some())?;
+            Some((s, a.key.streams, metric(a)?))
+        })
+        .collect();
+    let largest = at_max.iter().map(|x| x.1).max()?;
+    at_max.retain(|x| x.1 == largest);
+    at_max.sort_by(|a, b| a.2.mean.total_cmp(&b.2.mean));
+    Some((
+        largest,
+        at_max.into_iter().map(|(s, _, v)| (s, v)).collect(),
+    ))
+}
+
 fn cpu_at_largest(r: &Results) -> Vec<String> {
-    let mut out = Vec::new();
-    for variant in variants(r) {
-        let suffix = variant_suffix(r, &variant);
-        let mut at_max: Vec<(System, u32, Stat)> = r
-            .systems()
-            .into_iter()
-            .filter_map(|s| {
-                let line = streams_line(r, &s, &variant);
-                let a = line.iter().rev().find(|a| a.cpu_s_per_mpkt.is_some())?;
-                Some((s, a.key.streams, a.cpu_s_per_mpkt?))
-            })
-            .collect();
-        if at_max.is_empty() {
-            continue;
-        }
-        let largest = at_max.iter().map(|x| x.1).max().unwrap_or(0);
-        at_max.retain(|x| x.1 == largest);
-        at_max.sort_by(|a, b| a.2.mean.total_cmp(&b.2.mean));
-        let list = at_max
-            .iter()
-            .map(|(s, _, c)| format!("{s} {}", number_with_ci(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let basis = if r.isolation.applied {
-            "busy time of the system's own CPUs, kernel softirq included"
-        } else {
-            "the system's processes only: without isolation the kernel's forwarding in softirq is not attributable"
-        };
-        out.push(format!(
-            "At {largest} streams, CPU seconds per million delivered packets (= CPU cores per Mpps; {basis}): {list}{suffix}."
-        ));
-    }
-    out
+    let basis = if r.isolation.applied {
+        "busy time of the system's own CPUs, kernel softirq included"
+    } else {
+        "the system's processes only: without isolation the kernel's forwarding in softirq is not attributable"
+    };
+    variants(r)
+        .into_iter()
+        .filter_map(|variant| {
+            let (largest, ranked) = ranked_at_largest(r, &variant, |a| a.cpu_s_per_mpkt)?;
+            let list = ranked
+                .iter()
+                .map(|(s, c)| format!("{s} {}", number_with_ci(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some(format!(
+                "At {largest} streams, CPU seconds per million delivered packets (= CPU cores per Mpps; {basis}): {list}{}.",
+                variant_suffix(r, &variant)
+            ))
+        })
+        .collect()
+}
+
+/// p99 latency of every system at the largest stream count, fastest first.
+fn latency_at_largest(r: &Results) -> Vec<String> {
+    variants(r)
+        .into_iter()
+        .filter_map(|variant| {
+            let (largest, ranked) = ranked_at_largest(r, &variant, |a| a.latency_p99_ns)?;
+            let list = ranked
+                .iter()
+                .map(|(s, l)| format!("{s} {} ms", format_number(l.mean / 1e6)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some(format!(
+                "At {largest} streams, p99 latency (sender to sink, worst link): {list}{}.",
+                variant_suffix(r, &variant)
+            ))
+        })
+        .collect()
 }
 
 fn zero_loss(r: &Results) -> Vec<String> {

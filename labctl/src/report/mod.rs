@@ -94,10 +94,10 @@ enum Axis {
 }
 
 /// How a chart reads its y value from an aggregate.
-struct Metric<'a> {
-    title: &'a str,
-    y_label: &'a str,
-    value: &'a dyn Fn(&Aggregate) -> Option<Stat>,
+struct Metric {
+    title: &'static str,
+    y_label: &'static str,
+    value: fn(&Aggregate) -> Option<Stat>,
     scale: f64,
     /// Which points without a verdict this chart marks.
     marks: Marks,
@@ -116,7 +116,124 @@ enum Marks {
     None,
 }
 
-/// The report's charts, in order: one question each.
+impl Metric {
+    const fn new(
+        title: &'static str,
+        y_label: &'static str,
+        value: fn(&Aggregate) -> Option<Stat>,
+        marks: Marks,
+    ) -> Metric {
+        Metric {
+            title,
+            y_label,
+            value,
+            scale: 1.0,
+            marks,
+            from_zero: true,
+        }
+    }
+}
+
+/// What the sender reached, per cent of the asked rate.
+fn offered_pct(a: &Aggregate) -> Option<Stat> {
+    let s = a.sent_pps?;
+    let pct = |v: f64| v * 100.0 / a.asked_pps;
+    Some(Stat {
+        mean: pct(s.mean),
+        min: pct(s.min),
+        max: pct(s.max),
+        stddev: pct(s.stddev),
+        ci95: s.ci95.map(pct),
+        n: s.n,
+    })
+}
+
+/// The report's charts, one question each: (x axis, metric).
+fn chart_metrics(primary: Axis) -> Vec<(Axis, Metric)> {
+    vec![
+        (
+            primary,
+            Metric::new(
+                "Delivered % of the asked load vs streams",
+                "delivered %",
+                |a| a.delivered_pct,
+                Marks::All,
+            ),
+        ),
+        (
+            primary,
+            Metric::new(
+                "Offered load: sent / asked rate vs streams",
+                "sent / asked %",
+                offered_pct,
+                Marks::Bounds,
+            ),
+        ),
+        (
+            primary,
+            Metric::new(
+                "CPU seconds per million delivered packets vs streams",
+                "CPU s / Mpkt",
+                |a| a.cpu_s_per_mpkt,
+                Marks::None,
+            ),
+        ),
+        (
+            Axis::Fanout,
+            Metric::new(
+                "Zero-loss throughput vs fan-out",
+                "input pps",
+                |a| a.zero_loss_pps,
+                Marks::SearchBounds,
+            ),
+        ),
+        (
+            primary,
+            Metric {
+                scale: 0.001,
+                from_zero: false,
+                ..Metric::new(
+                    "Latency p99 vs streams",
+                    "p99 latency (us)",
+                    |a| a.latency_p99_ns,
+                    Marks::None,
+                )
+            },
+        ),
+        (
+            primary,
+            Metric::new(
+                "Group join delay vs streams",
+                "join delay (ms)",
+                |a| a.join_delay_ms,
+                Marks::None,
+            ),
+        ),
+        (
+            primary,
+            Metric {
+                scale: 1.0 / 1024.0,
+                ..Metric::new(
+                    "Peak RSS of the system's processes vs streams",
+                    "RSS (MiB)",
+                    |a| a.peak_rss_kib,
+                    Marks::None,
+                )
+            },
+        ),
+        (
+            primary,
+            Metric::new(
+                "Processes of the system vs streams",
+                "processes",
+                |a| a.processes,
+                Marks::None,
+            ),
+        ),
+    ]
+}
+
+/// The report's charts, in order.
 fn charts_of(r: &Results) -> Vec<Chart> {
     // The "vs streams" charts use fan-out as x when the run has one stream count and several
     // fan-outs (fanout.toml): a single x value would only show a pile of dots.
@@ -132,109 +249,7 @@ fn charts_of(r: &Results) -> Vec<Chart> {
     } else {
         Axis::Streams
     };
-    let offered = |a: &Aggregate| {
-        let s = a.sent_pps?;
-        let pct = |v: f64| v * 100.0 / a.asked_pps;
-        Some(Stat {
-            mean: pct(s.mean),
-            min: pct(s.min),
-            max: pct(s.max),
-            stddev: pct(s.stddev),
-            ci95: s.ci95.map(pct),
-            n: s.n,
-        })
-    };
-    let metrics: Vec<(Axis, Metric)> = vec![
-        (
-            primary,
-            Metric {
-                title: "Delivered % of the asked load vs streams",
-                y_label: "delivered %",
-                value: &|a| a.delivered_pct,
-                scale: 1.0,
-                marks: Marks::All,
-                from_zero: true,
-            },
-        ),
-        (
-            primary,
-            Metric {
-                title: "Offered load: sent / asked rate vs streams",
-                y_label: "sent / asked %",
-                value: &offered,
-                scale: 1.0,
-                marks: Marks::Bounds,
-                from_zero: true,
-            },
-        ),
-        (
-            primary,
-            Metric {
-                title: "CPU seconds per million delivered packets vs streams",
-                y_label: "CPU s / Mpkt",
-                value: &|a| a.cpu_s_per_mpkt,
-                scale: 1.0,
-                marks: Marks::None,
-                from_zero: true,
-            },
-        ),
-        (
-            Axis::Fanout,
-            Metric {
-                title: "Zero-loss throughput vs fan-out",
-                y_label: "input pps",
-                value: &|a| a.zero_loss_pps,
-                scale: 1.0,
-                marks: Marks::SearchBounds,
-                from_zero: true,
-            },
-        ),
-        (
-            primary,
-            Metric {
-                title: "Latency p99 vs streams",
-                y_label: "p99 latency (us)",
-                value: &|a| a.latency_p99_ns,
-                scale: 0.001,
-                marks: Marks::None,
-                from_zero: false,
-            },
-        ),
-        (
-            primary,
-            Metric {
-                title: "Group join delay vs streams",
-                y_label: "join delay (ms)",
-                value: &|a| a.join_delay_ms,
-                scale: 1.0,
-                marks: Marks::None,
-                from_zero: true,
-            },
-        ),
-        (
-            primary,
-            Metric {
-                title: "Peak RSS of the system's processes vs streams",
-                y_label: "RSS (MiB)",
-                value: &|a| a.peak_rss_kib,
-                scale: 1.0 / 1024.0,
-                marks: Marks::None,
-                from_zero: true,
-            },
-        ),
-        (
-            primary,
-            Metric {
-                title: "Processes of the system vs streams",
-                y_label: "processes",
-                value: &|a| a.processes,
-                scale: 1.0,
-                marks: Marks::None,
-                from_zero: true,
-            },
-        ),
-    ];
-    metrics
+    chart_metrics(primary)
         .iter()
         .map(|(x, m)| Chart {
             title: if *x == Axis::Fanout {
@@ -255,7 +270,7 @@ fn charts_of(r: &Results) -> Vec<Chart> {
 }
 
 /// What a chart's marks and bars mean.
-fn chart_note(m: &Metric<'_>) -> String {
+fn chart_note(m: &Metric) -> String {
     let marks = match m.marks {
         Marks::All => {
             "Hollow markers carry no verdict about the asked load: a refused membership (errno and group), a failed point, or a generator- or sink-bound one. "
@@ -317,7 +332,7 @@ fn series_label(r: &Results, x: Axis) -> impl Fn(&Aggregate) -> String + '_ {
 
 /// One series per label; each aggregate becomes a datum with its interval and, where the point
 /// carries no verdict, a mark.
-fn series(r: &Results, x: Axis, m: &Metric<'_>) -> Vec<Series> {
+fn series(r: &Results, x: Axis, m: &Metric) -> Vec<Series> {
     let label = series_label(r, x);
     let mut out: Vec<(System, Series)> = Vec::new();
     for a in &r.aggregates {
@@ -347,7 +362,7 @@ fn series(r: &Results, x: Axis, m: &Metric<'_>) -> Vec<Series> {
     out.into_iter().map(|(_, s)| s).collect()
 }
 
-fn datum(a: &Aggregate, x: f64, m: &Metric<'_>) -> Option<Datum> {
+fn datum(a: &Aggregate, x: f64, m: &Metric) -> Option<Datum> {
     let value = if a.measured() > 0 { (m.value)(a) } else { None };
     let mark = match m.marks {
         Marks::All => mark_of(a),
@@ -506,29 +521,10 @@ fn method(r: &Results) -> String {
     h
 }
 
-fn environment_table(r: &Results) -> String {
-    let e = &r.environment;
-    let mut rows: Vec<(String, String)> = vec![
-        ("kernel".into(), e.kernel_release.clone()),
-        ("CPU".into(), e.cpu_model.clone()),
-        ("cores".into(), e.cores.to_string()),
-    ];
-    rows.extend(
-        e.tools
-            .iter()
-            .map(|(k, v)| (format!("tool: {k}"), v.clone())),
-    );
-    rows.extend(
-        e.namespace_sysctls
-            .iter()
-            .map(|(k, v)| (format!("fresh namespace: {k}"), v.clone())),
-    );
-    rows.extend(
-        e.root_sysctls
-            .iter()
-            .map(|(k, v)| (format!("root (read only): {k}"), v.clone())),
-    );
+/// The environment table's rows about the CPU placement and the load generator's ceiling.
+fn isolation_rows(r: &Results) -> Vec<(String, String)> {
     let iso = &r.isolation;
+    let mut rows = Vec::new();
     rows.push((
         "isolation".into(),
         format!(
@@ -569,6 +565,32 @@ fn environment_table(r: &Results) -> String {
             },
         ));
     }
+    rows
+}
+
+fn environment_table(r: &Results) -> String {
+    let e = &r.environment;
+    let mut rows: Vec<(String, String)> = vec![
+        ("kernel".into(), e.kernel_release.clone()),
+        ("CPU".into(), e.cpu_model.clone()),
+        ("cores".into(), e.cores.to_string()),
+    ];
+    rows.extend(
+        e.tools
+            .iter()
+            .map(|(k, v)| (format!("tool: {k}"), v.clone())),
+    );
+    rows.extend(
+        e.namespace_sysctls
+            .iter()
+            .map(|(k, v)| (format!("fresh namespace: {k}"), v.clone())),
+    );
+    rows.extend(
+        e.root_sysctls
+            .iter()
+            .map(|(k, v)| (format!("root (read only): {k}"), v.clone())),
+    );
+    rows.extend(isolation_rows(r));
     let def = &r.scenario.definition;
     for v in def.variants() {
         let sysctls = r.scenario.definition.sysctls_for(&v.name);

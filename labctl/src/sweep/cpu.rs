@@ -9,6 +9,7 @@
 //! the tick stops while a CPU idles, a CPU woken thousands of times a second is sampled mostly
 //! while busy: those columns overstate work at low load and only show its composition.
 
+use super::sample::clock_ticks_per_second;
 use crate::results::{CpuTimes, MachineCpu};
 use std::time::Instant;
 
@@ -76,13 +77,6 @@ pub fn parse_proc_stat(text: &str) -> Vec<(u32, [u64; 8])> {
             Some((cpu, values))
         })
         .collect()
-}
-
-fn clock_ticks_per_second() -> f64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .map_or(100.0, |t| t as f64)
 }
 
 #[cfg(test)]

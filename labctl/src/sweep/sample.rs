@@ -56,7 +56,8 @@ pub fn parse_stat_cpu(stat: &str) -> Option<u64> {
         .sum()
 }
 
-fn clock_ticks_per_second() -> f64 {
+/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
+pub fn clock_ticks_per_second() -> f64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()

@@ -18,10 +18,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// Outbound interfaces smcroutectl keeps of one batch-mode `add` line (measured with smcroute
+/// 2.5.6: a sixth and later interface on the line are silently dropped). Further `add` lines for
+/// the same (S,G) add their interfaces to the route.
+const OIFS_PER_LINE: usize = 5;
 const BATCH_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The smcroutectl batch for the layout: a join (so a snooping switch forwards the group) and an
-/// (S,G) route to every output link, per input stream.
+/// (S,G) route to every output link, per input stream; the route's outbound interfaces go
+/// [`OIFS_PER_LINE`] to a line.
 pub fn batch(layout: &Layout, inputs: Range<u32>) -> Result<String> {
     let input = layout
         .relay_in
@@ -40,13 +45,15 @@ pub fn batch(layout: &Layout, inputs: Range<u32>) -> Result<String> {
     for i in inputs {
         let group = layout.input_group(i);
         let _ = writeln!(text, "join {} {group}", input.ifname);
-        let _ = writeln!(
-            text,
-            "add {} {} {group} {}",
-            input.ifname,
-            layout.generator.addr,
-            outs.join(" ")
-        );
+        for chunk in outs.chunks(OIFS_PER_LINE) {
+            let _ = writeln!(
+                text,
+                "add {} {} {group} {}",
+                input.ifname,
+                layout.generator.addr,
+                chunk.join(" ")
+            );
+        }
     }
     Ok(text)
 }
@@ -240,6 +247,18 @@ mod tests {
         assert_eq!(
             batch(&layout, 0..2).unwrap(),
             "join in 239.1.0.1\nadd in 198.18.1.1 239.1.0.1 o0 o1\njoin in 239.1.0.2\nadd in 198.18.1.1 239.1.0.2 o0 o1\n"
+        );
+        // smcroutectl keeps 5 outbound interfaces per batch line: 7 go on two lines.
+        let outs: Vec<Endpoint> = (0..7u8).map(|k| ep(&format!("o{k}"), k + 2)).collect();
+        let wide = Layout {
+            streams: 1,
+            fanout: 7,
+            relay_out: outs,
+            ..layout
+        };
+        assert_eq!(
+            batch(&wide, 0..1).unwrap(),
+            "join in 239.1.0.1\nadd in 198.18.1.1 239.1.0.1 o0 o1 o2 o3 o4\nadd in 198.18.1.1 239.1.0.1 o5 o6\n"
         );
     }
 }
