@@ -177,7 +177,14 @@ impl Chart {
                     y_max = y_min + 1.0;
                 }
                 let span = y_max - y_min;
-                self.draw(&root, (y_min - span * 0.02)..(y_max + span * 0.08), false)?;
+                // Room above the highest point for the marks' notes.
+                let marked = self
+                    .series
+                    .iter()
+                    .flat_map(|s| &s.data)
+                    .any(|d| d.mark.is_some());
+                let top = if marked { 0.25 } else { 0.08 };
+                self.draw(&root, (y_min - span * 0.02)..(y_max + span * top), false)?;
             }
             root.present().map_err(|e| e.to_string())?;
         }
@@ -190,20 +197,21 @@ impl Chart {
         Y::CoordDescType: ValueFormatter<f64>,
     {
         let xs = self.x_values();
+        // A single x value sits in the middle of three segments, not at the left of two.
+        let shift = u32::from(xs.len() == 1);
+        let segments = (xs.len() as u32).saturating_sub(1).max(1) + shift;
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 16))
             .margin(12)
             .margin_right(LEGEND_PX)
             .x_label_area_size(42)
             .y_label_area_size(72)
-            .build_cartesian_2d(
-                (0u32..xs.len().saturating_sub(1).max(1) as u32).into_segmented(),
-                y_range,
-            )
+            .build_cartesian_2d((0u32..segments).into_segmented(), y_range)
             .map_err(|e| e.to_string())?;
         let label_of = |v: &SegmentValue<u32>| match v {
-            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => xs
-                .get(*i as usize)
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => i
+                .checked_sub(shift)
+                .and_then(|i| xs.get(i as usize))
                 .map(|x| format_number(*x))
                 .unwrap_or_default(),
             SegmentValue::Last => String::new(),
@@ -216,7 +224,7 @@ impl Chart {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(xs.len())
+            .x_labels(segments as usize + 1)
             .x_label_formatter(&label_of)
             .y_label_formatter(&|y| format_number(*y))
             .x_desc(self.x_label.as_str())
@@ -224,18 +232,19 @@ impl Chart {
             .draw()
             .map_err(|e| e.to_string())?;
         let n = self.series.len() as i32;
+        let (xs_px, ys_px) = chart.plotting_area().get_pixel_range();
         for (i, series) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let shape = SHAPES[i % SHAPES.len()];
             let dodge = (2 * i as i32 - (n - 1)) * DODGE_PX / 2;
             let at = |d: &Datum, y: f64| {
-                let idx = xs.iter().position(|x| *x == d.x).unwrap_or(0) as u32;
+                let idx = xs.iter().position(|x| *x == d.x).unwrap_or(0) as u32 + shift;
                 let (px, py) = chart.backend_coord(&(SegmentValue::CenterOf(idx), y));
-                (px + dodge, py)
+                // Error bars wider than the axis stop at its ends.
+                (px + dodge, py.clamp(ys_px.start, ys_px.end))
             };
             draw_series(root, series, (color, shape, i), &at)?;
         }
-        let (xs_px, ys_px) = chart.plotting_area().get_pixel_range();
         draw_legend(root, &self.series, (xs_px.end + 12, ys_px.start + 8))
     }
 }

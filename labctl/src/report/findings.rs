@@ -170,6 +170,19 @@ fn delivery(a: &Aggregate) -> String {
     }
 }
 
+/// Why a measured point carries no verdict, in a few words.
+fn no_verdict(a: &Aggregate) -> String {
+    if a.is_generator_bound() {
+        format!(
+            "generator-bound (the sender reached {} of {} pps)",
+            a.sent_pps.map_or("?".to_owned(), |s| format_number(s.mean)),
+            format_number(a.asked_pps)
+        )
+    } else {
+        "sink-bound (the sinks' host dropped packets)".to_owned()
+    }
+}
+
 /// The verdict at the run's largest stream count (or largest fan-out for fan-out runs).
 fn headline(r: &Results) -> Vec<String> {
     if r.scenario
@@ -336,10 +349,21 @@ fn delivered_up_to(r: &Results) -> Vec<String> {
                     "{system} delivered >= {t} % of the full load at every stream count measured (up to {}){suffix}.",
                     line[line.len() - 1].key.streams
                 ),
+                Some(0) if !line[0].is_valid() && line[0].measured() > 0 => format!(
+                    "{system}: no verdict already at {} streams: {}{suffix}.",
+                    line[0].key.streams,
+                    no_verdict(line[0])
+                ),
                 Some(0) => format!(
                     "{system} did not deliver >= {t} % already at {} streams: {}{suffix}.",
                     line[0].key.streams,
                     delivery(line[0])
+                ),
+                Some(i) if !line[i].is_valid() && line[i].measured() > 0 => format!(
+                    "{system} delivered >= {t} % of the full load up to {} streams; no verdict at {} streams: {}{suffix}.",
+                    line[i - 1].key.streams,
+                    line[i].key.streams,
+                    no_verdict(line[i])
                 ),
                 Some(i) => format!(
                     "{system} delivered >= {t} % of the full load up to {} streams; at {} streams: {}{suffix}.",
