@@ -24,6 +24,9 @@ pub struct Datum {
     pub mark: Option<String>,
     /// Drawn but not joined by the series' line (failed or refused points at y = 0).
     pub detached: bool,
+    /// Drawn hollow without a note (a point without a verdict on a chart that does not explain
+    /// why).
+    pub hollow: bool,
 }
 
 /// One line of a chart.
@@ -291,8 +294,7 @@ fn draw_series(
             .and_then(|()| root.draw(&cap(bottom.1)))
             .map_err(|e| e.to_string())?;
         }
-        let hollow = d.mark.is_some();
-        draw_marker(root, p, color, shape, hollow)?;
+        draw_marker(root, p, color, shape, d.hollow || d.mark.is_some())?;
         if let Some(note) = &d.mark {
             // Notes of neighbouring series at one point are stacked, not printed over each other.
             let font = ("sans-serif", 11).into_font().color(&RED);

@@ -370,6 +370,8 @@ fn datum(a: &Aggregate, x: f64, m: &Metric) -> Option<Datum> {
         Marks::SearchBounds => a.zero_loss_bound.map(|_| ">= (lab limit)".to_owned()),
         Marks::None => None,
     };
+    // Every chart draws a point without a verdict (generator- or sink-bound) hollow.
+    let hollow = a.measured() > 0 && !a.is_valid();
     match value {
         Some(s) => Some(Datum {
             x,
@@ -379,6 +381,7 @@ fn datum(a: &Aggregate, x: f64, m: &Metric) -> Option<Datum> {
                 .map(|h| ((s.mean - h) * m.scale, (s.mean + h) * m.scale)),
             detached: false,
             mark,
+            hollow,
         }),
         // Failed or refused points without a value: a mark at 0.
         None if m.marks == Marks::All && mark.is_some() => Some(Datum {
@@ -387,6 +390,7 @@ fn datum(a: &Aggregate, x: f64, m: &Metric) -> Option<Datum> {
             interval: None,
             detached: true,
             mark,
+            hollow: true,
         }),
         None => None,
     }
