@@ -143,7 +143,20 @@ pub fn compare(
         c.problems
             .push("the baseline has no relay/* point: nothing to judge".to_owned());
     }
+    require_a_judgement(&mut c);
     c
+}
+
+/// A comparison that judged nothing (every baseline point skipped or unmeasured) fails: a gate
+/// that checked nothing has not passed.
+fn require_a_judgement(c: &mut Comparison) {
+    let judged = c.rows.iter().any(|r| r.verdict != Verdict::NotJudged);
+    if !judged && c.problems.is_empty() {
+        c.problems.push(
+            "no metric was judged (the baseline measured nothing comparable): nothing passed"
+                .to_owned(),
+        );
+    }
 }
 
 /// Compares two systems of one run (same-run A/B): every point of `baseline_system` against the
@@ -179,6 +192,7 @@ pub fn compare_ab(
             None => c.rows.push(missing_point(&point)),
         }
     }
+    require_a_judgement(&mut c);
     c
 }
 

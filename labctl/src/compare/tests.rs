@@ -259,3 +259,29 @@ fn generator_capped_zero_loss_figures_are_lower_bounds() {
         c.table()
     );
 }
+
+#[test]
+fn a_comparison_that_judged_nothing_fails() {
+    // The baseline build was skipped (its binary missing): no metric can be judged.
+    let mut r = run(STEADY, STEADY);
+    for p in r
+        .points
+        .iter_mut()
+        .filter(|p| p.point.system.build.is_some())
+    {
+        *p = PointResult::empty(
+            p.point.clone(),
+            Status::Skipped {
+                reason: "relay binary /x does not exist".into(),
+            },
+        );
+    }
+    r.refresh_aggregates();
+    let c = ab(&r);
+    assert!(c.fails(), "{}", c.table());
+    assert!(
+        c.problems[0].contains("no metric was judged"),
+        "{:?}",
+        c.problems
+    );
+}

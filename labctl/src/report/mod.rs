@@ -132,6 +132,19 @@ impl Metric {
             from_zero: true,
         }
     }
+
+    /// The same metric with its values multiplied by `scale` (units).
+    const fn scaled(self, scale: f64) -> Metric {
+        Metric { scale, ..self }
+    }
+
+    /// The same metric on a y axis that need not start at 0.
+    const fn floating(self) -> Metric {
+        Metric {
+            from_zero: false,
+            ..self
+        }
+    }
 }
 
 /// What the sender reached, per cent of the asked rate.
@@ -189,16 +202,14 @@ fn chart_metrics(primary: Axis) -> Vec<(Axis, Metric)> {
         ),
         (
             primary,
-            Metric {
-                scale: 0.001,
-                from_zero: false,
-                ..Metric::new(
-                    "Latency p99 vs streams",
-                    "p99 latency (us)",
-                    |a| a.latency_p99_ns,
-                    Marks::None,
-                )
-            },
+            Metric::new(
+                "Latency p99 vs streams",
+                "p99 latency (us)",
+                |a| a.latency_p99_ns,
+                Marks::None,
+            )
+            .scaled(0.001)
+            .floating(),
         ),
         (
             primary,
@@ -211,15 +222,13 @@ fn chart_metrics(primary: Axis) -> Vec<(Axis, Metric)> {
         ),
         (
             primary,
-            Metric {
-                scale: 1.0 / 1024.0,
-                ..Metric::new(
-                    "Peak RSS of the system's processes vs streams",
-                    "RSS (MiB)",
-                    |a| a.peak_rss_kib,
-                    Marks::None,
-                )
-            },
+            Metric::new(
+                "Peak RSS of the system's processes vs streams",
+                "RSS (MiB)",
+                |a| a.peak_rss_kib,
+                Marks::None,
+            )
+            .scaled(1.0 / 1024.0),
         ),
         (
             primary,
