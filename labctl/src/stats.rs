@@ -42,20 +42,6 @@ impl Stat {
             ci95,
         })
     }
-
-    /// The 95 % interval of the mean, or (mean, mean) without one.
-    pub fn interval(&self) -> (f64, f64) {
-        let half = self.ci95.unwrap_or(0.0);
-        (self.mean - half, self.mean + half)
-    }
-
-    /// The interval's half-width relative to the mean (0 without an interval or a zero mean).
-    pub fn relative_ci(&self) -> f64 {
-        match self.ci95 {
-            Some(half) if self.mean.abs() > f64::EPSILON => half / self.mean.abs(),
-            _ => 0.0,
-        }
-    }
 }
 
 /// Sample variance (n - 1); 0 for fewer than two values.
@@ -164,7 +150,6 @@ mod tests {
         assert!((s.ci95.unwrap() - 4.968_7).abs() < 1e-3, "{s:?}");
         let one = Stat::of(&[5.0]).unwrap();
         assert_eq!((one.ci95, one.stddev), (None, 0.0));
-        assert_eq!(one.interval(), (5.0, 5.0));
         assert!(Stat::of(&[]).is_none());
         assert!(Stat::of(&[1.0, f64::NAN]).is_none());
     }
