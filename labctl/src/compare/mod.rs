@@ -246,8 +246,8 @@ fn judge_point(
         .iter()
         .filter_map(|&metric| {
             let f = metric_of(metric);
-            let base_samples = base_run.samples(&base.key, f);
-            let cur_samples = cur_run.samples(&cur.key, f);
+            let base_samples = base_run.samples(base, f);
+            let cur_samples = cur_run.samples(cur, f);
             judge::judge(
                 point,
                 metric,

@@ -158,7 +158,7 @@ fn delivery(a: &Aggregate) -> String {
             format_number(a.asked_pps),
             percent_with_ci(d)
         )
-    } else if a.sink_bound > 0 {
+    } else if a.is_sink_bound() {
         format!(
             "{} (sink-bound: the sink's host dropped {} % - the lab's limit)",
             percent_with_ci(d),

@@ -416,7 +416,7 @@ fn mark_of(a: &Aggregate) -> Option<String> {
         Some("failed".to_owned())
     } else if a.is_generator_bound() {
         Some("gen-bound".to_owned())
-    } else if a.sink_bound > 0 {
+    } else if a.is_sink_bound() {
         Some("sink-bound".to_owned())
     } else {
         None
@@ -453,6 +453,9 @@ fn status_cell(a: &Aggregate) -> String {
     }
     if a.sink_bound > 0 {
         parts.push(format!("{} sink-bound", a.sink_bound));
+    }
+    if a.excluded > 0 {
+        parts.push(format!("{} bound left out", a.excluded));
     }
     if a.cross_check_flags > 0 {
         parts.push(format!("{} cross-check flag(s)", a.cross_check_flags));

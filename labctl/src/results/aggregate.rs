@@ -1,5 +1,10 @@
 //! A point over its repeats: mean, spread and 95 % interval of every metric, and how many
 //! repeats were valid, bound by the load generator or the sink, failed or skipped.
+//!
+//! A few bound repeats among many valid ones (at most [`MAX_EXCLUDED_FRACTION`] of the measured
+//! repeats, at least two valid ones left) are a transient of the lab, not of the point: they are
+//! left out of the numbers, counted in `excluded`, and the point keeps its verdict. More than
+//! that and the point is bound: its numbers span every measured repeat and carry no verdict.
 
 use super::{PointResult, Status};
 use crate::results::measures::SearchBound;
@@ -24,6 +29,9 @@ pub struct Aggregate {
     /// Repeats skipped (a tool missing), as opposed to failed.
     #[serde(default)]
     pub skipped: u32,
+    /// Bound repeats left out of the numbers because enough valid repeats remained.
+    #[serde(default)]
+    pub excluded: u32,
     /// Repeats whose counts disagreed with the kernel's counters.
     #[serde(default)]
     pub cross_check_flags: u32,
@@ -62,14 +70,33 @@ impl Aggregate {
         self.ok + self.generator_bound + self.sink_bound
     }
 
-    /// True when every measured repeat was valid: a verdict about the asked load holds.
+    /// True when the numbers come from valid repeats only: a verdict about the asked load holds.
     pub fn is_valid(&self) -> bool {
-        self.ok > 0 && self.generator_bound == 0 && self.sink_bound == 0
+        self.ok > 0 && self.generator_bound + self.sink_bound == self.excluded
     }
 
-    /// True when some repeat's sender fell short of the asked rate.
+    /// True when the point has no verdict because its sender fell short of the asked rate.
     pub fn is_generator_bound(&self) -> bool {
-        self.generator_bound > 0
+        self.generator_bound > 0 && !self.is_valid()
+    }
+
+    /// True when the point has no verdict because the sinks' host dropped packets.
+    pub fn is_sink_bound(&self) -> bool {
+        self.sink_bound > 0 && !self.is_valid()
+    }
+}
+
+/// Largest share of a point's measured repeats that may be bound and left out.
+pub const MAX_EXCLUDED_FRACTION: f64 = 0.25;
+
+/// How many of `bound` repeats (out of `ok + bound` measured) are left out of the numbers:
+/// all of them when they are few enough, none otherwise.
+pub fn excluded_repeats(ok: u32, bound: u32) -> u32 {
+    let few = f64::from(bound) <= MAX_EXCLUDED_FRACTION * f64::from(ok + bound);
+    if bound > 0 && ok >= 2 && few {
+        bound
+    } else {
+        0
     }
 }
 
@@ -91,15 +118,19 @@ pub fn aggregate(points: &[PointResult]) -> Vec<Aggregate> {
 }
 
 fn aggregate_group(key: PointKey, group: &[&PointResult]) -> Aggregate {
+    let count = |f: &dyn Fn(&Status) -> bool| group.iter().filter(|p| f(&p.status)).count() as u32;
+    let ok = count(&|s| matches!(s, Status::Ok));
+    let generator_bound = count(&|s| matches!(s, Status::GeneratorBound { .. }));
+    let sink_bound = count(&|s| matches!(s, Status::SinkBound { .. }));
+    let excluded = excluded_repeats(ok, generator_bound + sink_bound);
     let measured: Vec<&PointResult> = group
         .iter()
         .copied()
-        .filter(|p| p.status.is_measured())
+        .filter(|p| counts_in_numbers(&p.status, excluded > 0))
         .collect();
     let stat = |f: &dyn Fn(&PointResult) -> Option<f64>| {
         Stat::of(&measured.iter().filter_map(|p| f(p)).collect::<Vec<_>>())
     };
-    let count = |f: &dyn Fn(&Status) -> bool| group.iter().filter(|p| f(&p.status)).count() as u32;
     let refused = group
         .iter()
         .filter_map(|p| p.capacity.as_ref())
@@ -113,9 +144,10 @@ fn aggregate_group(key: PointKey, group: &[&PointResult]) -> Aggregate {
     }
     Aggregate {
         repeats: group.len() as u32,
-        ok: count(&|s| matches!(s, Status::Ok)),
-        generator_bound: count(&|s| matches!(s, Status::GeneratorBound { .. })),
-        sink_bound: count(&|s| matches!(s, Status::SinkBound { .. })),
+        ok,
+        generator_bound,
+        sink_bound,
+        excluded,
         skipped: count(&|s| matches!(s, Status::Skipped { .. })),
         cross_check_flags: measured
             .iter()
@@ -143,5 +175,15 @@ fn aggregate_group(key: PointKey, group: &[&PointResult]) -> Aggregate {
         refused_errno: refused.and_then(|(_, e)| e),
         problems,
         key,
+    }
+}
+
+/// Whether a repeat with `status` counts in its point's numbers; `excluding` says the point's
+/// bound repeats were left out.
+pub fn counts_in_numbers(status: &Status, excluding: bool) -> bool {
+    if excluding {
+        matches!(status, Status::Ok)
+    } else {
+        status.is_measured()
     }
 }

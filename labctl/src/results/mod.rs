@@ -414,15 +414,19 @@ impl Results {
         systems
     }
 
-    /// (repeat, value) of `metric` for the point `key` (measured repeats only).
+    /// (repeat, value) of `metric` for `point`: the repeats its numbers come from (measured
+    /// repeats, valid ones only when its few bound ones were left out).
     pub fn samples(
         &self,
-        key: &crate::scenario::PointKey,
+        point: &Aggregate,
         metric: impl Fn(&PointResult) -> Option<f64>,
     ) -> Vec<(u32, f64)> {
+        let excluding = point.excluded > 0;
         self.points
             .iter()
-            .filter(|p| p.point.key() == *key && p.status.is_measured())
+            .filter(|p| {
+                p.point.key() == point.key && aggregate::counts_in_numbers(&p.status, excluding)
+            })
             .filter_map(|p| Some((p.point.repeat, metric(p)?)))
             .collect()
     }
@@ -547,6 +551,54 @@ mod tests {
         assert_eq!((agg.ok, agg.generator_bound, agg.measured()), (1, 1, 2));
         assert!(!agg.is_valid() && agg.is_generator_bound());
         assert_eq!(agg.delivered_pct.unwrap().n, 2);
+    }
+
+    #[test]
+    fn one_sink_bound_repeat_of_eight_is_left_out_and_the_point_keeps_its_verdict() {
+        let s = Scenario::parse(
+            "name = \"t\"\nsystems = [\"relay/pool\"]\nstreams = [10]\nrepeats = 8\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let results: Vec<PointResult> = s
+            .points()
+            .into_iter()
+            .enumerate()
+            .map(|(i, point)| {
+                let status = if i == 3 {
+                    Status::SinkBound {
+                        reason: "the sinks' host dropped 0.5 %".into(),
+                    }
+                } else {
+                    Status::Ok
+                };
+                let mut p = PointResult::empty(point, status);
+                p.offered = 1000;
+                p.delivered = if i == 3 { 900 } else { 1000 };
+                p.derive();
+                p
+            })
+            .collect();
+        let agg = &aggregate(&results)[0];
+        assert_eq!((agg.ok, agg.sink_bound, agg.excluded), (7, 1, 1));
+        assert!(agg.is_valid() && !agg.is_sink_bound());
+        let delivered = agg.delivered_pct.unwrap();
+        assert_eq!((delivered.n, delivered.mean), (7, 100.0));
+        let mut run = Results::new(&s, Path::new("t.toml"), Environment::default());
+        run.points = results.clone();
+        let samples = run.samples(agg, |p| p.delivered_pct);
+        assert_eq!(samples.len(), 7);
+        assert!(samples.iter().all(|(repeat, _)| *repeat != 3));
+    }
+
+    #[test]
+    fn bound_repeats_beyond_a_quarter_make_the_point_bound() {
+        assert_eq!(aggregate::excluded_repeats(12, 4), 4);
+        assert_eq!(aggregate::excluded_repeats(11, 5), 0);
+        assert_eq!(aggregate::excluded_repeats(1, 0), 0);
+        // One valid repeat is not enough to stand for the point.
+        assert_eq!(aggregate::excluded_repeats(1, 1), 0);
+        assert_eq!(aggregate::excluded_repeats(3, 1), 1);
     }
 
     #[test]
