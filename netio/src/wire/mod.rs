@@ -1,0 +1,1 @@
+//! Ethernet / IPv4 / UDP wire formats.
