@@ -1,4 +1,4 @@
-//! Names of everything the lab creates (docs/interfaces.md, LAB-RULES.md rule 2).
+//! Names of everything the lab creates (docs/interfaces.md; docs/architecture.md, safety rule 2).
 //!
 //! A run id identifies one topology. Random ids are 6 lowercase hex characters; a user may pick
 //! 1 to 6 characters of `[a-z0-9]` with `labctl topo up --name`. Every namespace is

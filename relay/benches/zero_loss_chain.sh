@@ -8,7 +8,7 @@ usage() {
     cat <<'EOF'
 zero_loss_chain.sh: highest offered rate with loss below a threshold, for
   relay  - `relay run` (default options unless --relay-args) on a labctl `chain` topology
-  socat  - socat in the ARCHITECTURE.md form on its own `chain` topology
+  socat  - socat in the form docs/architecture.md describes on its own `chain` topology
   direct - loadgen send -> loadgen sink on a labctl `direct` topology (no relay)
 one stream, searched by bisection over rates (one bounded probe per step and system).
 

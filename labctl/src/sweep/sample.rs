@@ -1,6 +1,7 @@
 //! Samples a set of processes from /proc while traffic runs: CPU (utime + stime + cutime +
 //! cstime from /proc/PID/stat), RSS (VmRSS from /proc/PID/status), open fds (/proc/PID/fd).
-//! Per-process /proc is reliable on this VM kind (ARCHITECTURE.md), /proc/stat is not.
+//! Per-process /proc is exact; /proc/stat's busy columns are tick-sampled (docs/architecture.md,
+//! "CPU accounting").
 
 use crate::results::Usage;
 use std::collections::HashMap;
