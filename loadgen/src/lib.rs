@@ -12,7 +12,6 @@ pub mod accounting;
 pub mod cli;
 pub mod frame;
 pub mod iface;
-pub mod membership;
 pub mod pacer;
 pub mod progress;
 pub mod send;

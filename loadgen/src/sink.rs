@@ -1,4 +1,5 @@
-//! `loadgen sink`: joins the groups on helper sockets ([`crate::membership`]), receives on one
+//! `loadgen sink`: joins the groups on helper sockets ([`netio::membership`], the pool strategy
+//! with the relay's capacity rule), receives on one
 //! socket per port bound to INADDR_ANY (IP_PKTINFO gives the destination group), batches with
 //! `recvmmsg`, and accounts every datagram ([`crate::accounting`]).
 //!
@@ -9,12 +10,12 @@
 use crate::accounting::Accounting;
 use crate::cli::{SinkConfig, UsageError};
 use crate::iface;
-use crate::membership::{MembershipPool, read_capacity};
 use crate::progress::Progress;
-use crate::summary::{SINK_SCHEMA, SinkSummary};
+use crate::summary::{JoinError, SINK_SCHEMA, SinkSummary};
 use crate::sys;
 use crate::wire::Header;
 use anyhow::{Context, Result};
+use netio::membership::{GroupJoins, KernelSockets, Limits, Memberships, Strategy};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashSet;
@@ -147,11 +148,23 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     })
 }
 
+/// Joins the groups on helper sockets: the pool strategy with the relay's capacity rule
+/// (`min(igmp_max_memberships, optmem_max / 48)` per socket, spilling on ENOBUFS). Refused
+/// joins are returned, not fatal; the memberships last until the pool is dropped.
+fn join_groups(cfg: &SinkConfig, ifindex: u32) -> Result<(Memberships<KernelSockets>, GroupJoins)> {
+    let limits = Limits::from_proc()
+        .context("reading net.ipv4.igmp_max_memberships / net.core.optmem_max")?;
+    let mut pool = Memberships::new(Strategy::Pool, limits, KernelSockets::default());
+    let joins = pool.join_groups(&cfg.interface, ifindex, &cfg.groups);
+    Ok((pool, joins))
+}
+
 /// Runs the sink until --duration, --idle or `stop`, and summarises what arrived.
 pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
     let ifindex = iface::index_of(&cfg.interface).map_err(|e| UsageError(e.to_string()))?;
-    let mut pool = MembershipPool::new(ifindex, read_capacity());
-    let join_errors = pool.join_all(&cfg.groups);
+    // `_pool` holds the memberships until `run` returns.
+    let (_pool, joins) = join_groups(cfg, ifindex)?;
+    let join_errors: Vec<JoinError> = joins.refused.iter().map(JoinError::from).collect();
     let receivers = cfg
         .ports
         .iter()
@@ -241,15 +254,15 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
 
     let (streams, totals, latency_ns) = accounting.finish();
     let seen: HashSet<Ipv4Addr> = accounting.groups_seen();
-    let silent_groups = pool
-        .joined()
+    let silent_groups = joins
+        .joined
         .iter()
         .copied()
         .filter(|g| !seen.contains(g))
         .collect();
     Ok(SinkSummary {
         schema: SINK_SCHEMA.to_string(),
-        joined_groups: pool.joined().len() as u32,
+        joined_groups: joins.joined.len() as u32,
         join_errors,
         duration_s: end.saturating_sub(start) as f64 / 1e9,
         received: accounting.received(),

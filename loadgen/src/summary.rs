@@ -88,8 +88,19 @@ pub struct StreamStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JoinError {
     pub group: Ipv4Addr,
+    /// The OS error (0 when there was none).
     pub errno: i32,
     pub message: String,
+}
+
+impl From<&netio::membership::RefusedGroup> for JoinError {
+    fn from(refused: &netio::membership::RefusedGroup) -> JoinError {
+        JoinError {
+            group: refused.group,
+            errno: refused.error.errno().unwrap_or(0),
+            message: refused.error.to_string(),
+        }
+    }
 }
 
 /// What `loadgen sink` received.

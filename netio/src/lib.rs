@@ -2,6 +2,7 @@
 //!
 //! Modules, one job each:
 //! - [`wire`]: zero-copy Ethernet / IPv4 / UDP views, the frame builder, the checksum
+//! - [`membership`]: IGMP joins on helper sockets (limits, strategies, the pool, its report)
 //!
 //! `unsafe` is denied crate-wide and allowed only in the kernel-interface modules; every block
 //! carries a `// SAFETY:` comment and every function whose soundness depends on its caller is an
@@ -9,4 +10,5 @@
 
 #![deny(unsafe_code)]
 
+pub mod membership;
 pub mod wire;

@@ -2,9 +2,9 @@
 //! and shut down cleanly on SIGTERM/SIGINT (leave groups, close sockets, remove the socket file).
 
 use anyhow::Context;
+use netio::membership::{KernelSockets, Limits, Memberships, Strategy};
 use relay::control::{ControlServer, ServerLimits};
 use relay::dataplane::{Dataplane, DataplaneConfig};
-use relay::membership::{KernelSockets, Limits, Memberships, Strategy};
 use relay::rule::Rule;
 use relay::service::Relay;
 use relay::table::TablePublisher;
@@ -27,8 +27,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
     /// How IGMP joins are placed on helper sockets.
-    #[arg(long, default_value = "pool", value_parser = ["pool", "single", "per-group"])]
-    membership: String,
+    #[arg(long, value_enum, default_value_t = Strategy::Pool)]
+    membership: Strategy,
     /// Force helper socket buffers (SO_RCVBUFFORCE/SO_SNDBUFFORCE), e.g. 8M, 425K, 65536.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     helper_buffer: Option<usize>,
@@ -101,10 +101,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.config {
         rules.extend(relay::config::load_config(path)?);
     }
-    let strategy: Strategy = args
-        .membership
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let strategy = args.membership;
     let io: relay::dataplane::IoBackend =
         args.io.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let egress: relay::udp_egress::EgressMode = args

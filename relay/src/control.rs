@@ -10,10 +10,10 @@
 //! dropped); bad JSON, unknown commands and invalid rules get an error reply and change nothing.
 //! The socket file is removed when the server shuts down.
 
-use crate::membership::SocketFactory;
 use crate::rule::Rule;
 use crate::service::{Relay, RequestError};
 use anyhow::Context;
+use netio::membership::SocketFactory;
 use serde_json::{Map, Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};

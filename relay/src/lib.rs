@@ -4,7 +4,8 @@
 //! Modules, one job each:
 //! - [`config`]: the `--config` JSON file
 //! - [`control`]: control socket server, protocol and client
-//! - [`service`]: control-plane state (installed rules, memberships, reports)
+//! - [`service`]: control-plane state (installed rules, memberships, reports); the IGMP
+//!   helper sockets themselves are `netio::membership` (pool / single / per-group)
 //! - [`rule`]: rule syntax, parse/print, validation
 //! - [`packet`]: zero-copy Ethernet/IPv4/UDP parser and egress frame builder
 //! - [`table`]: O(1) rule lookup table and its atomic swap
@@ -14,7 +15,6 @@
 //! - [`rx_batch`]: order-preserving batched receive (recvmmsg)
 //! - [`frame_ring`]: TPACKET_V2 per-frame receive ring (`--io ring`, the default)
 //! - [`mmap_ring`]: TPACKET_V3 block receive ring (`--io mmap`)
-//! - [`membership`]: IGMP helper sockets (pool / single / per-group)
 //! - [`stats`]: counters, drop reasons and opt-in per-stage timing
 //! - [`netif`]: interface index / MAC / address lookup
 //! - [`udp_egress`]: UDP-socket egress (`--egress udp`)
@@ -32,7 +32,6 @@ pub mod dataplane;
 mod forward;
 #[allow(unsafe_code)]
 pub mod frame_ring;
-pub mod membership;
 #[allow(unsafe_code)]
 pub mod mmap_ring;
 pub mod netif;

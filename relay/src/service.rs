@@ -6,17 +6,17 @@
 //! interfaces exist and its input membership succeeded; a failed `add` changes nothing.
 
 use crate::dataplane::SocketDropProbe;
-use crate::membership::{
-    JoinTarget, MembershipError, MembershipKey, MembershipReport, Memberships, SocketFactory,
-};
 use crate::netif::{self, InterfaceError};
 use crate::packet::{DropReason, EgressHeader};
-use crate::rule::{Input, Rule};
+use crate::rule::{Endpoint, Input, Rule};
 use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable, TablePublisher};
 use crate::udp_egress::{EgressMode, UdpSockets};
+use netio::membership::{
+    JoinTarget, MembershipError, MembershipKey, MembershipReport, Memberships, SocketFactory,
+};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -51,6 +51,9 @@ impl From<InterfaceError> for RequestError {
         RequestError::new(e.to_string())
     }
 }
+
+/// The interfaces of the relay's namespace by name ([`netif::list`]).
+type Interfaces = HashMap<String, netif::Interface>;
 
 struct InstalledRule {
     rule: Rule,
@@ -168,71 +171,22 @@ impl<F: SocketFactory> Relay<F> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Installs a rule; returns its id. On error nothing changed.
+    /// Installs a rule; returns its id. On error no rule and no membership changed (a UDP
+    /// egress socket opened on the way stays cached for the next rule on that interface).
+    ///
+    /// Phases: the input must be free, the interfaces resolve and the outputs compile, the input
+    /// membership is joined, and only then is the rule installed and the table published.
     pub fn add(&self, rule: Rule) -> Result<u64, RequestError> {
         let mut state = self.lock();
-        if let Some((id, _)) = state.rules.iter().find(|(_, r)| r.rule.input == rule.input) {
-            return Err(RequestError::new(format!(
-                "input {} is already used by rule {id}: remove it first or add outputs to it",
-                rule.input
-            )));
-        }
+        check_input_free(&state, &rule)?;
         let interfaces = netif::list()?;
-        let find = |name: &str| {
-            interfaces
-                .get(name)
-                .ok_or_else(|| InterfaceError::Unknown(name.to_string()))
-        };
-        let input_if = find(&rule.input.endpoint.interface)?;
-        let mut outputs = Vec::with_capacity(rule.outputs.len());
-        for output in &rule.outputs {
-            let out_if = find(&output.interface)?;
-            let source = out_if
-                .ipv4
-                .ok_or_else(|| InterfaceError::NoIpv4(output.interface.clone()))?;
-            let udp = match self.egress {
-                EgressMode::Packet => None,
-                EgressMode::Udp => Some(
-                    state
-                        .udp_sockets
-                        .get(&output.interface, source, self.ttl)
-                        .map_err(|e| RequestError {
-                            message: format!(
-                                "opening the UDP egress socket on {}: {e}",
-                                output.interface
-                            ),
-                            errno: e.raw_os_error(),
-                        })?,
-                ),
-            };
-            outputs.push(CompiledOutput {
-                ifindex: out_if.index,
-                header: EgressHeader {
-                    source_mac: out_if.mac,
-                    source,
-                    group: output.group,
-                    source_port: 0,
-                    destination_port: output.port,
-                    ttl: self.ttl,
-                    tos: 0,
-                },
-                udp,
-                stats: Arc::new(OutputStats::default()),
-            });
-        }
-        if rule.input.source.is_some() && input_if.ipv4.is_none() {
-            return Err(InterfaceError::NoIpv4(input_if.name.clone()).into());
-        }
-        let membership = membership_key(&rule.input);
-        state.memberships.join(
-            &membership,
-            &JoinTarget {
-                ifindex: input_if.index,
-                ifaddr: input_if.ipv4,
-                group: rule.input.endpoint.group,
-                source: rule.input.source,
-            },
-        )?;
+        let input_if = find_interface(&interfaces, &rule.input.endpoint.interface)?;
+        let outputs = rule
+            .outputs
+            .iter()
+            .map(|output| self.compile_output(&mut state, &interfaces, output))
+            .collect::<Result<Vec<_>, _>>()?;
+        let membership = join_input(&mut state.memberships, &rule.input, input_if)?;
         let id = state.next_id;
         state.next_id += 1;
         let key = FlowKey {
@@ -257,6 +211,49 @@ impl<F: SocketFactory> Relay<F> {
         );
         self.publish(&state);
         Ok(id)
+    }
+
+    /// The egress of one output: its interface's index, MAC and address, and with `--egress
+    /// udp` the interface's UDP socket.
+    fn compile_output(
+        &self,
+        state: &mut State<F>,
+        interfaces: &Interfaces,
+        output: &Endpoint,
+    ) -> Result<CompiledOutput, RequestError> {
+        let out_if = find_interface(interfaces, &output.interface)?;
+        let source = out_if
+            .ipv4
+            .ok_or_else(|| InterfaceError::NoIpv4(output.interface.clone()))?;
+        let udp = match self.egress {
+            EgressMode::Packet => None,
+            EgressMode::Udp => Some(
+                state
+                    .udp_sockets
+                    .get(&output.interface, source, self.ttl)
+                    .map_err(|e| RequestError {
+                        message: format!(
+                            "opening the UDP egress socket on {}: {e}",
+                            output.interface
+                        ),
+                        errno: e.raw_os_error(),
+                    })?,
+            ),
+        };
+        Ok(CompiledOutput {
+            ifindex: out_if.index,
+            header: EgressHeader {
+                source_mac: out_if.mac,
+                source,
+                group: output.group,
+                source_port: 0,
+                destination_port: output.port,
+                ttl: self.ttl,
+                tos: 0,
+            },
+            udp,
+            stats: Arc::new(OutputStats::default()),
+        })
     }
 
     /// Removes a rule by id.
@@ -382,6 +379,48 @@ impl<F: SocketFactory> Relay<F> {
     }
 }
 
+/// Refuses a rule whose input another rule already uses.
+fn check_input_free<F: SocketFactory>(state: &State<F>, rule: &Rule) -> Result<(), RequestError> {
+    match state.rules.iter().find(|(_, r)| r.rule.input == rule.input) {
+        Some((id, _)) => Err(RequestError::new(format!(
+            "input {} is already used by rule {id}: remove it first or add outputs to it",
+            rule.input
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn find_interface<'a>(
+    interfaces: &'a Interfaces,
+    name: &str,
+) -> Result<&'a netif::Interface, InterfaceError> {
+    interfaces
+        .get(name)
+        .ok_or_else(|| InterfaceError::Unknown(name.to_string()))
+}
+
+/// Joins the input's group (source-specific joins need the interface's address).
+fn join_input<F: SocketFactory>(
+    memberships: &mut Memberships<F>,
+    input: &Input,
+    input_if: &netif::Interface,
+) -> Result<MembershipKey, RequestError> {
+    if input.source.is_some() && input_if.ipv4.is_none() {
+        return Err(InterfaceError::NoIpv4(input_if.name.clone()).into());
+    }
+    let membership = membership_key(input);
+    memberships.join(
+        &membership,
+        &JoinTarget {
+            ifindex: input_if.index,
+            ifaddr: input_if.ipv4,
+            group: input.endpoint.group,
+            source: input.source,
+        },
+    )?;
+    Ok(membership)
+}
+
 fn membership_key(input: &Input) -> MembershipKey {
     MembershipKey {
         interface: input.endpoint.interface.clone(),
@@ -393,7 +432,7 @@ fn membership_key(input: &Input) -> MembershipKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::membership::{JoinSocket, Limits, Strategy};
+    use netio::membership::{JoinSocket, Limits, Strategy};
     use std::io;
 
     struct NullSocket;

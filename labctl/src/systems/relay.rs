@@ -10,6 +10,7 @@ use crate::process::{SpawnOptions, Spawned, spawn_in_netns};
 use crate::results::Capacity;
 use crate::scenario::SystemKind;
 use anyhow::{Context, Result, anyhow, bail};
+use netio::membership::Strategy;
 use std::io::{BufRead, BufReader, Write};
 use std::ops::Range;
 use std::os::unix::net::UnixStream;
@@ -42,12 +43,11 @@ pub fn start(spec: &SystemSpec, layout: &Layout) -> Result<Running, StartError> 
     let control = scratch.path("control.sock");
     let mut cmd = Command::new(&binary);
     cmd.arg("run").arg("--control").arg(&control);
-    match kind {
-        SystemKind::RelayPool => cmd.args(["--membership", "pool"]),
-        SystemKind::RelaySingle => cmd.args(["--membership", "single"]),
-        SystemKind::RelaySingle8mb => cmd.args(["--membership", "single", "--helper-buffer", "8M"]),
-        other => return Err(anyhow!("{other} is not a relay configuration").into()),
-    };
+    let (strategy, helper_buffer) = membership_of(kind)?;
+    cmd.arg("--membership").arg(strategy.to_string());
+    if let Some(size) = helper_buffer {
+        cmd.args(["--helper-buffer", size]);
+    }
     cmd.args(&spec.relay_args);
     let opts = SpawnOptions::default().placed(&layout.system_placement);
     let child = spawn_in_netns(ns, cmd, opts)?;
@@ -71,6 +71,17 @@ pub fn start(spec: &SystemSpec, layout: &Layout) -> Result<Running, StartError> 
         )],
         _scratch: Some(scratch),
     })
+}
+
+/// The membership strategy (named by its `ValueEnum` name on the command line) and the forced
+/// helper buffer of a relay configuration.
+fn membership_of(kind: SystemKind) -> Result<(Strategy, Option<&'static str>)> {
+    match kind {
+        SystemKind::RelayPool => Ok((Strategy::Pool, None)),
+        SystemKind::RelaySingle => Ok((Strategy::Single, None)),
+        SystemKind::RelaySingle8mb => Ok((Strategy::Single, Some("8M"))),
+        other => bail!("{other} is not a relay configuration"),
+    }
 }
 
 /// Adds rules over the control socket and remembers the first refusal.
@@ -250,5 +261,21 @@ mod tests {
             rule_text(&layout, 1).unwrap(),
             "mlabc-rin:239.1.0.2:5000 -> o0:239.2.0.2:5000, o1:239.3.0.2:5001"
         );
+    }
+
+    #[test]
+    fn relay_kinds_name_their_membership_strategy() {
+        let args = |kind| {
+            membership_of(kind)
+                .map(|(strategy, buffer)| (strategy.to_string(), buffer))
+                .unwrap()
+        };
+        assert_eq!(args(SystemKind::RelayPool), ("pool".into(), None));
+        assert_eq!(args(SystemKind::RelaySingle), ("single".into(), None));
+        assert_eq!(
+            args(SystemKind::RelaySingle8mb),
+            ("single".into(), Some("8M"))
+        );
+        assert!(membership_of(SystemKind::Socat).is_err());
     }
 }

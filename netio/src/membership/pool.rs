@@ -1,0 +1,334 @@
+//! [`Memberships`]: joins placed on helper sockets under one [`Strategy`], reference counted.
+//!
+//! - `pool`: a join goes to the first socket of its interface with room (capacity from
+//!   [`Limits::capacity_per_socket`]); a join that still fails with ENOBUFS lowers that socket's
+//!   capacity to what it holds and spills to the next (or a new) socket.
+//! - `single`: one socket per interface; the kernel's refusal is reported, nothing worked around.
+//! - `per-group`: a new socket for every membership.
+//!
+//! A membership is keyed by (interface, group, source) and reference counted: rules sharing a
+//! group join it once; the last reference's removal leaves it (IP_DROP_MEMBERSHIP), and a socket
+//! left without groups is closed. Every refusal is returned and remembered (the last
+//! [`MAX_REMEMBERED_FAILURES`] per interface) for [`Memberships::report`].
+
+use super::error::{JoinFailure, MembershipError};
+use super::limits::Limits;
+use super::socket::{JoinSocket, JoinTarget, MembershipKey, SocketFactory};
+use super::strategy::Strategy;
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::Ipv4Addr;
+
+/// Join failures remembered per interface for the report.
+pub const MAX_REMEMBERED_FAILURES: usize = 64;
+
+pub(super) struct HelperSocket<S> {
+    pub(super) id: u64,
+    socket: S,
+    /// Memberships on this socket with the target needed to leave them.
+    pub(super) members: BTreeMap<MembershipKey, JoinTarget>,
+    /// Lowered to the number of members when the kernel refuses a join (pool).
+    pub(super) capacity: usize,
+}
+
+pub(super) struct InterfaceSockets<S> {
+    pub(super) sockets: Vec<HelperSocket<S>>,
+    pub(super) failures: Vec<JoinFailure>,
+}
+
+impl<S> Default for InterfaceSockets<S> {
+    fn default() -> Self {
+        InterfaceSockets {
+            sockets: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+}
+
+struct Reference {
+    socket: u64,
+    count: usize,
+}
+
+/// One group [`Memberships::join_groups`] could not join.
+#[derive(Debug)]
+pub struct RefusedGroup {
+    pub group: Ipv4Addr,
+    pub error: MembershipError,
+}
+
+/// What [`Memberships::join_groups`] did: the groups joined and the ones refused, in order.
+#[derive(Debug, Default)]
+pub struct GroupJoins {
+    pub joined: Vec<Ipv4Addr>,
+    pub refused: Vec<RefusedGroup>,
+}
+
+/// Memberships under one strategy, on sockets opened by `F`.
+pub struct Memberships<F: SocketFactory> {
+    strategy: Strategy,
+    limits: Limits,
+    factory: F,
+    pub(super) interfaces: BTreeMap<String, InterfaceSockets<F::Socket>>,
+    references: HashMap<MembershipKey, Reference>,
+    next_socket_id: u64,
+}
+
+impl<F: SocketFactory> Memberships<F> {
+    pub fn new(strategy: Strategy, limits: Limits, factory: F) -> Self {
+        Memberships {
+            strategy,
+            limits,
+            factory,
+            interfaces: BTreeMap::new(),
+            references: HashMap::new(),
+            next_socket_id: 1,
+        }
+    }
+
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Joins `key` (or adds a reference when it is already joined).
+    pub fn join(
+        &mut self,
+        key: &MembershipKey,
+        target: &JoinTarget,
+    ) -> Result<(), MembershipError> {
+        if let Some(reference) = self.references.get_mut(key) {
+            reference.count += 1;
+            return Ok(());
+        }
+        let socket = match self.strategy {
+            Strategy::Pool => self.join_pool(key, target)?,
+            Strategy::Single => {
+                let index = match self.sockets(&key.interface).first() {
+                    Some(_) => 0,
+                    None => self.open_socket(&key.interface)?,
+                };
+                self.join_on(key, target, index)?
+            }
+            Strategy::PerGroup => {
+                let index = self.open_socket(&key.interface)?;
+                self.join_on(key, target, index)?
+            }
+        };
+        self.references
+            .insert(key.clone(), Reference { socket, count: 1 });
+        Ok(())
+    }
+
+    /// Joins every group (any source) on one interface, going on past refusals: what the
+    /// load generator's sink does before it receives.
+    pub fn join_groups(
+        &mut self,
+        interface: &str,
+        ifindex: u32,
+        groups: &[Ipv4Addr],
+    ) -> GroupJoins {
+        let mut joins = GroupJoins::default();
+        for &group in groups {
+            let key = MembershipKey {
+                interface: interface.to_string(),
+                group,
+                source: None,
+            };
+            let target = JoinTarget {
+                ifindex,
+                ifaddr: None,
+                group,
+                source: None,
+            };
+            match self.join(&key, &target) {
+                Ok(()) => joins.joined.push(group),
+                Err(error) => joins.refused.push(RefusedGroup { group, error }),
+            }
+        }
+        joins
+    }
+
+    /// Drops one reference to `key`; the last one leaves the group and closes an empty socket.
+    pub fn leave(&mut self, key: &MembershipKey) -> Result<(), MembershipError> {
+        let reference = self
+            .references
+            .get_mut(key)
+            .ok_or_else(|| MembershipError::NotJoined(key.clone()))?;
+        reference.count -= 1;
+        if reference.count > 0 {
+            return Ok(());
+        }
+        let socket_id = reference.socket;
+        self.references.remove(key);
+        if let Some(entry) = self.interfaces.get_mut(&key.interface) {
+            if let Some(index) = entry.sockets.iter().position(|s| s.id == socket_id) {
+                let helper = &mut entry.sockets[index];
+                if let Some(target) = helper.members.remove(key)
+                    && let Err(e) = helper.socket.leave(&target)
+                {
+                    tracing::warn!("leaving {key} failed: {e}");
+                }
+                if helper.members.is_empty() {
+                    entry.sockets.remove(index); // closes the socket
+                }
+            }
+            if entry.sockets.is_empty() && entry.failures.is_empty() {
+                self.interfaces.remove(&key.interface);
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves everything and closes every helper socket (shutdown).
+    pub fn leave_all(&mut self) {
+        let keys: Vec<MembershipKey> = self.references.keys().cloned().collect();
+        for key in keys {
+            while self.references.contains_key(&key) {
+                if self.leave(&key).is_err() {
+                    break;
+                }
+            }
+        }
+        self.interfaces.clear();
+    }
+
+    /// How many references `key` has (0 when not joined).
+    pub fn references(&self, key: &MembershipKey) -> usize {
+        self.references.get(key).map_or(0, |r| r.count)
+    }
+
+    /// Helper sockets open on `interface`.
+    pub fn socket_count(&self, interface: &str) -> usize {
+        self.sockets(interface).len()
+    }
+
+    fn sockets(&self, interface: &str) -> &[HelperSocket<F::Socket>] {
+        self.interfaces
+            .get(interface)
+            .map_or(&[], |e| e.sockets.as_slice())
+    }
+
+    fn open_socket(&mut self, interface: &str) -> Result<usize, MembershipError> {
+        let socket = self
+            .factory
+            .open(interface)
+            .map_err(|source| MembershipError::Open {
+                interface: interface.to_string(),
+                source,
+            })?;
+        let id = self.next_socket_id;
+        self.next_socket_id += 1;
+        let entry = self.interfaces.entry(interface.to_string()).or_default();
+        entry.sockets.push(HelperSocket {
+            id,
+            socket,
+            members: BTreeMap::new(),
+            capacity: self.limits.capacity_per_socket(),
+        });
+        Ok(entry.sockets.len() - 1)
+    }
+
+    fn join_pool(
+        &mut self,
+        key: &MembershipKey,
+        target: &JoinTarget,
+    ) -> Result<u64, MembershipError> {
+        let candidates: Vec<usize> = self
+            .sockets(&key.interface)
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.members.len() < s.capacity)
+            .map(|(i, _)| i)
+            .collect();
+        for index in candidates {
+            match self.try_join(key, target, index) {
+                Ok(id) => return Ok(id),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    // The kernel's real limit is lower than computed: this socket is full.
+                    if let Some(helper) = self
+                        .interfaces
+                        .get_mut(&key.interface)
+                        .and_then(|e| e.sockets.get_mut(index))
+                    {
+                        helper.capacity = helper.members.len();
+                    }
+                }
+                Err(e) => return Err(self.refused(key, index, e)),
+            }
+        }
+        let index = self.open_socket(&key.interface)?;
+        self.join_on(key, target, index)
+    }
+
+    fn try_join(
+        &mut self,
+        key: &MembershipKey,
+        target: &JoinTarget,
+        index: usize,
+    ) -> io::Result<u64> {
+        let helper = self
+            .interfaces
+            .get_mut(&key.interface)
+            .and_then(|e| e.sockets.get_mut(index))
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        helper.socket.join(target)?;
+        helper.members.insert(key.clone(), *target);
+        Ok(helper.id)
+    }
+
+    /// Joins on the socket at `index`; on failure records it and closes the socket if empty.
+    fn join_on(
+        &mut self,
+        key: &MembershipKey,
+        target: &JoinTarget,
+        index: usize,
+    ) -> Result<u64, MembershipError> {
+        match self.try_join(key, target, index) {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                let error = self.refused(key, index, e);
+                if let Some(entry) = self.interfaces.get_mut(&key.interface)
+                    && entry
+                        .sockets
+                        .get(index)
+                        .is_some_and(|s| s.members.is_empty())
+                {
+                    entry.sockets.remove(index);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Turns a refused join into an error and remembers it for the report.
+    fn refused(&mut self, key: &MembershipKey, index: usize, error: io::Error) -> MembershipError {
+        let entry = self.interfaces.entry(key.interface.clone()).or_default();
+        let (socket, groups_on_socket) = entry
+            .sockets
+            .get(index)
+            .map_or((0, 0), |s| (s.id, s.members.len()));
+        let error = MembershipError::JoinRefused {
+            key: key.clone(),
+            errno: error.raw_os_error().unwrap_or(libc::EIO),
+            strategy: self.strategy,
+            socket,
+            groups_on_socket,
+            limits: self.limits,
+        };
+        if entry.failures.len() >= MAX_REMEMBERED_FAILURES {
+            entry.failures.remove(0);
+        }
+        entry.failures.push(JoinFailure {
+            group: key.group,
+            source: key.source,
+            errno: error.errno().unwrap_or(0),
+            groups_on_socket,
+            error: error.to_string(),
+        });
+        error
+    }
+}
