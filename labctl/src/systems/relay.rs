@@ -42,6 +42,8 @@ pub fn start(spec: &SystemSpec, layout: &Layout) -> Result<Running, StartError> 
     let control = scratch.path("control.sock");
     let mut cmd = Command::new(&binary);
     cmd.arg("run").arg("--control").arg(&control);
+    // TODO(i8-merge): netio::membership::Strategy - the strategy a relay kind embeds, passed to
+    // `relay run --membership` as its command-line name.
     match kind {
         SystemKind::RelayPool => cmd.args(["--membership", "pool"]),
         SystemKind::RelaySingle => cmd.args(["--membership", "single"]),
