@@ -4,6 +4,22 @@
 //! `unsafe` is denied crate-wide and allowed only in [`process`] (entering a namespace in a
 //! forked child before exec); each block carries a `// SAFETY:` comment.
 
+//! Modules depend one way, each only on modules listed before it (lowest first; checked by
+//! reading their `crate::` paths, tests aside):
+//!
+//! 1. [`names`], [`netns`], [`binaries`], [`stats`], [`privilege`]: no lab module below them
+//! 2. [`process`]: spawning in a namespace, placement of a process (uses netns, binaries)
+//! 3. [`topology`]: building and tearing down topologies (uses names, netns, process, privilege)
+//! 4. [`scenario`]: scenario files (uses topology's limits)
+//! 5. [`results`]: results.json and what both sweep and report read (uses scenario, stats)
+//! 6. [`placement`]: CPUs and scheduling of the roles (uses process, topology, scenario, results)
+//! 7. [`systems`]: the systems under test (uses process, topology, scenario, results)
+//! 8. [`report`], [`compare`]: read results (use results, scenario, stats)
+//! 9. [`sweep`]: runs points and writes results and the report (uses everything above)
+//! 10. [`doctor`], [`clean`], [`testing`]: whole-lab checks, cleanup and test support
+//!
+//! The `labctl` binary's `cmd/` modules sit on top and decide the exit code in `main`.
+
 #![deny(unsafe_code)]
 
 // Bench: names, namespaces, topologies, processes.
@@ -13,6 +29,7 @@ pub mod doctor;
 pub mod names;
 pub mod netns;
 pub mod placement;
+pub mod privilege;
 #[allow(unsafe_code)]
 pub mod process;
 pub mod testing;

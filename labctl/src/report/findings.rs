@@ -565,7 +565,7 @@ fn join_delay(r: &Results) -> Vec<String> {
     }
     vec![format!(
         "Group join delay (rule added -> first packet at the sink, the last {} rules of each point timed while the sender was already sending; behind the snooping bridge it includes the bridge learning the join): {}.",
-        crate::sweep::join_delay::SAMPLE,
+        crate::results::JOIN_DELAY_SAMPLE,
         parts.join("; ")
     )]
 }
