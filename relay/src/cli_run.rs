@@ -3,15 +3,14 @@
 
 use anyhow::Context;
 use relay::control::{ControlServer, ServerLimits};
+use relay::dataplane::IoBackend;
 use relay::dataplane::{Dataplane, DataplaneConfig};
 use relay::membership::{KernelSockets, Limits, Memberships, Strategy};
-use relay::dataplane::IoBackend;
 use relay::rule::Rule;
-use relay::udp_egress::EgressMode;
 use relay::service::Relay;
 use relay::table::TablePublisher;
+use relay::udp_egress::EgressMode;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(clap::Args)]
@@ -98,7 +97,7 @@ fn dataplane_config(args: &RunArgs) -> DataplaneConfig {
     }
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut rules = args.rules.clone();
     if let Some(path) = &args.config {
         rules.extend(relay::config::load_config(path)?);
@@ -162,12 +161,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     server.shutdown();
     dataplane.stop();
     relay.leave_all();
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_size, RunArgs};
+    use super::{RunArgs, parse_size};
     use clap::{Parser, ValueEnum};
     use relay::dataplane::IoBackend;
     use relay::udp_egress::EgressMode;
@@ -181,7 +180,10 @@ mod tests {
     #[test]
     fn io_and_egress_parse_from_their_value_enum_names() {
         let args = Cli::try_parse_from(["relay"]).unwrap().run;
-        assert_eq!((args.io, args.egress), (IoBackend::Ring, EgressMode::Packet));
+        assert_eq!(
+            (args.io, args.egress),
+            (IoBackend::Ring, EgressMode::Packet)
+        );
         let args = Cli::try_parse_from(["relay", "--io", "uring", "--egress", "udp"])
             .unwrap()
             .run;
@@ -190,7 +192,11 @@ mod tests {
         for io in IoBackend::value_variants() {
             let name = io.to_possible_value().unwrap();
             let json = serde_json::to_string(io).unwrap();
-            assert_eq!(json, format!("\"{}\"", name.get_name()), "serde and clap agree");
+            assert_eq!(
+                json,
+                format!("\"{}\"", name.get_name()),
+                "serde and clap agree"
+            );
         }
     }
 
