@@ -41,7 +41,15 @@ const RX_SOCKET_BUFFER: i32 = 8 << 20;
 /// The command-line and serde names are the variant names in kebab-case (`ring`, `uring`,
 /// `mmap`), derived by [`clap::ValueEnum`] and serde alike (no list of names is written out).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum IoBackend {

@@ -15,7 +15,15 @@ use std::sync::Arc;
 /// The command-line and serde names are the variant names in kebab-case (`packet`, `udp`),
 /// derived by [`clap::ValueEnum`] and serde alike (no list of names is written out).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum EgressMode {
@@ -79,12 +87,19 @@ mod tests {
     fn modes_parse_and_addresses_are_network_order() {
         use clap::ValueEnum;
         assert_eq!(EgressMode::from_str("udp", false), Ok(EgressMode::Udp));
-        assert_eq!(EgressMode::from_str("packet", false), Ok(EgressMode::Packet));
+        assert_eq!(
+            EgressMode::from_str("packet", false),
+            Ok(EgressMode::Packet)
+        );
         assert!(EgressMode::from_str("raw", false).is_err());
         for mode in EgressMode::value_variants() {
             let name = mode.to_possible_value().unwrap();
             let json = serde_json::to_string(mode).unwrap();
-            assert_eq!(json, format!("\"{}\"", name.get_name()), "serde and clap agree");
+            assert_eq!(
+                json,
+                format!("\"{}\"", name.get_name()),
+                "serde and clap agree"
+            );
         }
         let a = sockaddr_in(Ipv4Addr::new(239, 2, 0, 1), 5000);
         assert_eq!(u16::from_be(a.sin_port), 5000);
