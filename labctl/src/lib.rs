@@ -1,8 +1,10 @@
 //! labctl: builds multicast lab topologies in network namespaces, runs the systems under test
 //! and the load generator in them, sweeps scenarios and writes reports.
 //!
-//! `unsafe` is denied crate-wide and allowed only in [`process`] (entering a namespace in a
-//! forked child before exec); each block carries a `// SAFETY:` comment.
+//! `unsafe` is denied crate-wide and allowed only in two private modules of [`process`]:
+//! `process::enter_namespace` (the `pre_exec` hook that enters a namespace in the forked child)
+//! and `process::scheduler` (`sched_setscheduler`, which nix does not wrap); each block carries
+//! a `// SAFETY:` comment.
 
 //! Modules depend one way, each only on modules listed before it (lowest first; checked by
 //! reading their `crate::` paths, tests aside):
@@ -30,7 +32,6 @@ pub mod names;
 pub mod netns;
 pub mod placement;
 pub mod privilege;
-#[allow(unsafe_code)]
 pub mod process;
 pub mod testing;
 pub mod topology;
