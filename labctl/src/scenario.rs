@@ -995,6 +995,39 @@ mod tests {
     }
 
     #[test]
+    fn system_names_are_unchanged_and_round_trip() {
+        // The names results.json and scenario files carry: a fixed contract, spelled out here
+        // only to check it.
+        let expected = [
+            "relay/pool",
+            "relay/single",
+            "relay/single-8mb",
+            "socat",
+            "kernel",
+            "direct",
+        ];
+        let names: Vec<String> = SystemKind::all().iter().map(|k| k.to_string()).collect();
+        assert_eq!(names, expected);
+        for &kind in SystemKind::all() {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+            assert_eq!(serde_json::from_str::<SystemKind>(&json).unwrap(), kind);
+            assert_eq!(kind.to_string().parse::<SystemKind>(), Ok(kind));
+            let system = System::of(kind);
+            let json = serde_json::to_string(&system).unwrap();
+            assert_eq!(serde_json::from_str::<System>(&json).unwrap(), system);
+        }
+        let built: System = "relay/pool@base".parse().unwrap();
+        assert_eq!(
+            serde_json::to_string(&built).unwrap(),
+            "\"relay/pool@base\""
+        );
+        let err = "ncat".parse::<SystemKind>().unwrap_err();
+        assert!(err.contains("use one of relay/pool, relay/single"), "{err}");
+        assert!(serde_json::from_str::<SystemKind>("\"ncat\"").is_err());
+    }
+
+    #[test]
     fn missing_field_is_named() {
         let msg = Scenario::parse("name = \"x\"\nstreams = [1]\n", Path::new("m.toml"))
             .unwrap_err()
