@@ -6,7 +6,7 @@
 
 use crate::names::{Role, RunId};
 use crate::netns::{self, netlink_in, run_in_netns};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, bail};
 use rtnetlink::{LinkBridge, LinkVeth};
 use serde::Serialize;
 use std::path::Path;
@@ -56,21 +56,10 @@ impl Check {
     }
 }
 
-/// Fails with a one-line explanation unless the process runs as root.
-pub fn require_root() -> Result<()> {
-    if nix::unistd::geteuid().is_root() {
-        Ok(())
-    } else {
-        bail!(
-            "this needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces): run it as root, e.g. with sudo"
-        )
-    }
-}
-
 /// Runs every check.
 pub fn run() -> Vec<Check> {
     let mut checks = vec![root_check()];
-    if nix::unistd::geteuid().is_root() {
+    if crate::privilege::is_root() {
         checks.extend(namespace_checks());
     }
     checks.push(io_uring_check());
@@ -92,7 +81,7 @@ pub fn run() -> Vec<Check> {
 
 fn root_check() -> Check {
     const NAME: &str = "root / CAP_NET_ADMIN";
-    if nix::unistd::geteuid().is_root() {
+    if crate::privilege::is_root() {
         return Check::ok(NAME, "running as root");
     }
     let cap_net_admin = std::fs::read_to_string("/proc/self/status")

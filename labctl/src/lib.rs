@@ -1,8 +1,26 @@
 //! labctl: builds multicast lab topologies in network namespaces, runs the systems under test
 //! and the load generator in them, sweeps scenarios and writes reports.
 //!
-//! `unsafe` is denied crate-wide and allowed only in [`process`] (entering a namespace in a
-//! forked child before exec); each block carries a `// SAFETY:` comment.
+//! `unsafe` is denied crate-wide and allowed only in two private modules of [`process`]:
+//! `process::enter_namespace` (the `pre_exec` hook that enters a namespace in the forked child)
+//! and `process::scheduler` (`sched_setscheduler`, which nix does not wrap); each block carries
+//! a `// SAFETY:` comment.
+
+//! Modules depend one way, each only on modules listed before it (lowest first; checked by
+//! reading their `crate::` paths, tests aside):
+//!
+//! 1. [`names`], [`netns`], [`binaries`], [`stats`], [`privilege`]: no lab module below them
+//! 2. [`process`]: spawning in a namespace, placement of a process (uses netns, binaries)
+//! 3. [`topology`]: building and tearing down topologies (uses names, netns, process, privilege)
+//! 4. [`scenario`]: scenario files (uses topology's limits)
+//! 5. [`results`]: results.json and what both sweep and report read (uses scenario, stats)
+//! 6. [`placement`]: CPUs and scheduling of the roles (uses process, topology, scenario, results)
+//! 7. [`systems`]: the systems under test (uses process, topology, scenario, results)
+//! 8. [`report`], [`compare`]: read results (use results, scenario, stats)
+//! 9. [`sweep`]: runs points and writes results and the report (uses everything above)
+//! 10. [`doctor`], [`clean`], [`testing`]: whole-lab checks, cleanup and test support
+//!
+//! The `labctl` binary's `cmd/` modules sit on top and decide the exit code in `main`.
 
 #![deny(unsafe_code)]
 
@@ -13,7 +31,7 @@ pub mod doctor;
 pub mod names;
 pub mod netns;
 pub mod placement;
-#[allow(unsafe_code)]
+pub mod privilege;
 pub mod process;
 pub mod testing;
 pub mod topology;

@@ -1,8 +1,14 @@
 //! `labctl`: the mcast-lab command line. One module per subcommand under `cmd/`.
+//!
+//! Every subcommand returns its [`cmd::Outcome`] (or an error); `main` alone decides the exit
+//! status: 0 done, 3 `compare`'s gate failed, 1 an error. After SIGINT/SIGTERM the signal
+//! thread exits with 130 once children and topologies are cleaned up.
 
 mod cmd;
 
 use clap::{Parser, Subcommand};
+use cmd::Outcome;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -36,22 +42,26 @@ enum Command {
     Compare(cmd::compare::Args),
 }
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let done = |result: anyhow::Result<()>| result.map(|()| Outcome::Done);
     let result = match cli.command {
-        Command::Topo(c) => cmd::topo::exec(c),
-        Command::Clean(a) => cmd::clean::exec(a),
-        Command::Doctor(a) => cmd::doctor::exec(a),
-        Command::Demo(a) => cmd::demo::exec(a),
-        Command::Bench(a) => cmd::bench::exec(a),
-        Command::Run(a) => cmd::run::exec(a),
-        Command::Report(a) => cmd::report::exec(a),
+        Command::Topo(c) => done(cmd::topo::exec(c)),
+        Command::Clean(a) => done(cmd::clean::exec(a)),
+        Command::Doctor(a) => done(cmd::doctor::exec(a)),
+        Command::Demo(a) => done(cmd::demo::exec(a)),
+        Command::Bench(a) => done(cmd::bench::exec(a)),
+        Command::Run(a) => done(cmd::run::exec(a)),
+        Command::Report(a) => done(cmd::report::exec(a)),
         Command::Compare(a) => cmd::compare::exec(a),
     };
     // After SIGINT/SIGTERM the cleanup thread owns the exit (status 130).
     labctl::process::exit_if_interrupted();
-    if let Err(err) = result {
-        eprintln!("labctl: error: {err:#}");
-        std::process::exit(1);
+    match result {
+        Ok(outcome) => outcome.exit_code(),
+        Err(err) => {
+            eprintln!("labctl: error: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -16,49 +16,51 @@ use std::path::{Path, PathBuf};
 pub const SCENARIO_DIR: &str = "scenarios";
 
 /// A system under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Its names (scenario files, results, reports) are written once, in the `#[value(name)]`
+/// attributes; serde, [`fmt::Display`] and [`std::str::FromStr`] all go through
+/// [`clap::ValueEnum`], and the declaration order is the report order.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    Serialize,
+    Deserialize,
+)]
+#[serde(into = "String", try_from = "String")]
 pub enum SystemKind {
+    // TODO(i8-merge): netio::membership::Strategy - the relay kinds embed the relay's membership
+    // strategy (pool / single); `systems::relay` passes it as the `--membership` string.
     /// This relay with its helper-socket pool.
-    #[serde(rename = "relay/pool")]
+    #[value(name = "relay/pool")]
     RelayPool,
     /// This relay with one helper socket per interface (the legacy design).
-    #[serde(rename = "relay/single")]
+    #[value(name = "relay/single")]
     RelaySingle,
     /// One helper socket per interface with 8 MB forced buffers (the proposed fix).
-    #[serde(rename = "relay/single-8mb")]
+    #[value(name = "relay/single-8mb")]
     RelaySingle8mb,
     /// Real socat, one process per stream and output.
-    #[serde(rename = "socat")]
+    #[value(name = "socat")]
     Socat,
     /// Kernel multicast routing driven by smcroute.
-    #[serde(rename = "kernel")]
+    #[value(name = "kernel")]
     Kernel,
     /// Sender straight to the sink, no relay: the machine's ceiling.
-    #[serde(rename = "direct")]
+    #[value(name = "direct")]
     Direct,
 }
 
 impl SystemKind {
     /// Every system, in report order.
-    pub const ALL: [SystemKind; 6] = [
-        SystemKind::RelayPool,
-        SystemKind::RelaySingle,
-        SystemKind::RelaySingle8mb,
-        SystemKind::Socat,
-        SystemKind::Kernel,
-        SystemKind::Direct,
-    ];
-
-    /// The name used in scenario files, results and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            SystemKind::RelayPool => "relay/pool",
-            SystemKind::RelaySingle => "relay/single",
-            SystemKind::RelaySingle8mb => "relay/single-8mb",
-            SystemKind::Socat => "socat",
-            SystemKind::Kernel => "kernel",
-            SystemKind::Direct => "direct",
-        }
+    pub fn all() -> &'static [SystemKind] {
+        <SystemKind as clap::ValueEnum>::value_variants()
     }
 
     /// True for the three configurations of this project's relay.
@@ -72,7 +74,10 @@ impl SystemKind {
 
 impl fmt::Display for SystemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match clap::ValueEnum::to_possible_value(self) {
+            Some(value) => f.write_str(value.get_name()),
+            None => write!(f, "{self:?}"),
+        }
     }
 }
 
@@ -80,13 +85,24 @@ impl std::str::FromStr for SystemKind {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        SystemKind::ALL
-            .into_iter()
-            .find(|k| k.name() == text)
-            .ok_or_else(|| {
-                let known: Vec<&str> = SystemKind::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown system {text:?}: use one of {}", known.join(", "))
-            })
+        <SystemKind as clap::ValueEnum>::from_str(text, false).map_err(|_| {
+            let known: Vec<String> = SystemKind::all().iter().map(|k| k.to_string()).collect();
+            format!("unknown system {text:?}: use one of {}", known.join(", "))
+        })
+    }
+}
+
+impl From<SystemKind> for String {
+    fn from(kind: SystemKind) -> String {
+        kind.to_string()
+    }
+}
+
+impl TryFrom<String> for SystemKind {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
     }
 }
 
@@ -109,7 +125,7 @@ impl System {
     /// Report order: by kind, then by build name (the current build first).
     pub fn order_key(&self) -> (usize, Option<&str>) {
         (
-            SystemKind::ALL
+            SystemKind::all()
                 .iter()
                 .position(|k| *k == self.kind)
                 .unwrap_or(usize::MAX),
@@ -128,7 +144,7 @@ impl fmt::Display for System {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.build {
             Some(build) => write!(f, "{}@{build}", self.kind),
-            None => f.write_str(self.kind.name()),
+            None => write!(f, "{}", self.kind),
         }
     }
 }
@@ -935,7 +951,7 @@ mod tests {
     #[test]
     fn quick_is_the_headline_and_ci_is_short() {
         let quick = Scenario::load(&shipped_dir().join("quick.toml")).unwrap();
-        for s in SystemKind::ALL {
+        for &s in SystemKind::all() {
             assert!(quick.systems.contains(&System::of(s)), "quick lacks {s}");
         }
         let ci = Scenario::load(&shipped_dir().join("ci.toml")).unwrap();
@@ -976,6 +992,39 @@ mod tests {
             msg.contains("field `systems`") && msg.contains("ncat"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn system_names_are_unchanged_and_round_trip() {
+        // The names results.json and scenario files carry: a fixed contract, spelled out here
+        // only to check it.
+        let expected = [
+            "relay/pool",
+            "relay/single",
+            "relay/single-8mb",
+            "socat",
+            "kernel",
+            "direct",
+        ];
+        let names: Vec<String> = SystemKind::all().iter().map(|k| k.to_string()).collect();
+        assert_eq!(names, expected);
+        for &kind in SystemKind::all() {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+            assert_eq!(serde_json::from_str::<SystemKind>(&json).unwrap(), kind);
+            assert_eq!(kind.to_string().parse::<SystemKind>(), Ok(kind));
+            let system = System::of(kind);
+            let json = serde_json::to_string(&system).unwrap();
+            assert_eq!(serde_json::from_str::<System>(&json).unwrap(), system);
+        }
+        let built: System = "relay/pool@base".parse().unwrap();
+        assert_eq!(
+            serde_json::to_string(&built).unwrap(),
+            "\"relay/pool@base\""
+        );
+        let err = "ncat".parse::<SystemKind>().unwrap_err();
+        assert!(err.contains("use one of relay/pool, relay/single"), "{err}");
+        assert!(serde_json::from_str::<SystemKind>("\"ncat\"").is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 /// True when running as root. Otherwise prints `SKIPPED (needs root): TEST` to stderr, so a run
 /// without root never passes silently, and returns false.
 pub fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
+    if crate::privilege::is_root() {
         return true;
     }
     eprintln!("SKIPPED (needs root): {test}");

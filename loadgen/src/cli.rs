@@ -21,6 +21,19 @@ pub const MAX_TTL: u8 = 8;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Why `loadgen send` or `loadgen sink` did not finish: a typed error, so the binary's `main`
+/// picks the exit code by matching on it (2 for [`Failure::Usage`], 1 for
+/// [`Failure::Runtime`]) instead of inspecting an `anyhow` chain.
+#[derive(Debug, Error)]
+pub enum Failure {
+    /// A bad command line or an interface that does not exist.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// Anything that went wrong while running.
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
 fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
     Err(UsageError(msg.into()))
 }

@@ -1,10 +1,11 @@
 //! `loadgen` binary: parse the command line, run `send` or `sink`, write the JSON summary.
 //!
-//! Exit codes: 0 success, 1 runtime error, 2 usage error (bad flags or values).
+//! Exit codes, decided here in `main` from the typed [`Failure`]: 0 success, 1 runtime error,
+//! 2 usage error (bad flags or values, an unknown interface).
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use loadgen::cli::{Cli, Command, UsageError};
+use loadgen::cli::{Cli, Command, Failure, UsageError};
 use serde::Serialize;
 use std::path::Path;
 use std::process::ExitCode;
@@ -36,19 +37,21 @@ fn emit<T: Serialize>(summary: &T, json: Option<&Path>) -> Result<()> {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Send(args) => {
             let cfg = args.validate()?;
             let stop = stop_flag()?;
             let summary = loadgen::send::run(&cfg, &stop)?;
-            emit(&summary, cfg.json.as_deref())
+            Ok(emit(&summary, cfg.json.as_deref())?)
         }
         Command::Sink(args) => {
             let cfg = args.validate()?;
+            // An interface that does not exist is a usage error (exit 2), found before running.
+            loadgen::iface::index_of(&cfg.interface).map_err(|e| UsageError(e.to_string()))?;
             let stop = stop_flag()?;
             let summary = loadgen::sink::run(&cfg, &stop)?;
-            emit(&summary, cfg.json.as_deref())
+            Ok(emit(&summary, cfg.json.as_deref())?)
         }
     }
 }
@@ -64,13 +67,13 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Usage(e)) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
             eprintln!("loadgen: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            ExitCode::from(1)
         }
     }
 }

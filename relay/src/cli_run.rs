@@ -4,12 +4,13 @@
 use anyhow::Context;
 use netio::membership::{KernelSockets, Limits, Memberships, Strategy};
 use relay::control::{ControlServer, ServerLimits};
+use relay::dataplane::IoBackend;
 use relay::dataplane::{Dataplane, DataplaneConfig};
 use relay::rule::Rule;
 use relay::service::Relay;
 use relay::table::TablePublisher;
+use relay::udp_egress::EgressMode;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(clap::Args)]
@@ -37,12 +38,12 @@ pub struct RunArgs {
     ttl: u8,
     /// Receive backend: `ring` (TPACKET_V2 per-frame mmap ring), `uring` (recvmmsg batches)
     /// or `mmap` (TPACKET_V3 block ring, 1 ms block timeout); all send through io_uring.
-    #[arg(long, default_value = "ring", value_parser = ["ring", "uring", "mmap"])]
-    io: String,
+    #[arg(long, value_enum, default_value_t)]
+    io: IoBackend,
     /// Egress: `packet` (own frames on AF_PACKET, no neighbour entries) or `udp` (a UDP socket
     /// per output interface, through the kernel's IP output path).
-    #[arg(long, default_value = "packet", value_parser = ["packet", "udp"])]
-    egress: String,
+    #[arg(long, value_enum, default_value_t)]
+    egress: EgressMode,
     /// Record per-stage timing (receive, parse, lookup, fan-out copy, submit, completion).
     #[arg(long)]
     timing: bool,
@@ -76,7 +77,7 @@ fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 /// The data plane settings of the command line.
-fn dataplane_config(args: &RunArgs, io: relay::dataplane::IoBackend) -> DataplaneConfig {
+fn dataplane_config(args: &RunArgs) -> DataplaneConfig {
     if args.handicap_ns > 0 {
         tracing::warn!(
             "--handicap-ns {}: every frame costs that much extra CPU (test-only slowdown)",
@@ -87,7 +88,7 @@ fn dataplane_config(args: &RunArgs, io: relay::dataplane::IoBackend) -> Dataplan
         workers: usize::from(args.workers),
         ttl: args.ttl,
         timing: args.timing,
-        io,
+        io: args.io,
         ring: Default::default(),
         frame_ring: Default::default(),
         rx_slots: args.rx_slots as usize,
@@ -96,18 +97,12 @@ fn dataplane_config(args: &RunArgs, io: relay::dataplane::IoBackend) -> Dataplan
     }
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut rules = args.rules.clone();
     if let Some(path) = &args.config {
         rules.extend(relay::config::load_config(path)?);
     }
     let strategy = args.membership;
-    let io: relay::dataplane::IoBackend =
-        args.io.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-    let egress: relay::udp_egress::EgressMode = args
-        .egress
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
     // Register signal handlers before anything needs cleaning up.
     let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
         .context("installing SIGTERM/SIGINT handlers")?;
@@ -117,7 +112,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let limits = Limits::from_proc()
         .context("reading net.ipv4.igmp_max_memberships / net.core.optmem_max")?;
     let publisher = TablePublisher::new();
-    let dataplane = Dataplane::start(dataplane_config(&args, io), publisher.clone())?;
+    let dataplane = Dataplane::start(dataplane_config(&args), publisher.clone())?;
     let memberships = Memberships::new(
         strategy,
         limits,
@@ -134,7 +129,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.timing,
         )
         .with_drop_probe(dataplane.drop_probe())
-        .with_egress(egress),
+        .with_egress(args.egress),
     );
     for (index, rule) in rules.into_iter().enumerate() {
         if let Err(e) = relay.add(rule.clone()) {
@@ -163,12 +158,44 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     server.shutdown();
     dataplane.stop();
     relay.leave_all();
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{RunArgs, parse_size};
+    use clap::{Parser, ValueEnum};
+    use relay::dataplane::IoBackend;
+    use relay::udp_egress::EgressMode;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn io_and_egress_parse_from_their_value_enum_names() {
+        let args = Cli::try_parse_from(["relay"]).unwrap().run;
+        assert_eq!(
+            (args.io, args.egress),
+            (IoBackend::Ring, EgressMode::Packet)
+        );
+        let args = Cli::try_parse_from(["relay", "--io", "uring", "--egress", "udp"])
+            .unwrap()
+            .run;
+        assert_eq!((args.io, args.egress), (IoBackend::Uring, EgressMode::Udp));
+        assert!(Cli::try_parse_from(["relay", "--io", "recvmmsg"]).is_err());
+        for io in IoBackend::value_variants() {
+            let name = io.to_possible_value().unwrap();
+            let json = serde_json::to_string(io).unwrap();
+            assert_eq!(
+                json,
+                format!("\"{}\"", name.get_name()),
+                "serde and clap agree"
+            );
+        }
+    }
 
     #[test]
     fn sizes_parse_with_suffixes() {

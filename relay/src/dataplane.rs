@@ -37,7 +37,21 @@ pub const FRAME_BUFFER_SIZE: usize = 9216;
 const RX_SOCKET_BUFFER: i32 = 8 << 20;
 
 /// How frames are received (`--io`); egress is io_uring `SendMsg` in all of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// The command-line and serde names are the variant names in kebab-case (`ring`, `uring`,
+/// `mmap`), derived by [`clap::ValueEnum`] and serde alike (no list of names is written out).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum IoBackend {
     /// TPACKET_V2 mmap ring (one slot per frame, no block timeout), io_uring readiness poll
     /// and sends.
@@ -47,20 +61,6 @@ pub enum IoBackend {
     Uring,
     /// TPACKET_V3 mmap ring, io_uring readiness poll and sends.
     Mmap,
-}
-
-impl std::str::FromStr for IoBackend {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "ring" => Ok(IoBackend::Ring),
-            "uring" => Ok(IoBackend::Uring),
-            "mmap" => Ok(IoBackend::Mmap),
-            other => Err(format!(
-                "unknown --io backend {other:?}: use ring, uring or mmap"
-            )),
-        }
-    }
 }
 
 /// Data plane settings.

@@ -1,4 +1,6 @@
 //! `relay`: run the multicast relay (`relay run`) or talk to a running one (`relay ctl`).
+//!
+//! Exit status, decided in `main`: 0 success; 1 an error, or a `ctl` request the relay refused.
 
 mod cli_run;
 mod cli_tables;
@@ -68,11 +70,12 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => cli_run::run(args),
+        Command::Run(args) => cli_run::run(args).map(|()| Outcome::Done),
         Command::Ctl(args) => ctl(args),
     };
     match result {
-        Ok(code) => code,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Refused) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("relay: error: {e:#}");
             ExitCode::FAILURE
@@ -80,7 +83,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
+/// How a subcommand ended (errors aside); `main` turns it into the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    /// The relay answered a `ctl` request with an error (already printed).
+    Refused,
+}
+
+fn ctl(args: CtlArgs) -> anyhow::Result<Outcome> {
     use serde_json::json;
     let request = match &args.request {
         CtlRequest::Add { rule } => json!({"cmd": "add", "rule": rule}),
@@ -119,9 +130,5 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         };
         print!("{text}");
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if ok { Outcome::Done } else { Outcome::Refused })
 }

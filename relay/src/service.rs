@@ -122,7 +122,7 @@ pub struct WorkerCounters {
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsReport {
     /// `packet` (AF_PACKET frames) or `udp` (UDP sockets).
-    pub egress: &'static str,
+    pub egress: crate::udp_egress::EgressMode,
     pub rules: Vec<RuleCounters>,
     pub workers: Vec<WorkerCounters>,
     pub drops: BTreeMap<&'static str, u64>,
@@ -370,7 +370,7 @@ impl<F: SocketFactory> Relay<F> {
             })
             .collect();
         StatsReport {
-            egress: self.egress.name(),
+            egress: self.egress,
             rules,
             workers,
             drops,

@@ -10,34 +10,28 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
-/// How output packets leave the relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How output packets leave the relay (`--egress`).
+///
+/// The command-line and serde names are the variant names in kebab-case (`packet`, `udp`),
+/// derived by [`clap::ValueEnum`] and serde alike (no list of names is written out).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum EgressMode {
     /// Own Ethernet/IPv4/UDP frames on AF_PACKET (default).
     #[default]
     Packet,
     /// Payload on a UDP socket per output interface.
     Udp,
-}
-
-impl std::str::FromStr for EgressMode {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "packet" => Ok(EgressMode::Packet),
-            "udp" => Ok(EgressMode::Udp),
-            other => Err(format!("unknown --egress {other:?}: use packet or udp")),
-        }
-    }
-}
-
-impl EgressMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            EgressMode::Packet => "packet",
-            EgressMode::Udp => "udp",
-        }
-    }
 }
 
 /// Opens (once per interface) the UDP sockets outputs send on.
@@ -91,9 +85,22 @@ mod tests {
 
     #[test]
     fn modes_parse_and_addresses_are_network_order() {
-        assert_eq!("udp".parse::<EgressMode>(), Ok(EgressMode::Udp));
-        assert_eq!("packet".parse::<EgressMode>(), Ok(EgressMode::Packet));
-        assert!("raw".parse::<EgressMode>().is_err());
+        use clap::ValueEnum;
+        assert_eq!(EgressMode::from_str("udp", false), Ok(EgressMode::Udp));
+        assert_eq!(
+            EgressMode::from_str("packet", false),
+            Ok(EgressMode::Packet)
+        );
+        assert!(EgressMode::from_str("raw", false).is_err());
+        for mode in EgressMode::value_variants() {
+            let name = mode.to_possible_value().unwrap();
+            let json = serde_json::to_string(mode).unwrap();
+            assert_eq!(
+                json,
+                format!("\"{}\"", name.get_name()),
+                "serde and clap agree"
+            );
+        }
         let a = sockaddr_in(Ipv4Addr::new(239, 2, 0, 1), 5000);
         assert_eq!(u16::from_be(a.sin_port), 5000);
         assert_eq!(a.sin_addr.s_addr.to_ne_bytes(), [239, 2, 0, 1]);

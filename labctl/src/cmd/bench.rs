@@ -4,7 +4,7 @@
 //! are reported as a table, or as JSON with `--json`.
 
 use anyhow::{Result, bail};
-use labctl::doctor::require_root;
+use labctl::privilege::require_root;
 use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
 use labctl::topology::{Template, Topology, TopologyOptions};
 use loadgen::summary::SinkSummary;

@@ -1,6 +1,6 @@
 //! `labctl clean`: removes leftovers of crashed runs (only names with the lab's prefixes).
 
-use labctl::doctor::require_root;
+use labctl::privilege::require_root;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -1,5 +1,6 @@
 //! `labctl compare`: the regression gate, across two runs or between two builds of one run.
 
+use super::Outcome;
 use anyhow::{Context as _, bail};
 use labctl::compare::{Comparison, REGRESSION_EXIT_CODE, compare, compare_ab};
 use labctl::results::Results;
@@ -58,7 +59,7 @@ pub struct Args {
     pub min_effect: Option<f64>,
 }
 
-pub fn exec(args: Args) -> anyhow::Result<()> {
+pub fn exec(args: Args) -> anyhow::Result<Outcome> {
     let comparison = match (&args.ab, args.files.as_slice()) {
         (Some(path), _) => {
             let run = Results::load(path).context("loading the results")?;
@@ -88,7 +89,7 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
         _ => bail!("give BASELINE.json CURRENT.json, or --ab RESULTS.json"),
     };
     print!("{}", comparison.table());
-    verdict(&comparison, args.expect_regression)
+    Ok(verdict(&comparison, args.expect_regression))
 }
 
 fn tolerances(args: &Args, run: &Results) -> anyhow::Result<labctl::scenario::CompareTolerances> {
@@ -110,20 +111,21 @@ fn tolerances(args: &Args, run: &Results) -> anyhow::Result<labctl::scenario::Co
     Ok(t)
 }
 
-fn verdict(c: &Comparison, expect_regression: bool) -> anyhow::Result<()> {
+/// The gate's verdict, said on stderr; `main` turns it into the exit status.
+fn verdict(c: &Comparison, expect_regression: bool) -> Outcome {
     if expect_regression {
         if c.has_regression() {
             eprintln!("labctl: the expected regression was found: the gate can fail");
-            return Ok(());
+            return Outcome::Done;
         }
         eprintln!(
             "labctl: no regression found where one was expected: the gate has no power here (exit {REGRESSION_EXIT_CODE})"
         );
-        std::process::exit(REGRESSION_EXIT_CODE);
+        return Outcome::GateFailed;
     }
     if c.fails() {
         eprintln!("labctl: the gate fails (exit {REGRESSION_EXIT_CODE})");
-        std::process::exit(REGRESSION_EXIT_CODE);
+        return Outcome::GateFailed;
     }
-    Ok(())
+    Outcome::Done
 }

@@ -4,9 +4,10 @@
 //! everything down.
 
 use anyhow::{Result, bail};
-use labctl::doctor::require_root;
+use labctl::privilege::require_root;
 use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
-use labctl::topology::{Template, Topology, TopologyOptions};
+use labctl::systems::{BASE_PORT, INPUT_BASE};
+use labctl::topology::{Endpoint, Template, Topology, TopologyOptions};
 use loadgen::summary::SinkSummary;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -32,71 +33,28 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Result<()> {
-    let template: Template = args.template.parse()?;
-    if !matches!(template, Template::Direct | Template::Snooping) {
-        bail!("demo runs on `direct` or `snooping`, not {template}");
-    }
-    if args.streams == 0
-        || args.streams > 10_000
-        || args.rate == 0
-        || !(0.1..=600.0).contains(&args.seconds)
-    {
-        bail!("choose --streams 1..=10000, --rate >= 1 and --seconds 0.1..=600");
-    }
+    let template = checked_template(&args)?;
     require_root()?;
     labctl::binaries::locate("loadgen")?;
     labctl::process::install_signal_cleanup()?;
 
     let progress = super::bench::Progress::new("building topology");
     let topology = Topology::up(&TopologyOptions::new(template))?;
-    // On snooping the receiver sits in the relay namespace, behind the mcast_flood-off port.
-    let receiver = match template {
-        Template::Snooping => topology.relay_in().cloned(),
-        _ => topology.sinks().first().cloned(),
-    };
-    let Some(receiver) = receiver else {
-        bail!("topology {} has no receiving interface", topology.run_id())
-    };
+    let receiver = receiver_of(&topology, template)?;
     let scratch = ScratchDir::new(&format!("{}-demo", topology.run_id()))?;
     let duration = Duration::from_secs_f64(args.seconds);
     progress.set_message("starting sink (joining groups)");
-    let sink = SinkSpec {
-        netns: receiver.netns.clone(),
-        interface: receiver.ifname.clone(),
-        streams: args.streams,
-        group_base: Ipv4Addr::new(239, 1, 0, 1),
-        groups: None,
-        port: 5000,
-        idle: Duration::from_secs(1),
-        duration: duration + Duration::from_secs(15),
-        bind_device: true,
-        placement: Default::default(),
-    }
-    .start(&scratch)?;
+    let sink = sink_spec(&args, &receiver, duration).start(&scratch)?;
     // On snooping, wait until the switch has learned every join (probes, bounded).
     for k in 0..args.streams {
-        let group = Ipv4Addr::from(u32::from(Ipv4Addr::new(239, 1, 0, 1)) + k);
-        topology.wait_group_forwarded(group)?;
+        topology.wait_group_forwarded(offset(INPUT_BASE, k))?;
     }
     progress.set_message(format!(
         "sending {} streams x {} pps for {:.1} s",
         args.streams, args.rate, args.seconds
     ));
     let gen_ep = topology.generator();
-    let sent = SendSpec {
-        netns: gen_ep.netns.clone(),
-        interface: gen_ep.ifname.clone(),
-        source: gen_ep.addr,
-        streams: args.streams,
-        group_base: Ipv4Addr::new(239, 1, 0, 1),
-        port: 5000,
-        rate: SendRate::PerStream(f64::from(args.rate)),
-        size: args.size,
-        count: Some((f64::from(args.rate) * args.seconds).ceil() as u64),
-        duration,
-        placement: Default::default(),
-    }
-    .run(&scratch)?;
+    let sent = send_spec(&args, gen_ep, duration).run(&scratch)?;
     progress.set_message("collecting sink summary");
     let summary = sink.finish(Duration::from_secs(5))?;
     progress.finish();
@@ -112,6 +70,73 @@ pub fn exec(args: Args) -> Result<()> {
     print_table(&summary);
     topology.down()?;
     Ok(())
+}
+
+/// The template of `args`, once the numbers are checked to be in range.
+fn checked_template(args: &Args) -> Result<Template> {
+    let template: Template = args.template.parse()?;
+    if !matches!(template, Template::Direct | Template::Snooping) {
+        bail!("demo runs on `direct` or `snooping`, not {template}");
+    }
+    if args.streams == 0
+        || args.streams > 10_000
+        || args.rate == 0
+        || !(0.1..=600.0).contains(&args.seconds)
+    {
+        bail!("choose --streams 1..=10000, --rate >= 1 and --seconds 0.1..=600");
+    }
+    Ok(template)
+}
+
+/// The receiving interface: on snooping the receiver sits in the relay namespace, behind the
+/// mcast_flood-off port; otherwise the first sink.
+fn receiver_of(topology: &Topology, template: Template) -> Result<Endpoint> {
+    let receiver = match template {
+        Template::Snooping => topology.relay_in().cloned(),
+        _ => topology.sinks().first().cloned(),
+    };
+    match receiver {
+        Some(receiver) => Ok(receiver),
+        None => bail!("topology {} has no receiving interface", topology.run_id()),
+    }
+}
+
+/// The sink on `receiver`: every stream's group, stopping 1 s after the last packet.
+fn sink_spec(args: &Args, receiver: &Endpoint, duration: Duration) -> SinkSpec {
+    SinkSpec {
+        netns: receiver.netns.clone(),
+        interface: receiver.ifname.clone(),
+        streams: args.streams,
+        group_base: INPUT_BASE,
+        groups: None,
+        port: BASE_PORT,
+        idle: Duration::from_secs(1),
+        duration: duration + Duration::from_secs(15),
+        bind_device: true,
+        placement: Default::default(),
+    }
+}
+
+/// The sender on the generator: `--rate` per stream for `--seconds`.
+fn send_spec(args: &Args, gen_ep: &Endpoint, duration: Duration) -> SendSpec {
+    SendSpec {
+        netns: gen_ep.netns.clone(),
+        interface: gen_ep.ifname.clone(),
+        source: gen_ep.addr,
+        streams: args.streams,
+        group_base: INPUT_BASE,
+        port: BASE_PORT,
+        rate: SendRate::PerStream(f64::from(args.rate)),
+        size: args.size,
+        count: Some((f64::from(args.rate) * args.seconds).ceil() as u64),
+        duration,
+        placement: Default::default(),
+    }
+}
+
+/// Group `k` counted from `base`.
+fn offset(base: Ipv4Addr, k: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(base).wrapping_add(k))
 }
 
 /// Per-stream table plus totals.

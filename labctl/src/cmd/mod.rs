@@ -7,3 +7,25 @@ pub mod doctor;
 pub mod report;
 pub mod run;
 pub mod topo;
+
+/// How a subcommand ended (errors aside); `main` turns it into the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Done,
+    /// `labctl compare`: the gate fails (or, with `--expect-regression`, found nothing); exit
+    /// [`labctl::compare::REGRESSION_EXIT_CODE`].
+    GateFailed,
+}
+
+impl Outcome {
+    /// The exit status of this outcome.
+    pub fn exit_code(self) -> std::process::ExitCode {
+        match self {
+            Outcome::Done => std::process::ExitCode::SUCCESS,
+            Outcome::GateFailed => {
+                std::process::ExitCode::from(labctl::compare::REGRESSION_EXIT_CODE)
+            }
+        }
+    }
+}

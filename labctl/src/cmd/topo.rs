@@ -1,7 +1,7 @@
 //! `labctl topo up|down|list`: build a topology and leave it up, remove one, list them.
 
 use anyhow::Result;
-use labctl::doctor::require_root;
+use labctl::privilege::require_root;
 use labctl::topology::{Endpoint, Template, Topology, TopologyOptions};
 
 #[derive(clap::Subcommand)]

@@ -23,8 +23,8 @@ use crate::scenario::{CompareTolerances, PointKey, System};
 use judge::Side;
 use std::fmt::Write as _;
 
-/// Exit code of `labctl compare` when the gate fails.
-pub const REGRESSION_EXIT_CODE: i32 = 3;
+/// Exit code of `labctl compare` when the gate fails (`main` maps the command's outcome to it).
+pub const REGRESSION_EXIT_CODE: u8 = 3;
 
 /// The whole comparison.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,8 +9,12 @@
 //! theirs); [`install_signal_cleanup`] makes SIGINT/SIGTERM stop the children, run the
 //! cleanups and exit with status 130.
 
+#[allow(unsafe_code)]
+mod enter_namespace;
 pub mod loadgen;
 pub mod sched;
+#[allow(unsafe_code)]
+mod scheduler;
 
 pub use sched::ProcessPlacement;
 
@@ -20,7 +24,6 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
@@ -174,21 +177,16 @@ pub fn spawn_in_netns(netns: &str, mut cmd: Command, opts: SpawnOptions) -> Resu
     let path = crate::netns::netns_path(netns);
     let ns_file = File::open(&path).with_context(|| format!("opening namespace {netns}"))?;
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let fd = ns_file.as_raw_fd();
     let cpus = opts
         .placement
         .cpu_set()
         .with_context(|| format!("CPU set {:?} for {program}", opts.placement.cpus))?;
-    let fifo = opts.placement.fifo_priority;
-    // SAFETY: the closure only makes system calls (setns, sched_setaffinity,
-    // sched_setscheduler) on values built before the fork; it allocates nothing and is
-    // async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            enter_netns_after_fork(fd)?;
-            sched::apply_to_current(cpus.as_ref(), fifo)
-        });
-    }
+    enter_namespace::enter_before_exec(
+        &mut cmd,
+        ns_file.into(),
+        cpus,
+        opts.placement.fifo_priority,
+    );
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -197,7 +195,8 @@ pub fn spawn_in_netns(netns: &str, mut cmd: Command, opts: SpawnOptions) -> Resu
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {program} in namespace {netns}"))?;
-    drop(ns_file);
+    // The namespace descriptor, owned by the pre-exec hook, is no longer needed.
+    drop(cmd);
     let pid = child.id();
     let stdout = Arc::new(Mutex::new(Capture::default()));
     let stderr = Arc::new(Mutex::new(Capture::default()));
@@ -237,18 +236,6 @@ pub fn spawn_in_netns(netns: &str, mut cmd: Command, opts: SpawnOptions) -> Resu
         readers,
         deadline_hit,
     })
-}
-
-/// Runs in the forked child before exec: moves it into the namespace open at `fd`.
-fn enter_netns_after_fork(fd: RawFd) -> std::io::Result<()> {
-    // SAFETY: setns(2) is async-signal-safe, takes a plain descriptor that stays open (owned by
-    // the parent's `File`, inherited across fork) and touches no memory of this process.
-    let rc = unsafe { libc::setns(fd, libc::CLONE_NEWNET) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 fn spawn_reader(

@@ -1,7 +1,8 @@
 //! CPU affinity and real-time scheduling of processes and threads: the kernel calls behind
-//! `crate::placement`. `sched_setscheduler` has no safe wrapper in nix, so it lives here, in the
-//! one module of labctl that may use `unsafe`.
+//! `crate::placement`. `sched_setscheduler` has no safe wrapper in nix; its raw call lives in
+//! [`super::scheduler`].
 
+use super::scheduler::set_scheduler;
 use nix::sched::CpuSet;
 use nix::unistd::Pid;
 use std::io;
@@ -52,21 +53,6 @@ pub fn apply_to_current(cpus: Option<&CpuSet>, fifo_priority: Option<i32>) -> io
         set_scheduler(libc::SCHED_FIFO, priority)?;
     }
     Ok(())
-}
-
-/// `sched_setscheduler(0, policy, priority)` for the calling thread.
-fn set_scheduler(policy: libc::c_int, priority: i32) -> io::Result<()> {
-    let param = libc::sched_param {
-        sched_priority: priority,
-    };
-    // SAFETY: `param` is a valid, initialised sched_param that outlives the call; pid 0 names
-    // the calling thread; the call reads the struct and touches no other memory.
-    let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Whether this process may use SCHED_FIFO: tried on a throwaway thread (scheduling is per

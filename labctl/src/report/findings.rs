@@ -282,7 +282,7 @@ fn eight_megabytes(r: &Results) -> Vec<String> {
             first_refusal(r, &big, &variant),
         ) {
             (Some((a, _)), Some((b, _))) if a == b => out.push(format!(
-                "8 MB socket buffers did not move the refusal point: relay/single and relay/single-8mb both failed at group {}{suffix}.",
+                "8 MB socket buffers did not move the refusal point: {single} and {big} both failed at group {}{suffix}.",
                 a + 1
             )),
             (Some((a, _)), Some((b, _))) => out.push(format!(
@@ -291,7 +291,7 @@ fn eight_megabytes(r: &Results) -> Vec<String> {
                 b + 1
             )),
             (Some((a, _)), None) if big_tried.is_some_and(|t| t > a) => out.push(format!(
-                "With 8 MB socket buffers no group was refused (up to {}), while relay/single failed at group {}{suffix}.",
+                "With 8 MB socket buffers no group was refused (up to {}), while {single} failed at group {}{suffix}.",
                 big_tried.unwrap_or(0),
                 a + 1
             )),
@@ -565,7 +565,7 @@ fn join_delay(r: &Results) -> Vec<String> {
     }
     vec![format!(
         "Group join delay (rule added -> first packet at the sink, the last {} rules of each point timed while the sender was already sending; behind the snooping bridge it includes the bridge learning the join): {}.",
-        crate::sweep::join_delay::SAMPLE,
+        crate::results::JOIN_DELAY_SAMPLE,
         parts.join("; ")
     )]
 }

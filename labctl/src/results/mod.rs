@@ -26,6 +26,9 @@ use std::time::SystemTime;
 
 /// Schema tag of this version of the file.
 pub const SCHEMA: &str = "mcast-lab.results/2";
+/// How many rules (the last ones installed) have their join delay timed per point: measured by
+/// `sweep::join_delay`, quoted by the report.
+pub const JOIN_DELAY_SAMPLE: u32 = 5;
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,7 +215,7 @@ pub struct PointResult {
     pub counters: Option<CrossCheck>,
     pub capacity: Option<Capacity>,
     /// Rule added -> first packet of that group at the sink, milliseconds (median over the timed
-    /// groups: the last rules installed, see `sweep::join_delay`).
+    /// groups: the last [`JOIN_DELAY_SAMPLE`] rules installed, see `sweep::join_delay`).
     pub join_delay_ms: Option<f64>,
     /// The largest join delay of the timed groups, milliseconds.
     #[serde(default)]

@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn a_second_measurement_waits_for_the_first() {
-        if !nix::unistd::geteuid().is_root() {
+        if !crate::privilege::is_root() {
             eprintln!("SKIPPED (needs root): a_second_measurement_waits_for_the_first");
             return;
         }

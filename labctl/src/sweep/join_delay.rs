@@ -24,8 +24,9 @@ use loadgen::summary::SinkSummary;
 use std::ops::Range;
 use std::time::Duration;
 
-/// How many rules (the last ones installed) are timed per point.
-pub const SAMPLE: u32 = 5;
+/// How many rules (the last ones installed) are timed per point: a results constant, since the
+/// report quotes it.
+use crate::results::JOIN_DELAY_SAMPLE as SAMPLE;
 /// Probe rate per sample stream (1 ms resolution at 1000 pps).
 pub const PROBE_PPS: f64 = 2000.0;
 /// How long the probe sender sends before the first timed rule add.

@@ -86,7 +86,7 @@ impl Topology {
     /// Builds the topology and waits until it is ready. On failure nothing is left behind.
     pub fn up(opts: &TopologyOptions) -> Result<Topology> {
         check_sysctl_roles(opts)?;
-        crate::doctor::require_root()?;
+        crate::privilege::require_root()?;
         let (run_id, plan) = reserve_run(opts)?;
         let topology = Topology::from_plan(run_id, opts.template, &plan);
         // From here on, dropping `topology` (error paths included) tears everything down.
