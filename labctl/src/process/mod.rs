@@ -1,4 +1,4 @@
-//! Child processes inside network namespaces, tracked by PID (LAB-RULES.md rule 4).
+//! Child processes inside network namespaces, tracked by PID (docs/architecture.md, safety rule 4).
 //!
 //! [`spawn_in_netns`] starts a command whose child enters the namespace between fork and exec
 //! (setns on a descriptor opened before the fork), captures stdout and stderr into bounded
