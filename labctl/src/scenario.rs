@@ -835,7 +835,8 @@ pub const MAX_TOTAL_PPS: f64 = 10_000_000.0;
 pub const MAX_PAYLOAD: u32 = 1472;
 
 /// Sysctls that are per network namespace and therefore safe to set in a lab namespace.
-/// `net.core.rmem_max` and friends are global and must never be written (docs/architecture.md, safety rule 6).
+/// `net.core.rmem_max` and friends are global and must never be written (docs/architecture.md,
+/// safety rule 6).
 pub fn is_namespaced_sysctl(key: &str) -> bool {
     key.starts_with("net.ipv4.")
         || key.starts_with("net.ipv6.")

@@ -1,5 +1,6 @@
 //! socat as the relay: one process per stream and per output, in the form that relays exactly
-//! one group (docs/architecture.md: `bind=GROUP` on UDP4-RECV, else every socat relays every group).
+//! one group (docs/architecture.md: `bind=GROUP` on UDP4-RECV, else every socat relays every
+//! group).
 
 use super::{
     Installer as SystemInstaller, Layout, RuleAdd, Running, StartError, capacity_from_joins,
