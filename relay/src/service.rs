@@ -6,15 +6,16 @@
 //! interfaces exist and its input membership succeeded; a failed `add` changes nothing.
 
 use crate::dataplane::SocketDropProbe;
+use crate::drop_reason::DropReason;
 use crate::membership::{
     JoinTarget, MembershipError, MembershipKey, MembershipReport, Memberships, SocketFactory,
 };
 use crate::netif::{self, InterfaceError};
-use crate::packet::{DropReason, EgressHeader};
 use crate::rule::{Input, Rule};
 use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable, TablePublisher};
 use crate::udp_egress::{EgressMode, UdpSockets};
+use netio::wire::FrameHeader;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -207,7 +208,7 @@ impl<F: SocketFactory> Relay<F> {
             };
             outputs.push(CompiledOutput {
                 ifindex: out_if.index,
-                header: EgressHeader {
+                header: FrameHeader {
                     source_mac: out_if.mac,
                     source,
                     group: output.group,
@@ -215,6 +216,8 @@ impl<F: SocketFactory> Relay<F> {
                     destination_port: output.port,
                     ttl: self.ttl,
                     tos: 0,
+                    // Atomic (DF) datagrams: the id stays 0, see `netio::wire::write_frame`.
+                    ident: 0,
                 },
                 udp,
                 stats: Arc::new(OutputStats::default()),
