@@ -6,7 +6,7 @@
 //! destinations. Neither allocates on the send path.
 
 use crate::cli::{Mode, SendConfig, StreamTarget, UsageError};
-use crate::frame::{FrameSpec, FrameTemplate, PAYLOAD_OFFSET};
+use crate::frame::{FrameSpec, FrameTemplate};
 use crate::iface;
 use crate::pacer::Pacer;
 use crate::progress::Progress;
@@ -14,6 +14,7 @@ use crate::summary::{SEND_SCHEMA, SendSummary, SentStream};
 use crate::sys;
 use crate::wire::{HEADER_LEN, Header};
 use anyhow::{Context, Result};
+use netio::wire::PAYLOAD_OFFSET;
 use rand::Rng;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{Ipv4Addr, SocketAddrV4};

@@ -4,7 +4,7 @@
 //! egress frame build (headers + 1000-byte payload copy + checksums) for one output.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use relay::packet::{self, EgressHeader};
+use netio::wire::{self, FrameHeader, checksum};
 use relay::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -17,8 +17,8 @@ fn group(base: [u8; 4], n: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::from(base)) + n)
 }
 
-fn header(group: Ipv4Addr) -> EgressHeader {
-    EgressHeader {
+fn header(group: Ipv4Addr) -> FrameHeader {
+    FrameHeader {
         source_mac: [2, 0, 0, 0, 0, 1],
         source: Ipv4Addr::new(198, 18, 1, 1),
         group,
@@ -26,6 +26,7 @@ fn header(group: Ipv4Addr) -> EgressHeader {
         destination_port: 5000,
         ttl: 4,
         tos: 0,
+        ident: 0,
     }
 }
 
@@ -56,12 +57,12 @@ fn frames(rules: u32) -> Vec<Vec<u8>> {
     (0..256u32)
         .map(|i| {
             let n = (i.wrapping_mul(2_654_435_761)) % rules;
-            let mut frame = vec![0u8; packet::EGRESS_HEADERS_LEN + PAYLOAD];
-            let len = packet::write_frame(
+            let mut frame = vec![0u8; wire::PAYLOAD_OFFSET + PAYLOAD];
+            let len = wire::write_frame(
                 &mut frame,
                 &header(group([239, 1, 0, 1], n)),
                 &payload,
-                packet::payload_sum(&payload),
+                checksum::sum(&payload),
             )
             .expect("buffer sized for the frame");
             frame.truncate(len);
@@ -81,7 +82,7 @@ fn parse_and_lookup(c: &mut Criterion) {
             b.iter(|| {
                 let frame = &frames[i & 255];
                 i = i.wrapping_add(1);
-                let d = packet::parse_frame(black_box(frame)).expect("valid frame");
+                let d = wire::parse_frame(black_box(frame)).expect("valid frame");
                 let rule = table.lookup(IFINDEX, d.destination, d.destination_port, d.source);
                 black_box(rule.map(|r| r.id))
             });
@@ -102,18 +103,13 @@ fn parse_lookup_build(c: &mut Criterion) {
             b.iter(|| {
                 let frame = &frames[i & 255];
                 i = i.wrapping_add(1);
-                let d = packet::parse_frame(black_box(frame)).expect("valid frame");
+                let d = wire::parse_frame(black_box(frame)).expect("valid frame");
                 let rule = table
                     .lookup(IFINDEX, d.destination, d.destination_port, d.source)
                     .expect("installed");
-                let sum = packet::payload_sum(d.payload);
+                let sum = checksum::sum(d.payload);
                 for output in rule.outputs.iter() {
-                    black_box(packet::write_frame(
-                        &mut out,
-                        &output.header,
-                        d.payload,
-                        sum,
-                    ));
+                    let _ = black_box(wire::write_frame(&mut out, &output.header, d.payload, sum));
                 }
             });
         });

@@ -1,22 +1,23 @@
 //! Per-packet work of a worker: parse, look up, and fan out to io_uring sends.
 //!
-//! [`Forwarder::handle_frame`] takes one received frame, parses it ([`crate::packet`]), finds
+//! [`Forwarder::handle_frame`] takes one received frame, parses it ([`netio::wire::parse_frame`]), finds
 //! its rule ([`crate::table`]) and, for every output, builds the egress frame (or, with
 //! `--egress udp`, copies the payload) into a free send slot and queues an io_uring `SendMsg`.
 //! [`Egress`] owns the io_uring, the bounded pool of send slots (the egress queue) and the
 //! accounting of send completions; when every slot is in flight it waits for completions
 //! (backpressure) instead of dropping. Nothing here allocates per packet.
 
-use crate::packet::{self, DropReason, EgressHeader};
+use crate::drop_reason::DropReason;
 use crate::ring::SlotArena;
 use crate::rx_batch::Received;
-use crate::stats::{self, OutputStats, Stage, WorkerStats};
+use crate::stats::{self, OutputStats, Stage, StageTimings, WorkerStats};
 use crate::sys;
-use crate::table::TableReader;
+use crate::table::{CompiledOutput, CompiledRule, TableReader};
 use crate::udp_egress;
 use io_uring::IoUring;
+use netio::wire::{self, FrameHeader, UdpDatagram, checksum};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
 const TX_FLAG: u64 = 1 << 63;
@@ -132,6 +133,144 @@ impl Egress {
     }
 }
 
+impl Egress {
+    /// Queues one send per output of `rule`; the payload's checksum sum is computed once for
+    /// all of them.
+    #[inline(always)]
+    fn fan_out(
+        &mut self,
+        datagram: &UdpDatagram<'_>,
+        rule: &CompiledRule,
+        ttl: u8,
+        queued_at: Option<Instant>,
+    ) {
+        let payload_len = datagram.payload.len() as u64;
+        stats::bump(&rule.stats.rx_packets, 1);
+        stats::bump(&rule.stats.rx_bytes, payload_len);
+        let payload_sum = checksum::sum(datagram.payload);
+        for output in rule.outputs.iter() {
+            self.queue_output(output, datagram, payload_sum, ttl, queued_at);
+        }
+    }
+
+    /// One output: takes a free slot (waiting for one if need be), fills it and queues its
+    /// io_uring send; counts the drop if any step fails.
+    #[inline(always)]
+    fn queue_output(
+        &mut self,
+        output: &CompiledOutput,
+        datagram: &UdpDatagram<'_>,
+        payload_sum: u32,
+        ttl: u8,
+        queued_at: Option<Instant>,
+    ) {
+        let Some(tx_slot) = self.free_slot() else {
+            self.stats.drop_packet(DropReason::QueueFull);
+            stats::bump(&output.stats.tx_errors, 1);
+            return;
+        };
+        let Some(entry) = self.fill_slot(tx_slot, output, datagram, payload_sum, ttl) else {
+            self.free_tx.push(tx_slot as u32);
+            self.stats.drop_packet(DropReason::BadHeaderLength);
+            return;
+        };
+        let entry = entry.user_data(TX_FLAG | tx_slot as u64);
+        self.in_flight[tx_slot] = InFlight {
+            output: Some(output.stats.clone()),
+            payload_len: datagram.payload.len() as u64,
+            queued_at,
+        };
+        if !Egress::push(&mut self.ring, &entry) {
+            self.in_flight[tx_slot].output = None;
+            self.free_tx.push(tx_slot as u32);
+            self.stats.drop_packet(DropReason::QueueFull);
+            stats::bump(&output.stats.tx_errors, 1);
+        }
+    }
+
+    /// Writes what `output` sends into slot `tx_slot` and returns the send for it: the payload
+    /// alone for a UDP-socket output (`--egress udp`), else the whole frame built by
+    /// [`wire::write_frame`] (source port and TOS from the input, TTL from `--ttl`). `None` if
+    /// the frame does not fit the slot.
+    #[inline(always)]
+    fn fill_slot(
+        &mut self,
+        tx_slot: usize,
+        output: &CompiledOutput,
+        datagram: &UdpDatagram<'_>,
+        payload_sum: u32,
+        ttl: u8,
+    ) -> Option<io_uring::squeue::Entry> {
+        let buffer = self.tx_arena.frame_mut(tx_slot);
+        if let Some(socket) = &output.udp {
+            let len = datagram.payload.len().min(buffer.len());
+            buffer[..len].copy_from_slice(&datagram.payload[..len]);
+            let destination =
+                udp_egress::sockaddr_in(output.header.group, output.header.destination_port);
+            return Some(self.tx_arena.send_udp_entry(
+                tx_slot,
+                socket.as_raw_fd(),
+                len,
+                destination,
+            ));
+        }
+        let header = FrameHeader {
+            source_port: datagram.source_port,
+            tos: datagram.tos,
+            ttl,
+            ..output.header
+        };
+        let frame_len = wire::write_frame(buffer, &header, datagram.payload, payload_sum).ok()?;
+        Some(self.tx_arena.send_entry(
+            tx_slot,
+            self.tx.as_raw_fd(),
+            frame_len,
+            output.ifindex,
+            wire::multicast_mac(output.header.group),
+        ))
+    }
+}
+
+/// Per-stage timing of one frame with `--timing` (nothing without): holds the worker's timing
+/// lock from receive to lookup and records each stage's duration.
+struct StageClock<'a>(Option<(MutexGuard<'a, StageTimings>, Instant)>);
+
+impl<'a> StageClock<'a> {
+    /// Starts timing; records the kernel-to-worker receive delay if the kernel stamped the
+    /// frame.
+    #[inline(always)]
+    fn start(stats: &'a WorkerStats, timing: bool, kernel_ns: Option<u64>) -> StageClock<'a> {
+        if !timing {
+            return StageClock(None);
+        }
+        let mut guard = stats.timings();
+        if let Some(kernel_ns) = kernel_ns {
+            guard.record(Stage::Receive, sys::realtime_ns().saturating_sub(kernel_ns));
+        }
+        StageClock(Some((guard, Instant::now())))
+    }
+
+    /// Records `stage` as the time since the last mark.
+    #[inline(always)]
+    fn lap(&mut self, stage: Stage) {
+        if let Some((timings, mark)) = self.0.as_mut() {
+            let now = Instant::now();
+            timings.record(stage, (now - *mark).as_nanos() as u64);
+            *mark = now;
+        }
+    }
+
+    /// Records `stage`, releases the lock and returns when the next stage started.
+    #[inline(always)]
+    fn finish(self, stage: Stage) -> Option<Instant> {
+        self.0.map(|(mut timings, mark)| {
+            let now = Instant::now();
+            timings.record(stage, (now - mark).as_nanos() as u64);
+            now
+        })
+    }
+}
+
 /// Spins (never sleeps) for `ns` nanoseconds: the `--handicap-ns` slowdown, spent on the
 /// worker's CPU exactly like real per-packet work.
 fn busy_wait(ns: u64) {
@@ -179,41 +318,21 @@ impl Forwarder {
         }
     }
 
+    /// Parses, looks up and fans out one received frame. Each phase is a small function
+    /// inlined into this one (the hot path stays one straight-line body).
     pub(crate) fn handle_frame(&mut self, frame: &[u8], meta: Received, kernel_ns: Option<u64>) {
-        if meta.pkttype == PACKET_OUTGOING {
-            stats::bump(&self.stats.ignored_outgoing, 1);
+        if !self.admit(&meta) {
             return;
         }
-        stats::bump(&self.stats.rx_packets, 1);
-        stats::bump(&self.stats.rx_bytes, meta.len as u64);
-        if self.handicap_ns > 0 {
-            busy_wait(self.handicap_ns);
-        }
-        if meta.truncated {
-            self.stats.drop_packet(DropReason::Truncated);
-            return;
-        }
-        let mut timings = if self.timing {
-            let mut guard = self.stats.timings();
-            if let Some(kernel_ns) = kernel_ns {
-                guard.record(Stage::Receive, sys::realtime_ns().saturating_sub(kernel_ns));
-            }
-            Some((guard, Instant::now()))
-        } else {
-            None
-        };
-        let datagram = match packet::parse_frame(frame) {
+        let mut clock = StageClock::start(&self.stats, self.timing, kernel_ns);
+        let datagram = match wire::parse_frame(frame) {
             Ok(d) => d,
-            Err(reason) => {
-                self.stats.drop_packet(reason);
+            Err(error) => {
+                self.stats.drop_packet(error.into());
                 return;
             }
         };
-        if let Some((t, mark)) = timings.as_mut() {
-            let now = Instant::now();
-            t.record(Stage::Parse, (now - *mark).as_nanos() as u64);
-            *mark = now;
-        }
+        clock.lap(Stage::Parse);
         let Some(rule) = self.table.table().lookup(
             meta.ifindex,
             datagram.destination,
@@ -225,81 +344,33 @@ impl Forwarder {
         };
         // Release the timing lock before fan-out: waiting for send completions (a full egress
         // queue) records completion times under the same lock.
-        let copy_started = timings.take().map(|(mut t, mark)| {
-            let now = Instant::now();
-            t.record(Stage::Lookup, (now - mark).as_nanos() as u64);
-            now
-        });
-        let payload_len = datagram.payload.len() as u64;
-        stats::bump(&rule.stats.rx_packets, 1);
-        stats::bump(&rule.stats.rx_bytes, payload_len);
-        let payload_sum = packet::payload_sum(datagram.payload);
-        let tx_fd = self.egress.tx.as_raw_fd();
-        let queued_at = copy_started;
-        for output in rule.outputs.iter() {
-            let Some(tx_slot) = self.egress.free_slot() else {
-                self.stats.drop_packet(DropReason::QueueFull);
-                stats::bump(&output.stats.tx_errors, 1);
-                continue;
-            };
-            let entry = match &output.udp {
-                Some(socket) => {
-                    let buffer = self.egress.tx_arena.frame_mut(tx_slot);
-                    let len = datagram.payload.len().min(buffer.len());
-                    buffer[..len].copy_from_slice(&datagram.payload[..len]);
-                    self.egress.tx_arena.send_udp_entry(
-                        tx_slot,
-                        socket.as_raw_fd(),
-                        len,
-                        udp_egress::sockaddr_in(
-                            output.header.group,
-                            output.header.destination_port,
-                        ),
-                    )
-                }
-                None => {
-                    let header = EgressHeader {
-                        source_port: datagram.source_port,
-                        tos: datagram.tos,
-                        ttl: self.ttl,
-                        ..output.header
-                    };
-                    let Some(frame_len) = packet::write_frame(
-                        self.egress.tx_arena.frame_mut(tx_slot),
-                        &header,
-                        datagram.payload,
-                        payload_sum,
-                    ) else {
-                        self.egress.free_tx.push(tx_slot as u32);
-                        self.stats.drop_packet(DropReason::BadHeaderLength);
-                        continue;
-                    };
-                    self.egress.tx_arena.send_entry(
-                        tx_slot,
-                        tx_fd,
-                        frame_len,
-                        output.ifindex,
-                        packet::multicast_mac(output.header.group),
-                    )
-                }
-            }
-            .user_data(TX_FLAG | tx_slot as u64);
-            self.egress.in_flight[tx_slot] = InFlight {
-                output: Some(output.stats.clone()),
-                payload_len,
-                queued_at,
-            };
-            if !Egress::push(&mut self.egress.ring, &entry) {
-                self.egress.in_flight[tx_slot].output = None;
-                self.egress.free_tx.push(tx_slot as u32);
-                self.stats.drop_packet(DropReason::QueueFull);
-                stats::bump(&output.stats.tx_errors, 1);
-            }
-        }
-        if let Some(started) = copy_started {
+        let fanout_started = clock.finish(Stage::Lookup);
+        self.egress
+            .fan_out(&datagram, rule, self.ttl, fanout_started);
+        if let Some(started) = fanout_started {
             self.stats
                 .timings()
                 .record(Stage::FanoutCopy, started.elapsed().as_nanos() as u64);
         }
+    }
+
+    /// Counts a received frame; false if it is not to be parsed: the worker's own outgoing
+    /// frame, or one cut short by the receive buffer (dropped as truncated).
+    #[inline(always)]
+    fn admit(&self, meta: &Received) -> bool {
+        if meta.pkttype == PACKET_OUTGOING {
+            stats::bump(&self.stats.ignored_outgoing, 1);
+            return false;
+        }
+        stats::bump(&self.stats.rx_packets, 1);
+        stats::bump(&self.stats.rx_bytes, meta.len as u64);
+        if self.handicap_ns > 0 {
+            busy_wait(self.handicap_ns);
+        }
+        if meta.truncated {
+            self.stats.drop_packet(DropReason::Truncated);
+            return false;
+        }
+        true
     }
 }

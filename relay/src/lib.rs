@@ -7,7 +7,7 @@
 //! - [`service`]: control-plane state (installed rules, memberships, reports); the IGMP
 //!   helper sockets themselves are `netio::membership` (pool / single / per-group)
 //! - [`rule`]: rule syntax, parse/print, validation
-//! - [`packet`]: zero-copy Ethernet/IPv4/UDP parser and egress frame builder
+//! - the wire formats (frame parse and egress frame builder) are `netio::wire`
 //! - [`table`]: O(1) rule lookup table and its atomic swap
 //! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress, io_uring batching, egress
 //! - `forward`: per-packet parse, lookup, fan-out and io_uring egress of a worker
@@ -15,7 +15,8 @@
 //! - [`rx_batch`]: order-preserving batched receive (recvmmsg)
 //! - [`frame_ring`]: TPACKET_V2 per-frame receive ring (`--io ring`, the default)
 //! - [`mmap_ring`]: TPACKET_V3 block receive ring (`--io mmap`)
-//! - [`stats`]: counters, drop reasons and opt-in per-stage timing
+//! - [`stats`]: counters and opt-in per-stage timing
+//! - [`drop_reason`]: why a frame was not forwarded (one counter each)
 //! - [`netif`]: interface index / MAC / address lookup
 //! - [`udp_egress`]: UDP-socket egress (`--egress udp`)
 //! - [`sys`]: the raw socket calls socket2/nix do not cover
@@ -29,13 +30,13 @@
 pub mod config;
 pub mod control;
 pub mod dataplane;
+pub mod drop_reason;
 mod forward;
 #[allow(unsafe_code)]
 pub mod frame_ring;
 #[allow(unsafe_code)]
 pub mod mmap_ring;
 pub mod netif;
-pub mod packet;
 #[allow(unsafe_code)]
 pub mod ring;
 pub mod rule;

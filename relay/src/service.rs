@@ -6,8 +6,8 @@
 //! interfaces exist and its input membership succeeded; a failed `add` changes nothing.
 
 use crate::dataplane::SocketDropProbe;
+use crate::drop_reason::DropReason;
 use crate::netif::{self, InterfaceError};
-use crate::packet::{DropReason, EgressHeader};
 use crate::rule::{Endpoint, Input, Rule};
 use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable, TablePublisher};
@@ -15,6 +15,7 @@ use crate::udp_egress::{EgressMode, UdpSockets};
 use netio::membership::{
     JoinTarget, MembershipError, MembershipKey, MembershipReport, Memberships, SocketFactory,
 };
+use netio::wire::FrameHeader;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -242,7 +243,7 @@ impl<F: SocketFactory> Relay<F> {
         };
         Ok(CompiledOutput {
             ifindex: out_if.index,
-            header: EgressHeader {
+            header: FrameHeader {
                 source_mac: out_if.mac,
                 source,
                 group: output.group,
@@ -250,6 +251,8 @@ impl<F: SocketFactory> Relay<F> {
                 destination_port: output.port,
                 ttl: self.ttl,
                 tos: 0,
+                // Atomic (DF) datagrams: the id stays 0, see `netio::wire::write_frame`.
+                ident: 0,
             },
             udp,
             stats: Arc::new(OutputStats::default()),

@@ -5,7 +5,7 @@
 //! durations into its own hdrhistograms ([`StageTimings`]); `stats` merges them on request.
 //! With timing off the data plane pays one predictable branch per stage.
 
-use crate::packet::DropReason;
+use crate::drop_reason::DropReason;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,8 +8,8 @@
 //! Lookup is O(1): a hash map keyed by (input interface, group, port, source) with a small
 //! FxHash-style hasher.
 
-use crate::packet::EgressHeader;
 use crate::stats::{OutputStats, RuleStats};
+use netio::wire::FrameHeader;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
@@ -74,7 +74,7 @@ impl std::hash::Hash for FlowKey {
 pub struct CompiledOutput {
     pub ifindex: u32,
     /// Template; `source_port` and `tos` are filled from each input packet.
-    pub header: EgressHeader,
+    pub header: FrameHeader,
     /// `--egress udp`: the UDP socket of the output interface (payload only is sent).
     pub udp: Option<Arc<std::os::fd::OwnedFd>>,
     pub stats: Arc<OutputStats>,
