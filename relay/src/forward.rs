@@ -9,12 +9,12 @@
 
 use crate::packet::{self, DropReason, EgressHeader};
 use crate::ring::SlotArena;
-use crate::rx_batch::Received;
 use crate::stats::{self, OutputStats, Stage, WorkerStats};
-use crate::sys;
 use crate::table::TableReader;
 use crate::udp_egress;
 use io_uring::IoUring;
+use netio::clock::realtime_ns;
+use netio::packet_socket::Received;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
@@ -196,7 +196,7 @@ impl Forwarder {
         let mut timings = if self.timing {
             let mut guard = self.stats.timings();
             if let Some(kernel_ns) = kernel_ns {
-                guard.record(Stage::Receive, sys::realtime_ns().saturating_sub(kernel_ns));
+                guard.record(Stage::Receive, realtime_ns().saturating_sub(kernel_ns));
             }
             Some((guard, Instant::now()))
         } else {

@@ -8,21 +8,19 @@
 //! - [`rule`]: rule syntax, parse/print, validation
 //! - [`packet`]: zero-copy Ethernet/IPv4/UDP parser and egress frame builder
 //! - [`table`]: O(1) rule lookup table and its atomic swap
-//! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress, io_uring batching, egress
+//! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress (sockets, receive rings
+//!   and `recvmmsg` batches from `netio`), io_uring batching, egress
 //! - `forward`: per-packet parse, lookup, fan-out and io_uring egress of a worker
 //! - [`ring`]: preallocated io_uring send slots
-//! - [`rx_batch`]: order-preserving batched receive (recvmmsg)
-//! - [`frame_ring`]: TPACKET_V2 per-frame receive ring (`--io ring`, the default)
-//! - [`mmap_ring`]: TPACKET_V3 block receive ring (`--io mmap`)
 //! - [`membership`]: IGMP helper sockets (pool / single / per-group)
 //! - [`stats`]: counters, drop reasons and opt-in per-stage timing
-//! - [`netif`]: interface index / MAC / address lookup
 //! - [`udp_egress`]: UDP-socket egress (`--egress udp`)
-//! - [`sys`]: the raw socket calls socket2/nix do not cover
+//! - [`sys`]: old paths of the netio calls `membership` makes (re-exports only)
 //!
-//! `unsafe` is denied crate-wide and allowed only in the modules that talk to the kernel with
-//! raw pointers (`sys`, `ring`, `rx_batch`, `frame_ring`, `mmap_ring`) and in the one io_uring push of
-//! `forward`; every block carries a `// SAFETY:` comment.
+//! The kernel interfaces (AF_PACKET sockets, TPACKET rings, `recvmmsg`, interface lookup,
+//! socket options) live in the `netio` crate. `unsafe` is denied crate-wide and allowed only
+//! where the relay hands io_uring raw pointers: the send slot arena (`ring`) and the one
+//! io_uring push of `forward`; every block carries a `// SAFETY:` comment.
 
 #![deny(unsafe_code)]
 
@@ -30,21 +28,13 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 mod forward;
-#[allow(unsafe_code)]
-pub mod frame_ring;
 pub mod membership;
-#[allow(unsafe_code)]
-pub mod mmap_ring;
-pub mod netif;
 pub mod packet;
 #[allow(unsafe_code)]
 pub mod ring;
 pub mod rule;
-#[allow(unsafe_code)]
-pub mod rx_batch;
 pub mod service;
 pub mod stats;
-#[allow(unsafe_code)]
 pub mod sys;
 pub mod table;
 pub mod udp_egress;

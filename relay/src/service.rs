@@ -9,12 +9,12 @@ use crate::dataplane::SocketDropProbe;
 use crate::membership::{
     JoinTarget, MembershipError, MembershipKey, MembershipReport, Memberships, SocketFactory,
 };
-use crate::netif::{self, InterfaceError};
 use crate::packet::{DropReason, EgressHeader};
 use crate::rule::{Input, Rule};
 use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable, TablePublisher};
 use crate::udp_egress::{EgressMode, UdpSockets};
+use netio::iface::{self, InterfaceError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -177,19 +177,17 @@ impl<F: SocketFactory> Relay<F> {
                 rule.input
             )));
         }
-        let interfaces = netif::list()?;
+        let interfaces = iface::list()?;
         let find = |name: &str| {
-            interfaces
-                .get(name)
-                .ok_or_else(|| InterfaceError::Unknown(name.to_string()))
+            interfaces.get(name).ok_or_else(|| InterfaceError::Unknown {
+                name: name.to_string(),
+            })
         };
         let input_if = find(&rule.input.endpoint.interface)?;
         let mut outputs = Vec::with_capacity(rule.outputs.len());
         for output in &rule.outputs {
             let out_if = find(&output.interface)?;
-            let source = out_if
-                .ipv4
-                .ok_or_else(|| InterfaceError::NoIpv4(output.interface.clone()))?;
+            let source = out_if.require_ipv4()?;
             let udp = match self.egress {
                 EgressMode::Packet => None,
                 EgressMode::Udp => Some(
@@ -221,7 +219,10 @@ impl<F: SocketFactory> Relay<F> {
             });
         }
         if rule.input.source.is_some() && input_if.ipv4.is_none() {
-            return Err(InterfaceError::NoIpv4(input_if.name.clone()).into());
+            return Err(InterfaceError::NoIpv4 {
+                name: input_if.name.clone(),
+            }
+            .into());
         }
         let membership = membership_key(&rule.input);
         state.memberships.join(

@@ -61,7 +61,7 @@ impl UdpSockets {
         socket.set_multicast_if_v4(&addr)?;
         socket.set_multicast_ttl_v4(u32::from(ttl))?;
         socket.set_multicast_loop_v4(false)?;
-        crate::sys::set_int_option(
+        netio::sockopt::set_int_option(
             socket.as_raw_fd(),
             libc::IPPROTO_IP,
             libc::IP_MULTICAST_ALL,
