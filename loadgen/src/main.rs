@@ -26,7 +26,8 @@ fn emit<T: Serialize>(summary: &T, json: Option<&Path>) -> Result<()> {
     match json {
         Some(path) => {
             let text = serde_json::to_vec_pretty(summary).context("cannot encode the summary")?;
-            loadgen::sink::write_atomically(path, &text)
+            netio::fs::write_atomically(path, &text)
+                .with_context(|| format!("cannot write the summary to {}", path.display()))
         }
         None => {
             let text = serde_json::to_string(summary).context("cannot encode the summary")?;
