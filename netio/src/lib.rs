@@ -7,6 +7,7 @@
 //! - [`ring`]: TPACKET_V2 frame ring and TPACKET_V3 block ring, in one self-unmapping mapping
 //! - [`recv_batch`]: batched receive (`recvmmsg`) that owns its buffers
 //! - [`send_batch`]: batched send (`sendmmsg`) that owns its buffers
+//! - `mmsghdr` (private): the empty message headers and iovecs both batches start from
 //! - [`cmsg`]: aligned control buffers and the one control-message iterator (receive
 //!   timestamp, IP_PKTINFO destination)
 //! - [`sockaddr`]: `sockaddr_in` / `sockaddr_ll` builders
@@ -18,7 +19,8 @@
 //! - [`fs`]: atomic file replacement (unique temporary file + rename)
 //!
 //! `unsafe` is denied crate-wide and allowed only in the kernel-interface modules
-//! (`packet_socket`, `ring`, `recv_batch`, `send_batch`, `cmsg`, `sockopt`, `iface`, `limits`);
+//! (`packet_socket`, `ring`, `recv_batch`, `send_batch`, `mmsghdr`, `cmsg`, `sockopt`, `iface`,
+//! `limits`);
 //! every block carries a `// SAFETY:` comment and the types there own the memory the kernel is
 //! given pointers to, so no public function's soundness depends on its caller (the workspace's
 //! clippy lints enforce the comments and `# Safety` sections).
@@ -33,6 +35,8 @@ pub mod fs;
 pub mod iface;
 #[allow(unsafe_code)]
 pub mod limits;
+#[allow(unsafe_code)]
+mod mmsghdr;
 #[allow(unsafe_code)]
 pub mod packet_socket;
 #[allow(unsafe_code)]

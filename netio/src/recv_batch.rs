@@ -8,6 +8,7 @@
 //! destination (`IP_PKTINFO`), provided the socket has those options set.
 
 use crate::cmsg::{ControlBuffer, ControlMessages};
+use crate::mmsghdr::{empty_headers, empty_iovecs};
 use crate::packet_socket::Received;
 use crate::sockaddr::sockaddr_ll;
 use std::io;
@@ -41,19 +42,8 @@ impl RecvBatch {
         let count = count.max(1);
         let buffer_size = buffer_size.max(1);
         RecvBatch {
-            headers: (0..count)
-                .map(|_| {
-                    // SAFETY: mmsghdr is a plain C struct of pointers and integers; all-zero
-                    // bytes (null pointers, zero lengths) is a valid empty value.
-                    unsafe { std::mem::zeroed() }
-                })
-                .collect(),
-            iovecs: (0..count)
-                .map(|_| libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                })
-                .collect(),
+            headers: empty_headers(count),
+            iovecs: empty_iovecs(count),
             addrs: vec![sockaddr_ll(0, 0); count],
             controls: vec![ControlBuffer::default(); count],
             buffers: vec![0; count * buffer_size],

@@ -2,6 +2,7 @@
 //! per-message destinations (`sockaddr_in`, for unconnected UDP sockets), the iovecs and the
 //! `mmsghdr`s pointing at them, so callers fill slots and send without any `unsafe`.
 
+use crate::mmsghdr::{empty_headers, empty_iovecs};
 use crate::sockaddr::sockaddr_in;
 use std::io;
 use std::mem::size_of;
@@ -26,19 +27,8 @@ impl SendBatch {
     pub fn new(slots: usize, buffer_len: usize, with_destinations: bool) -> SendBatch {
         let slots = slots.max(1);
         SendBatch {
-            headers: (0..slots)
-                .map(|_| {
-                    // SAFETY: mmsghdr is a plain C struct of pointers and integers; all-zero
-                    // bytes (null pointers, zero lengths) is a valid empty value.
-                    unsafe { std::mem::zeroed() }
-                })
-                .collect(),
-            iovecs: (0..slots)
-                .map(|_| libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                })
-                .collect(),
+            headers: empty_headers(slots),
+            iovecs: empty_iovecs(slots),
             names: vec![sockaddr_in(Ipv4Addr::UNSPECIFIED, 0); slots],
             buffers: vec![0; slots * buffer_len],
             buffer_len,
