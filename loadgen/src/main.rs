@@ -27,7 +27,8 @@ fn emit<T: Serialize>(summary: &T, json: Option<&Path>) -> Result<()> {
     match json {
         Some(path) => {
             let text = serde_json::to_vec_pretty(summary).context("cannot encode the summary")?;
-            loadgen::sink::write_atomically(path, &text)
+            netio::fs::write_atomically(path, &text)
+                .with_context(|| format!("cannot write the summary to {}", path.display()))
         }
         None => {
             let text = serde_json::to_string(summary).context("cannot encode the summary")?;
@@ -48,7 +49,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sink(args) => {
             let cfg = args.validate()?;
             // An interface that does not exist is a usage error (exit 2), found before running.
-            loadgen::iface::index_of(&cfg.interface).map_err(|e| UsageError(e.to_string()))?;
+            netio::iface::lookup(&cfg.interface).map_err(|e| UsageError(e.to_string()))?;
             let stop = stop_flag()?;
             let summary = loadgen::sink::run(&cfg, &stop)?;
             Ok(emit(&summary, cfg.json.as_deref())?)

@@ -7,18 +7,20 @@
 
 use crate::cli::{Mode, SendConfig, StreamTarget, UsageError};
 use crate::frame::{FrameSpec, FrameTemplate};
-use crate::iface;
 use crate::pacer::Pacer;
 use crate::progress::Progress;
 use crate::summary::{SEND_SCHEMA, SendSummary, SentStream};
-use crate::sys;
 use crate::wire::{HEADER_LEN, Header};
 use anyhow::{Context, Result};
+use netio::clock::monotonic_ns;
+use netio::iface::{self, InterfaceError};
+use netio::send_batch::SendBatch;
+use netio::sockaddr::sockaddr_in;
 use netio::wire::PAYLOAD_OFFSET;
 use rand::Rng;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -43,46 +45,17 @@ enum Transport {
     },
 }
 
-/// Buffers of one `sendmmsg` batch; the `mmsghdr`s point into `bufs`/`iovs`/`names`.
+/// One `sendmmsg` batch (netio's [`SendBatch`] owns the messages) and the stream whose
+/// template bytes each slot holds.
 struct Batch {
-    bufs: Vec<Vec<u8>>,
-    _iovs: Vec<libc::iovec>,
-    names: Vec<libc::sockaddr_in>,
-    msgs: Vec<libc::mmsghdr>,
-    /// Stream whose template bytes a slot holds (packet mode).
+    messages: SendBatch,
     slot_stream: Vec<Option<usize>>,
 }
 
 impl Batch {
-    fn new(slots: usize, buf_len: usize, with_names: bool) -> Batch {
-        let mut bufs: Vec<Vec<u8>> = (0..slots).map(|_| vec![0u8; buf_len]).collect();
-        let mut iovs: Vec<libc::iovec> = bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        let mut names = vec![sys::sockaddr_in(Ipv4Addr::UNSPECIFIED, 0); slots];
-        let msgs = iovs
-            .iter_mut()
-            .zip(names.iter_mut())
-            .map(|(iov, name)| {
-                let mut m = sys::zeroed_mmsghdr();
-                m.msg_hdr.msg_iov = iov;
-                m.msg_hdr.msg_iovlen = 1;
-                if with_names {
-                    m.msg_hdr.msg_name = (name as *mut libc::sockaddr_in).cast();
-                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-                }
-                m
-            })
-            .collect();
+    fn new(slots: usize, buf_len: usize, with_destinations: bool) -> Batch {
         Batch {
-            bufs,
-            _iovs: iovs,
-            names,
-            msgs,
+            messages: SendBatch::new(slots, buf_len, with_destinations),
             slot_stream: vec![None; slots],
         }
     }
@@ -114,7 +87,7 @@ fn resolve_source(cfg: &SendConfig, iface: &iface::Interface) -> Result<Ipv4Addr
 
 fn open_transport(cfg: &SendConfig) -> Result<Transport> {
     let iface = iface::lookup(&cfg.interface).map_err(|e| match e {
-        iface::InterfaceError::Unknown { .. } => anyhow::Error::new(UsageError(e.to_string())),
+        InterfaceError::Unknown { .. } => anyhow::Error::new(UsageError(e.to_string())),
         other => anyhow::Error::new(other),
     })?;
     let source = resolve_source(cfg, &iface)?;
@@ -128,7 +101,7 @@ fn open_transport(cfg: &SendConfig) -> Result<Transport> {
                 ))
                 .into());
             }
-            let fd = sys::packet_socket(iface.index)
+            let fd = netio::packet_socket::open_sender(iface.index)
                 .with_context(|| format!("cannot open an AF_PACKET socket on {}", cfg.interface))?;
             let templates = cfg
                 .targets
@@ -172,7 +145,7 @@ fn open_transport(cfg: &SendConfig) -> Result<Transport> {
             let dests = cfg
                 .targets
                 .iter()
-                .map(|t| sys::sockaddr_in(t.group, t.port))
+                .map(|t| sockaddr_in(t.group, t.port))
                 .collect();
             Ok(Transport::Udp { socket, dests })
         }
@@ -180,10 +153,10 @@ fn open_transport(cfg: &SendConfig) -> Result<Transport> {
 }
 
 impl Transport {
-    fn fd(&self) -> RawFd {
+    fn fd(&self) -> BorrowedFd<'_> {
         match self {
-            Transport::Packet { fd, .. } => fd.as_raw_fd(),
-            Transport::Udp { socket, .. } => socket.as_raw_fd(),
+            Transport::Packet { fd, .. } => fd.as_fd(),
+            Transport::Udp { socket, .. } => socket.as_fd(),
         }
     }
 
@@ -199,7 +172,7 @@ impl Transport {
         match self {
             Transport::Packet { templates, .. } => {
                 let template = &templates[stream];
-                let buf = &mut batch.bufs[slot];
+                let buf = batch.messages.buffer_mut(slot);
                 if batch.slot_stream[slot] != Some(stream) {
                     buf.copy_from_slice(template.bytes());
                     batch.slot_stream[slot] = Some(stream);
@@ -207,22 +180,23 @@ impl Transport {
                 template.patch_into(buf, header, header.seq as u16)?;
             }
             Transport::Udp { dests, .. } => {
-                let buf = &mut batch.bufs[slot];
+                let buf = batch.messages.buffer_mut(slot);
                 if batch.slot_stream[slot].is_none() {
                     rand::rng().fill(&mut buf[HEADER_LEN..]);
                     batch.slot_stream[slot] = Some(stream);
                 }
                 header.encode(buf)?;
-                batch.names[slot] = dests[stream];
+                batch.messages.set_destination(slot, dests[stream]);
             }
         }
         Ok(())
     }
 }
 
-/// Sends `batch.msgs[..n]`; returns per-slot success through `on_sent(slot)`, counts errors.
+/// Sends slots `..n` of `batch`; returns per-slot success through `on_sent(slot)`, counts
+/// errors.
 fn send_batch(
-    fd: RawFd,
+    fd: BorrowedFd<'_>,
     batch: &mut Batch,
     n: usize,
     stop: &AtomicBool,
@@ -232,7 +206,7 @@ fn send_batch(
     let mut off = 0;
     let mut blocked_since: Option<u64> = None;
     while off < n {
-        match sys::sendmmsg(fd, &mut batch.msgs[off..n]) {
+        match batch.messages.send(fd, off..n) {
             Ok(k) => {
                 for slot in off..off + k {
                     on_sent(slot);
@@ -242,7 +216,7 @@ fn send_batch(
             }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN)) => {
-                let now = sys::monotonic_ns();
+                let now = monotonic_ns();
                 let since = *blocked_since.get_or_insert(now);
                 if now - since > BLOCKED_GIVE_UP_NS || stop.load(Ordering::Relaxed) {
                     errors += (n - off) as u64;
@@ -260,39 +234,123 @@ fn send_batch(
     errors
 }
 
+/// The streams' state while sending: what goes into the next batch and what was sent.
+struct Streams<'a> {
+    cfg: &'a SendConfig,
+    counters: Counters,
+    seqs: Vec<u64>,
+    next_stream: usize,
+    /// Stream of each slot of the batch being sent.
+    slot_streams: Vec<usize>,
+    first_send_ns: Option<u64>,
+    last_send_ns: u64,
+}
+
+impl<'a> Streams<'a> {
+    fn new(cfg: &'a SendConfig) -> Streams<'a> {
+        let streams = cfg.targets.len();
+        Streams {
+            cfg,
+            counters: Counters {
+                per_stream: vec![0; streams],
+                sent: 0,
+                errors: 0,
+            },
+            seqs: vec![0; streams],
+            next_stream: 0,
+            slot_streams: vec![0; cfg.batch],
+            first_send_ns: None,
+            last_send_ns: 0,
+        }
+    }
+
+    /// Fills the first `due` slots of `batch` with the next packet of each stream in turn.
+    fn fill(&mut self, transport: &Transport, batch: &mut Batch, due: usize) -> Result<()> {
+        let streams = self.cfg.targets.len();
+        for (slot, slot_stream) in self.slot_streams.iter_mut().enumerate().take(due) {
+            let stream = self.next_stream;
+            self.next_stream = (self.next_stream + 1) % streams;
+            let header = Header {
+                stream: self.cfg.targets[stream].stream,
+                seq: self.seqs[stream],
+                send_ns: monotonic_ns(),
+            };
+            self.seqs[stream] += 1;
+            self.first_send_ns.get_or_insert(header.send_ns);
+            self.last_send_ns = header.send_ns;
+            *slot_stream = stream;
+            transport.fill(batch, slot, stream, &header)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the first `due` slots of `batch` and counts what was sent and what failed.
+    fn send(&mut self, fd: BorrowedFd<'_>, batch: &mut Batch, due: usize, stop: &AtomicBool) {
+        let per_stream = &mut self.counters.per_stream;
+        let slot_streams = &self.slot_streams;
+        let mut sent_now = 0u64;
+        self.counters.errors += send_batch(fd, batch, due, stop, |slot| {
+            per_stream[slot_streams[slot]] += 1;
+            sent_now += 1;
+        });
+        self.counters.sent += sent_now;
+    }
+
+    /// The summary of a run that lasted from `start` to `end` (CLOCK_MONOTONIC ns).
+    fn summary(&self, start: u64, end: u64) -> SendSummary {
+        let cfg = self.cfg;
+        SendSummary {
+            schema: SEND_SCHEMA.to_string(),
+            streams: cfg.targets.len() as u32,
+            size: cfg.size,
+            mode: cfg.mode.name().to_string(),
+            duration_s: end.saturating_sub(start) as f64 / 1e9,
+            requested_pps: cfg.total_pps,
+            achieved_pps: self.first_send_ns.map_or(0.0, |first| {
+                crate::pacer::rate_between(self.counters.sent, first, self.last_send_ns)
+            }),
+            sent_packets: self.counters.sent,
+            send_errors: self.counters.errors,
+            per_stream: cfg
+                .targets
+                .iter()
+                .zip(&self.counters.per_stream)
+                .map(|(t, &sent): (&StreamTarget, &u64)| SentStream {
+                    stream: t.stream,
+                    group: t.group,
+                    port: t.port,
+                    sent,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Runs the sender until the count or duration is reached or `stop` is set.
 pub fn run(cfg: &SendConfig, stop: &AtomicBool) -> Result<SendSummary> {
     let transport = open_transport(cfg)?;
-    let streams = cfg.targets.len();
     let mut batch = Batch::new(
         cfg.batch,
         transport.buf_len(cfg.size),
         matches!(transport, Transport::Udp { .. }),
     );
-    let total_limit = cfg.count.map(|c| c.saturating_mul(streams as u64));
-    let mut counters = Counters {
-        per_stream: vec![0; streams],
-        sent: 0,
-        errors: 0,
-    };
-    let mut seqs = vec![0u64; streams];
-    let mut next_stream = 0usize;
+    let total_limit = cfg
+        .count
+        .map(|c| c.saturating_mul(cfg.targets.len() as u64));
+    let mut streams = Streams::new(cfg);
     let mut progress = Progress::new(cfg.quiet, "sent");
     let fd = transport.fd();
 
-    let start = sys::monotonic_ns();
+    let start = monotonic_ns();
     let deadline = cfg
         .duration
         .map(|d| start.saturating_add(d.as_nanos() as u64));
     let mut pacer = Pacer::new(cfg.total_pps, start, cfg.batch).with_burst(cfg.burst);
-    let mut slot_streams = vec![0usize; cfg.batch];
-    let mut first_send_ns: Option<u64> = None;
-    let mut last_send_ns = 0u64;
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let now = sys::monotonic_ns();
+        let now = monotonic_ns();
         if deadline.is_some_and(|d| now >= d) {
             break;
         }
@@ -309,57 +367,14 @@ pub fn run(cfg: &SendConfig, stop: &AtomicBool) -> Result<SendSummary> {
             std::thread::sleep(Duration::from_nanos(wait.max(1)));
             continue;
         }
-        for (slot, slot_stream) in slot_streams.iter_mut().enumerate().take(due) {
-            let stream = next_stream;
-            next_stream = (next_stream + 1) % streams;
-            let header = Header {
-                stream: cfg.targets[stream].stream,
-                seq: seqs[stream],
-                send_ns: sys::monotonic_ns(),
-            };
-            seqs[stream] += 1;
-            first_send_ns.get_or_insert(header.send_ns);
-            last_send_ns = header.send_ns;
-            *slot_stream = stream;
-            transport.fill(&mut batch, slot, stream, &header)?;
-        }
-        let per_stream = &mut counters.per_stream;
-        let mut sent_now = 0u64;
-        counters.errors += send_batch(fd, &mut batch, due, stop, |slot| {
-            per_stream[slot_streams[slot]] += 1;
-            sent_now += 1;
-        });
-        counters.sent += sent_now;
+        streams.fill(&transport, &mut batch, due)?;
+        streams.send(fd, &mut batch, due, stop);
         pacer.record(due as u64);
-        progress.update(counters.sent);
+        progress.update(streams.counters.sent);
     }
-    let end = sys::monotonic_ns();
+    let end = monotonic_ns();
     progress.finish();
-    let duration_s = end.saturating_sub(start) as f64 / 1e9;
-    Ok(SendSummary {
-        schema: SEND_SCHEMA.to_string(),
-        streams: streams as u32,
-        size: cfg.size,
-        mode: cfg.mode.name().to_string(),
-        duration_s,
-        requested_pps: cfg.total_pps,
-        achieved_pps: first_send_ns.map_or(0.0, |first| {
-            crate::pacer::rate_between(counters.sent, first, last_send_ns)
-        }),
-        sent_packets: counters.sent,
-        send_errors: counters.errors,
-        per_stream: cfg
-            .targets
-            .iter()
-            .zip(&counters.per_stream)
-            .map(|(t, &sent): (&StreamTarget, &u64)| SentStream {
-                stream: t.stream,
-                group: t.group,
-                port: t.port,
-                sent,
-            })
-            .collect(),
-    })
+    Ok(streams.summary(start, end))
 }
 
 #[cfg(test)]

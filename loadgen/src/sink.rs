@@ -1,7 +1,7 @@
 //! `loadgen sink`: joins the groups on helper sockets ([`netio::membership`], the pool strategy
 //! with the relay's capacity rule), receives on one
 //! socket per port bound to INADDR_ANY (IP_PKTINFO gives the destination group), batches with
-//! `recvmmsg`, and accounts every datagram ([`crate::accounting`]).
+//! `recvmmsg` (netio's `RecvBatch`), and accounts every datagram ([`crate::accounting`]).
 //!
 //! The joins are deliberately not on the receiving sockets: a long membership list on the
 //! receiving socket is walked for every packet. A socket bound to INADDR_ANY:port still receives
@@ -9,19 +9,18 @@
 
 use crate::accounting::Accounting;
 use crate::cli::{SinkConfig, UsageError};
-use crate::iface;
 use crate::progress::Progress;
 use crate::summary::{JoinError, SINK_SCHEMA, SinkSummary};
-use crate::sys;
 use crate::wire::Header;
 use anyhow::{Context, Result};
+use netio::iface::InterfaceError;
 use netio::membership::{GroupJoins, KernelSockets, Limits, Memberships, Strategy};
+use netio::recv_batch::{RecvBatch, RecvMetadata};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsFd, AsRawFd};
-use std::path::Path;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Datagrams per recvmmsg call.
@@ -77,75 +76,13 @@ fn open_receiver(port: u16, device: Option<&str>) -> Result<Receiver> {
     Ok(Receiver { socket, port })
 }
 
-/// Buffers of one recvmmsg batch; the `mmsghdr`s point into `bufs`/`iovs`/`controls`.
-struct RecvBatch {
-    bufs: Vec<Vec<u8>>,
-    _iovs: Vec<libc::iovec>,
-    controls: Vec<Vec<u8>>,
-    msgs: Vec<libc::mmsghdr>,
-}
-
-impl RecvBatch {
-    fn new() -> RecvBatch {
-        let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; DATAGRAM_BUF]).collect();
-        let mut controls: Vec<Vec<u8>> = (0..BATCH)
-            .map(|_| vec![0u8; sys::pktinfo_space() + 64])
-            .collect();
-        let mut iovs: Vec<libc::iovec> = bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        let msgs = iovs
-            .iter_mut()
-            .zip(controls.iter_mut())
-            .map(|(iov, control)| {
-                let mut m = sys::zeroed_mmsghdr();
-                m.msg_hdr.msg_iov = iov;
-                m.msg_hdr.msg_iovlen = 1;
-                m.msg_hdr.msg_control = control.as_mut_ptr().cast();
-                m.msg_hdr.msg_controllen = control.len() as _;
-                m
-            })
-            .collect();
-        RecvBatch {
-            bufs,
-            _iovs: iovs,
-            controls,
-            msgs,
-        }
+/// Looks the interface up (an unknown one is a usage error) and returns its index.
+fn interface_index(name: &str) -> Result<u32> {
+    match netio::iface::lookup(name) {
+        Ok(interface) => Ok(interface.index),
+        Err(e @ InterfaceError::Unknown { .. }) => Err(UsageError(e.to_string()).into()),
+        Err(e) => Err(e.into()),
     }
-
-    /// Receives what is queued on `fd` (up to one batch); returns the count.
-    fn recv(&mut self, fd: i32) -> std::io::Result<usize> {
-        for (m, control) in self.msgs.iter_mut().zip(&self.controls) {
-            m.msg_hdr.msg_controllen = control.len() as _;
-            m.msg_hdr.msg_flags = 0;
-            m.msg_len = 0;
-        }
-        sys::recvmmsg(fd, &mut self.msgs)
-    }
-
-    /// Payload and destination address of datagram `i` of the last batch.
-    fn datagram(&self, i: usize) -> (&[u8], Option<Ipv4Addr>) {
-        let m = &self.msgs[i];
-        let len = (m.msg_len as usize).min(DATAGRAM_BUF);
-        (&self.bufs[i][..len], sys::pktinfo_dst(&m.msg_hdr))
-    }
-}
-
-/// Writes `contents` to `path` atomically (temporary file in the same directory + rename).
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot rename {} to {}", tmp.display(), path.display())
-    })
 }
 
 /// Joins the groups on helper sockets: the pool strategy with the relay's capacity rule
@@ -159,11 +96,18 @@ fn join_groups(cfg: &SinkConfig, ifindex: u32) -> Result<(Memberships<KernelSock
     Ok((pool, joins))
 }
 
-/// Runs the sink until --duration, --idle or `stop`, and summarises what arrived.
-pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
-    let ifindex = iface::index_of(&cfg.interface).map_err(|e| UsageError(e.to_string()))?;
-    // `_pool` holds the memberships until `run` returns.
-    let (_pool, joins) = join_groups(cfg, ifindex)?;
+/// What [`set_up`] prepared; `_pool` holds the memberships until the sink is done.
+struct SetUp {
+    _pool: Memberships<KernelSockets>,
+    joins: GroupJoins,
+    join_errors: Vec<JoinError>,
+    receivers: Vec<Receiver>,
+}
+
+/// Joins the groups, opens the receivers and, if every join worked, writes the ready file.
+fn set_up(cfg: &SinkConfig) -> Result<SetUp> {
+    let ifindex = interface_index(&cfg.interface)?;
+    let (pool, joins) = join_groups(cfg, ifindex)?;
     let join_errors: Vec<JoinError> = joins.refused.iter().map(JoinError::from).collect();
     let receivers = cfg
         .ports
@@ -172,7 +116,7 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
         .collect::<Result<Vec<_>>>()?;
     if join_errors.is_empty() {
         if let Some(path) = &cfg.ready_file {
-            write_atomically(path, b"ready\n")?;
+            netio::fs::write_atomically(path, b"ready\n").context("cannot write the ready file")?;
         }
     } else {
         let first = &join_errors[0];
@@ -184,27 +128,90 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
             first.message
         );
     }
+    Ok(SetUp {
+        _pool: pool,
+        joins,
+        join_errors,
+        receivers,
+    })
+}
 
-    let mut accounting = Accounting::new();
-    let mut batch = RecvBatch::new();
-    let mut progress = Progress::new(cfg.quiet, "received");
-    let start = sys::monotonic_ns();
-    let deadline = cfg
-        .duration
-        .map(|d| start.saturating_add(d.as_nanos() as u64));
-    let idle_ns = cfg.idle.map(|d| d.as_nanos() as u64);
-    let mut last_packet: Option<u64> = None;
+/// What the receive loop accumulates.
+struct Reception {
+    accounting: Accounting,
+    batch: RecvBatch,
+    progress: Progress,
+    /// Arrival time of the last datagram (CLOCK_MONOTONIC ns).
+    last_packet: Option<u64>,
+}
+
+impl Reception {
+    fn new(quiet: bool) -> Reception {
+        let metadata = RecvMetadata {
+            link_addresses: false,
+            control: true,
+        };
+        Reception {
+            accounting: Accounting::new(),
+            batch: RecvBatch::new(BATCH, DATAGRAM_BUF, metadata),
+            progress: Progress::new(quiet, "received"),
+            last_packet: None,
+        }
+    }
+
+    /// Takes everything queued on `receiver`, one batch at a time, and accounts for it.
+    fn drain(&mut self, receiver: &Receiver) -> Result<()> {
+        loop {
+            let n = match self.batch.recv(&receiver.socket) {
+                Ok(n) => n,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => return Err(e).context("recvmmsg failed"),
+            };
+            let arrival = netio::clock::monotonic_ns();
+            for i in 0..n {
+                let payload = self.batch.frame(i);
+                match Header::decode(payload) {
+                    Ok(header) => self.accounting.record(
+                        self.batch.destination(i).unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        receiver.port,
+                        &header,
+                        payload.len(),
+                        arrival,
+                    ),
+                    Err(_) => self.accounting.record_foreign(),
+                }
+            }
+            if n > 0 {
+                self.last_packet = Some(arrival);
+            }
+            self.progress.update(self.accounting.received());
+            if n < BATCH {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Polls the receivers and drains the readable ones until `deadline`, `idle_ns` without a
+/// datagram, or `stop`.
+fn receive(
+    receivers: &[Receiver],
+    reception: &mut Reception,
+    deadline: Option<u64>,
+    idle_ns: Option<u64>,
+    stop: &AtomicBool,
+) -> Result<()> {
     let mut fds: Vec<PollFd> = receivers
         .iter()
         .map(|r| PollFd::new(r.socket.as_fd(), PollFlags::POLLIN))
         .collect();
     let mut ready = vec![false; receivers.len()];
     while !stop.load(Ordering::Relaxed) {
-        let now = sys::monotonic_ns();
+        let now = netio::clock::monotonic_ns();
         if deadline.is_some_and(|d| now >= d) {
             break;
         }
-        if let (Some(idle), Some(last)) = (idle_ns, last_packet)
+        if let (Some(idle), Some(last)) = (idle_ns, reception.last_packet)
             && now.saturating_sub(last) >= idle
         {
             break;
@@ -218,40 +225,31 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
             *flag = fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
         }
         for (receiver, _) in receivers.iter().zip(&ready).filter(|(_, ready)| **ready) {
-            loop {
-                let n = match batch.recv(receiver.socket.as_raw_fd()) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                    Err(e) => return Err(e).context("recvmmsg failed"),
-                };
-                let arrival = sys::monotonic_ns();
-                for i in 0..n {
-                    let (payload, dst) = batch.datagram(i);
-                    match Header::decode(payload) {
-                        Ok(header) => accounting.record(
-                            dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
-                            receiver.port,
-                            &header,
-                            payload.len(),
-                            arrival,
-                        ),
-                        Err(_) => accounting.record_foreign(),
-                    }
-                }
-                if n > 0 {
-                    last_packet = Some(arrival);
-                }
-                progress.update(accounting.received());
-                if n < BATCH {
-                    break;
-                }
-            }
+            reception.drain(receiver)?;
         }
     }
-    let end = sys::monotonic_ns();
-    progress.finish();
+    Ok(())
+}
 
+/// Runs the sink until --duration, --idle or `stop`, and summarises what arrived.
+pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
+    let SetUp {
+        _pool,
+        joins,
+        join_errors,
+        receivers,
+    } = set_up(cfg)?;
+    let mut reception = Reception::new(cfg.quiet);
+    let start = netio::clock::monotonic_ns();
+    let deadline = cfg
+        .duration
+        .map(|d| start.saturating_add(d.as_nanos() as u64));
+    let idle_ns = cfg.idle.map(|d| d.as_nanos() as u64);
+    receive(&receivers, &mut reception, deadline, idle_ns, stop)?;
+    let end = netio::clock::monotonic_ns();
+    reception.progress.finish();
+
+    let accounting = reception.accounting;
     let (streams, totals, latency_ns) = accounting.finish();
     let seen: HashSet<Ipv4Addr> = accounting.groups_seen();
     let silent_groups = joins
@@ -278,18 +276,6 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ready_file_is_written_atomically() {
-        let dir = std::env::temp_dir().join(format!("loadgen-ready-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("ready");
-        write_atomically(&path, b"ready\n").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"ready\n");
-        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "no temporary file may remain");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn sink_joins_past_the_per_socket_limit_in_fresh_netns() {
@@ -329,7 +315,7 @@ mod tests {
         use crate::cli::{SendConfig, stream_targets};
         let handle = std::thread::spawn(move || {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            sys::set_interface_up("lo").unwrap();
+            netio::iface::set_up("lo").unwrap();
             let dir =
                 std::env::temp_dir().join(format!("loadgen-rt-{}-{mode:?}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();

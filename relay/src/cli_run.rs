@@ -106,7 +106,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // Register signal handlers before anything needs cleaning up.
     let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
         .context("installing SIGTERM/SIGINT handlers")?;
-    if let Err(e) = relay::sys::raise_open_file_limit() {
+    if let Err(e) = netio::limits::raise_open_file_limit() {
         tracing::warn!("could not raise the open-file limit: {e}");
     }
     let limits = Limits::from_proc()

@@ -7,8 +7,9 @@
 //! (no reordering). PACKET_IGNORE_OUTGOING plus a PACKET_OUTGOING check make sure the relay never
 //! re-ingests its own egress, so a rule whose input and output share an interface cannot loop.
 //!
-//! Receive backends ([`IoBackend`]): `uring` takes batches with `recvmmsg` ([`RecvBatch`]),
-//! `mmap` walks a TPACKET_V3 ring ([`RxRing`]); both sleep on an io_uring readiness poll.
+//! Receive backends ([`IoBackend`], all from netio): `ring` walks a TPACKET_V2 ring
+//! ([`FrameRing`]), `uring` takes batches with `recvmmsg` ([`RecvBatch`]), `mmap` walks a
+//! TPACKET_V3 ring ([`BlockRing`]); all sleep on an io_uring readiness poll.
 //! Egress frames are built from scratch (Ethernet with the group's multicast MAC, IPv4 with the
 //! configured TTL, UDP with a correct checksum) into a bounded pool of preallocated send slots
 //! and sent as io_uring `SendMsg` on an AF_PACKET socket, one submit per receive round; this
@@ -17,15 +18,14 @@
 //! packet.
 
 use crate::forward::{self, Egress, Forwarder};
-use crate::frame_ring::{FrameRing, FrameRingConfig};
-use crate::mmap_ring::{RingConfig, RxRing};
-use crate::rx_batch::RecvBatch;
 use crate::stats::{self, Stage, WorkerStats};
-use crate::sys;
 use crate::table::{TablePublisher, TableReader};
 use anyhow::Context;
 use io_uring::{IoUring, opcode, types};
-use std::os::fd::{AsRawFd, OwnedFd};
+use netio::packet_socket::{self, ETH_P_IP};
+use netio::recv_batch::{RecvBatch, RecvMetadata};
+use netio::ring::{BlockRing, BlockRingConfig, FrameRing, FrameRingConfig};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -75,7 +75,7 @@ pub struct DataplaneConfig {
     /// Send slots per worker: the bound of the egress queue.
     pub tx_slots: usize,
     /// Ring geometry (`mmap` backend).
-    pub ring: RingConfig,
+    pub ring: BlockRingConfig,
     /// Ring geometry (`ring` backend).
     pub frame_ring: FrameRingConfig,
     /// Test-only slowdown: busy-wait this long per received frame (`relay run --handicap-ns`),
@@ -92,7 +92,7 @@ impl Default for DataplaneConfig {
             io: IoBackend::Ring,
             rx_slots: 64,
             tx_slots: 512,
-            ring: RingConfig::default(),
+            ring: BlockRingConfig::default(),
             frame_ring: FrameRingConfig::default(),
             handicap_ns: 0,
         }
@@ -118,8 +118,118 @@ struct WorkerSockets {
 
 /// A receive ring set up on the socket before it is bound.
 enum MappedRing {
-    Blocks(RxRing),
+    Blocks(BlockRing),
     Frames(FrameRing),
+}
+
+impl WorkerSockets {
+    /// Opens worker `worker`'s receive socket (ring set up, bound to every interface, joined
+    /// to the fanout group, which the first worker creates) and its send socket.
+    fn open(
+        config: &DataplaneConfig,
+        worker: usize,
+        fanout_group: &mut Option<u16>,
+    ) -> anyhow::Result<WorkerSockets> {
+        let rx = packet_socket::open(ETH_P_IP)
+            .context("opening the AF_PACKET receive socket (needs CAP_NET_RAW)")?;
+        if let Err(e) = packet_socket::ignore_outgoing(&rx) {
+            tracing::warn!("PACKET_IGNORE_OUTGOING unavailable ({e}); filtering on pkttype only");
+        }
+        let _ = netio::sockopt::force_buffers(rx.as_raw_fd(), RX_SOCKET_BUFFER);
+        let mapped = MappedRing::set_up(&rx, config)?;
+        if config.timing && mapped.is_none() {
+            netio::sockopt::set_int_option(
+                rx.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                1,
+            )
+            .context("enabling SO_TIMESTAMPNS for --timing")?;
+        }
+        packet_socket::bind(&rx, 0, ETH_P_IP).context("binding the receive socket")?;
+        let id = packet_socket::join_fanout(&rx, *fanout_group)
+            .with_context(|| format!("joining worker {worker} to the PACKET_FANOUT group"))?;
+        *fanout_group = Some(id);
+        let tx = packet_socket::open(0).context("opening the AF_PACKET send socket")?;
+        if let Err(e) = packet_socket::qdisc_bypass(&tx) {
+            tracing::warn!("PACKET_QDISC_BYPASS unavailable ({e}); sending through the qdisc");
+        }
+        Ok(WorkerSockets {
+            rx: Arc::new(rx),
+            tx,
+            mapped,
+        })
+    }
+
+    /// Throws away every frame already queued on the receive socket or its ring.
+    fn discard_queued(&mut self, scratch: &mut [u8]) {
+        packet_socket::drain(&*self.rx, scratch);
+        match self.mapped.as_mut() {
+            Some(MappedRing::Blocks(ring)) => {
+                ring.discard_ready();
+            }
+            Some(MappedRing::Frames(ring)) => {
+                ring.discard_ready();
+            }
+            None => {}
+        }
+    }
+}
+
+impl MappedRing {
+    /// The receive ring of `config.io` on `rx` (none for the `uring` backend).
+    fn set_up(rx: &OwnedFd, config: &DataplaneConfig) -> anyhow::Result<Option<MappedRing>> {
+        Ok(match config.io {
+            IoBackend::Mmap => Some(MappedRing::Blocks(
+                BlockRing::new(rx, config.ring, config.timing)
+                    .context("setting up the TPACKET_V3 receive ring")?,
+            )),
+            IoBackend::Ring => Some(MappedRing::Frames(
+                FrameRing::new(rx, config.frame_ring, config.timing)
+                    .context("setting up the TPACKET_V2 receive ring")?,
+            )),
+            IoBackend::Uring => None,
+        })
+    }
+}
+
+/// Starts worker `index` on its own thread and waits until it is set up (the worker is built
+/// there: its `recvmmsg` batch holds raw pointers and is not Send); a setup error is returned
+/// after the thread ended.
+fn spawn_worker(
+    index: usize,
+    sockets: WorkerSockets,
+    config: &DataplaneConfig,
+    publisher: &Arc<TablePublisher>,
+    stop: &Arc<AtomicBool>,
+    stats: Arc<WorkerStats>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (reader, worker_stop, worker_config) = (publisher.reader(), stop.clone(), config.clone());
+    let thread = std::thread::Builder::new()
+        .name(format!("relay-worker-{index}"))
+        .spawn(
+            move || match Worker::new(&worker_config, sockets, reader, stats, worker_stop) {
+                Ok(worker) => {
+                    let _ = ready_tx.send(Ok(()));
+                    worker.run();
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            },
+        )
+        .context("spawning a worker thread")?;
+    let setup = ready_rx
+        .recv()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("worker thread exited during setup")));
+    match setup {
+        Ok(()) => Ok(thread),
+        Err(e) => {
+            let _ = thread.join();
+            Err(e)
+        }
+    }
 }
 
 impl Dataplane {
@@ -129,56 +239,13 @@ impl Dataplane {
         let mut sockets = Vec::with_capacity(config.workers);
         let mut fanout_group = None;
         for worker in 0..config.workers {
-            let rx = sys::packet_socket(sys::ETH_P_IP)
-                .context("opening the AF_PACKET receive socket (needs CAP_NET_RAW)")?;
-            if let Err(e) = sys::ignore_outgoing(&rx) {
-                tracing::warn!(
-                    "PACKET_IGNORE_OUTGOING unavailable ({e}); filtering on pkttype only"
-                );
-            }
-            let _ = sys::force_buffers(rx.as_raw_fd(), RX_SOCKET_BUFFER);
-            let mapped = match config.io {
-                IoBackend::Mmap => Some(MappedRing::Blocks(
-                    RxRing::new(&rx, config.ring, config.timing)
-                        .context("setting up the TPACKET_V3 receive ring")?,
-                )),
-                IoBackend::Ring => Some(MappedRing::Frames(
-                    FrameRing::new(&rx, config.frame_ring, config.timing)
-                        .context("setting up the TPACKET_V2 receive ring")?,
-                )),
-                IoBackend::Uring => None,
-            };
-            if config.timing && mapped.is_none() {
-                sys::set_int_option(rx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
-                    .context("enabling SO_TIMESTAMPNS for --timing")?;
-            }
-            sys::bind_packet(&rx, 0, sys::ETH_P_IP).context("binding the receive socket")?;
-            let id = sys::join_fanout(&rx, fanout_group)
-                .with_context(|| format!("joining worker {worker} to the PACKET_FANOUT group"))?;
-            fanout_group = Some(id);
-            let tx = sys::packet_socket(0).context("opening the AF_PACKET send socket")?;
-            if let Err(e) = sys::qdisc_bypass(&tx) {
-                tracing::warn!("PACKET_QDISC_BYPASS unavailable ({e}); sending through the qdisc");
-            }
-            sockets.push(WorkerSockets {
-                rx: Arc::new(rx),
-                tx,
-                mapped,
-            });
+            let socks = WorkerSockets::open(&config, worker, &mut fanout_group)?;
+            sockets.push(socks);
         }
         // Frames queued before every socket was in the fanout group could be seen twice.
         let mut scratch = vec![0u8; FRAME_BUFFER_SIZE];
         for s in &mut sockets {
-            sys::drain(&s.rx, &mut scratch);
-            match s.mapped.as_mut() {
-                Some(MappedRing::Blocks(ring)) => {
-                    ring.discard_ready();
-                }
-                Some(MappedRing::Frames(ring)) => {
-                    ring.discard_ready();
-                }
-                None => {}
-            }
+            s.discard_queued(&mut scratch);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let rx_sockets: Vec<Arc<OwnedFd>> = sockets.iter().map(|s| s.rx.clone()).collect();
@@ -187,35 +254,16 @@ impl Dataplane {
         for (index, socks) in sockets.into_iter().enumerate() {
             let worker_stats = Arc::new(WorkerStats::default());
             stats.push(worker_stats.clone());
-            // The worker's buffers hold raw pointers (not Send): build it on its own thread
-            // and report the setup result back.
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            let (reader, worker_stop, worker_config) =
-                (publisher.reader(), stop.clone(), config.clone());
-            let thread = std::thread::Builder::new()
-                .name(format!("relay-worker-{index}"))
-                .spawn(move || {
-                    match Worker::new(&worker_config, socks, reader, worker_stats, worker_stop) {
-                        Ok(worker) => {
-                            let _ = ready_tx.send(Ok(()));
-                            worker.run();
-                        }
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                        }
+            let started = spawn_worker(index, socks, &config, &publisher, &stop, worker_stats);
+            match started {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    for thread in threads {
+                        let _ = thread.join();
                     }
-                })
-                .context("spawning a worker thread")?;
-            threads.push(thread);
-            let setup = ready_rx
-                .recv()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("worker thread exited during setup")));
-            if let Err(e) = setup {
-                stop.store(true, Ordering::Relaxed);
-                for thread in threads {
-                    let _ = thread.join();
+                    return Err(e.context(format!("setting up worker {index}")));
                 }
-                return Err(e.context(format!("setting up worker {index}")));
             }
         }
         Ok(Dataplane {
@@ -268,7 +316,7 @@ pub struct SocketDropProbe {
 impl SocketDropProbe {
     pub fn collect(&self) {
         for (fd, stats) in &self.sockets {
-            if let Ok(drops) = sys::packet_socket_drops(fd) {
+            if let Ok(drops) = packet_socket::take_drops(&**fd) {
                 stats::bump(&stats.socket_drops, drops);
             }
         }
@@ -281,7 +329,7 @@ const BATCHES_PER_ROUND: usize = 4;
 /// Where a worker's frames come from.
 enum Receiver {
     Batch(RecvBatch),
-    Ring(RxRing),
+    Ring(BlockRing),
     Frames(FrameRing),
 }
 
@@ -314,7 +362,10 @@ impl Worker {
             None => Receiver::Batch(RecvBatch::new(
                 config.rx_slots,
                 FRAME_BUFFER_SIZE,
-                config.timing,
+                RecvMetadata {
+                    link_addresses: true,
+                    control: config.timing,
+                },
             )),
         };
         let mut forward = Forwarder::new(
@@ -343,7 +394,7 @@ impl Worker {
         let rx_fd = self.rx.as_raw_fd();
         while !self.stop.load(Ordering::Relaxed) {
             self.forward.table.refresh();
-            let drained = self.receive_round(rx_fd);
+            let drained = self.receive_round();
             let forward = &mut self.forward;
             if drained && !forward.egress.poll_armed {
                 let poll = opcode::PollAdd::new(types::Fd(rx_fd), libc::POLLIN as u32)
@@ -382,7 +433,7 @@ impl Worker {
     }
 
     /// Takes up to BATCHES_PER_ROUND batches (or ring blocks); true when nothing is left.
-    fn receive_round(&mut self, rx_fd: i32) -> bool {
+    fn receive_round(&mut self) -> bool {
         let forward = &mut self.forward;
         match &mut self.receiver {
             Receiver::Ring(ring) => {
@@ -404,7 +455,7 @@ impl Worker {
             }
             Receiver::Batch(batch) => {
                 for _ in 0..BATCHES_PER_ROUND {
-                    let received = match batch.recv(rx_fd) {
+                    let received = match batch.recv(self.rx.as_fd()) {
                         Ok(n) => n,
                         Err(e) => {
                             stats::bump(&forward.stats.rx_errors, 1);

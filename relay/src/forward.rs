@@ -9,12 +9,12 @@
 
 use crate::drop_reason::DropReason;
 use crate::ring::SlotArena;
-use crate::rx_batch::Received;
 use crate::stats::{self, OutputStats, Stage, StageTimings, WorkerStats};
-use crate::sys;
 use crate::table::{CompiledOutput, CompiledRule, TableReader};
 use crate::udp_egress;
 use io_uring::IoUring;
+use netio::clock::realtime_ns;
+use netio::packet_socket::Received;
 use netio::wire::{self, FrameHeader, UdpDatagram, checksum};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, MutexGuard};
@@ -245,7 +245,7 @@ impl<'a> StageClock<'a> {
         }
         let mut guard = stats.timings();
         if let Some(kernel_ns) = kernel_ns {
-            guard.record(Stage::Receive, sys::realtime_ns().saturating_sub(kernel_ns));
+            guard.record(Stage::Receive, realtime_ns().saturating_sub(kernel_ns));
         }
         StageClock(Some((guard, Instant::now())))
     }

@@ -9,21 +9,18 @@
 //! - [`rule`]: rule syntax, parse/print, validation
 //! - the wire formats (frame parse and egress frame builder) are `netio::wire`
 //! - [`table`]: O(1) rule lookup table and its atomic swap
-//! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress, io_uring batching, egress
+//! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress (sockets, receive rings
+//!   and `recvmmsg` batches from `netio`), io_uring batching, egress
 //! - `forward`: per-packet parse, lookup, fan-out and io_uring egress of a worker
 //! - [`ring`]: preallocated io_uring send slots
-//! - [`rx_batch`]: order-preserving batched receive (recvmmsg)
-//! - [`frame_ring`]: TPACKET_V2 per-frame receive ring (`--io ring`, the default)
-//! - [`mmap_ring`]: TPACKET_V3 block receive ring (`--io mmap`)
 //! - [`stats`]: counters and opt-in per-stage timing
 //! - [`drop_reason`]: why a frame was not forwarded (one counter each)
-//! - [`netif`]: interface index / MAC / address lookup
 //! - [`udp_egress`]: UDP-socket egress (`--egress udp`)
-//! - [`sys`]: the raw socket calls socket2/nix do not cover
 //!
-//! `unsafe` is denied crate-wide and allowed only in the modules that talk to the kernel with
-//! raw pointers (`sys`, `ring`, `rx_batch`, `frame_ring`, `mmap_ring`) and in the one io_uring push of
-//! `forward`; every block carries a `// SAFETY:` comment.
+//! The kernel interfaces (AF_PACKET sockets, TPACKET rings, `recvmmsg`, interface lookup,
+//! socket options) live in the `netio` crate. `unsafe` is denied crate-wide and allowed only
+//! where the relay hands io_uring raw pointers: the send slot arena (`ring`) and the one
+//! io_uring push of `forward`; every block carries a `// SAFETY:` comment.
 
 #![deny(unsafe_code)]
 
@@ -33,18 +30,9 @@ pub mod dataplane;
 pub mod drop_reason;
 mod forward;
 #[allow(unsafe_code)]
-pub mod frame_ring;
-#[allow(unsafe_code)]
-pub mod mmap_ring;
-pub mod netif;
-#[allow(unsafe_code)]
 pub mod ring;
 pub mod rule;
-#[allow(unsafe_code)]
-pub mod rx_batch;
 pub mod service;
 pub mod stats;
-#[allow(unsafe_code)]
-pub mod sys;
 pub mod table;
 pub mod udp_egress;

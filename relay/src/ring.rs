@@ -116,7 +116,7 @@ impl SlotArena {
         let size = self.buffer_size;
         let slot = self.slot_mut(index);
         slot.iov.iov_len = len.min(size);
-        slot.addr = crate::sys::sockaddr_ll(ifindex, crate::sys::ETH_P_IP);
+        slot.addr = netio::sockaddr::sockaddr_ll(ifindex, netio::packet_socket::ETH_P_IP);
         slot.addr.sll_halen = 6;
         slot.addr.sll_addr[..6].copy_from_slice(&destination_mac);
         slot.msg.msg_namelen = size_of::<libc::sockaddr_ll>() as u32;

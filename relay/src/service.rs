@@ -7,11 +7,11 @@
 
 use crate::dataplane::SocketDropProbe;
 use crate::drop_reason::DropReason;
-use crate::netif::{self, InterfaceError};
 use crate::rule::{Endpoint, Input, Rule};
 use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable, TablePublisher};
 use crate::udp_egress::{EgressMode, UdpSockets};
+use netio::iface::{self, InterfaceError};
 use netio::membership::{
     JoinTarget, MembershipError, MembershipKey, MembershipReport, Memberships, SocketFactory,
 };
@@ -53,8 +53,8 @@ impl From<InterfaceError> for RequestError {
     }
 }
 
-/// The interfaces of the relay's namespace by name ([`netif::list`]).
-type Interfaces = HashMap<String, netif::Interface>;
+/// The interfaces of the relay's namespace by name ([`iface::list`]).
+type Interfaces = HashMap<String, iface::Interface>;
 
 struct InstalledRule {
     rule: Rule,
@@ -180,7 +180,7 @@ impl<F: SocketFactory> Relay<F> {
     pub fn add(&self, rule: Rule) -> Result<u64, RequestError> {
         let mut state = self.lock();
         check_input_free(&state, &rule)?;
-        let interfaces = netif::list()?;
+        let interfaces = iface::list()?;
         let input_if = find_interface(&interfaces, &rule.input.endpoint.interface)?;
         let outputs = rule
             .outputs
@@ -223,9 +223,7 @@ impl<F: SocketFactory> Relay<F> {
         output: &Endpoint,
     ) -> Result<CompiledOutput, RequestError> {
         let out_if = find_interface(interfaces, &output.interface)?;
-        let source = out_if
-            .ipv4
-            .ok_or_else(|| InterfaceError::NoIpv4(output.interface.clone()))?;
+        let source = out_if.require_ipv4()?;
         let udp = match self.egress {
             EgressMode::Packet => None,
             EgressMode::Udp => Some(
@@ -396,20 +394,23 @@ fn check_input_free<F: SocketFactory>(state: &State<F>, rule: &Rule) -> Result<(
 fn find_interface<'a>(
     interfaces: &'a Interfaces,
     name: &str,
-) -> Result<&'a netif::Interface, InterfaceError> {
-    interfaces
-        .get(name)
-        .ok_or_else(|| InterfaceError::Unknown(name.to_string()))
+) -> Result<&'a iface::Interface, InterfaceError> {
+    interfaces.get(name).ok_or_else(|| InterfaceError::Unknown {
+        name: name.to_string(),
+    })
 }
 
 /// Joins the input's group (source-specific joins need the interface's address).
 fn join_input<F: SocketFactory>(
     memberships: &mut Memberships<F>,
     input: &Input,
-    input_if: &netif::Interface,
+    input_if: &iface::Interface,
 ) -> Result<MembershipKey, RequestError> {
     if input.source.is_some() && input_if.ipv4.is_none() {
-        return Err(InterfaceError::NoIpv4(input_if.name.clone()).into());
+        return Err(InterfaceError::NoIpv4 {
+            name: input_if.name.clone(),
+        }
+        .into());
     }
     let membership = membership_key(input);
     memberships.join(

@@ -55,7 +55,7 @@ impl UdpSockets {
         socket.set_multicast_if_v4(&addr)?;
         socket.set_multicast_ttl_v4(u32::from(ttl))?;
         socket.set_multicast_loop_v4(false)?;
-        crate::sys::set_int_option(
+        netio::sockopt::set_int_option(
             socket.as_raw_fd(),
             libc::IPPROTO_IP,
             libc::IP_MULTICAST_ALL,
@@ -67,17 +67,8 @@ impl UdpSockets {
     }
 }
 
-/// A `sockaddr_in` for `group:port`.
-pub fn sockaddr_in(group: Ipv4Addr, port: u16) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(group).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
+/// The destination address of a UDP egress send (netio's builder).
+pub use netio::sockaddr::sockaddr_in;
 
 #[cfg(test)]
 mod tests {

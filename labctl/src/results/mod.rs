@@ -390,11 +390,9 @@ impl Results {
     /// leaves half a file.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         use anyhow::Context as _;
-        let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
         let text = serde_json::to_string_pretty(self).context("serializing results")?;
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-        Ok(())
+        netio::fs::write_atomically(path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     /// Aggregates of one system, in file order.

@@ -262,7 +262,7 @@ pub fn start(spec: &SystemSpec, layout: &Layout) -> Result<Running, StartError> 
 /// CLOCK_MONOTONIC now, nanoseconds: the clock `loadgen sink` stamps arrivals with (one clock
 /// for every network namespace of the host).
 pub fn monotonic_ns() -> u64 {
-    loadgen::sys::monotonic_ns()
+    netio::clock::monotonic_ns()
 }
 
 /// Sysctls a system needs in the relay namespace (on top of the scenario's).

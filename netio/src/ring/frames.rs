@@ -1,23 +1,18 @@
-//! The `--io ring` receive backend (the default): a TPACKET_V2 ring shared with the kernel.
-//!
-//! The kernel copies each frame into the next fixed-size slot of an mmap'd ring and marks it
-//! ready at once (unlike TPACKET_V3, see [`crate::mmap_ring`], there is no block to fill and
-//! no block timeout, so a frame never waits for others). The worker walks ready slots in order
-//! and hands each back after handling it. Compared with `recvmmsg` this removes the copy into
-//! user buffers and the system call per batch from the worker's CPU (measured in the README).
-//! Frames longer than a slot's room ([`FrameRingConfig::frame_size`] minus the ring headers)
-//! arrive truncated and are dropped as `truncated`. Every raw-pointer access lives here.
+//! TPACKET_V2 ring: the kernel copies each frame into the next fixed-size slot and marks it
+//! ready at once (no block to fill, no block timeout, so a frame never waits for others). The
+//! reader walks ready slots in order and hands each back after handling it. Frames longer than
+//! a slot's room ([`FrameRingConfig::frame_size`] minus the ring headers) arrive truncated.
 
-use crate::rx_batch::Received;
+use super::mapping::RingMapping;
+use super::{TP_STATUS_KERNEL, TP_STATUS_USER, sockaddr_offset, timestamp_ns};
+use crate::packet_socket::Received;
+use crate::sockopt::set_packet_option;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::OwnedFd;
+use std::os::fd::AsFd;
 use std::sync::atomic::{Ordering, fence};
 
 const TPACKET_V2: i32 = 1;
-const TP_STATUS_USER: u32 = 1;
-const TP_STATUS_KERNEL: u32 = 0;
-const TPACKET_ALIGNMENT: usize = 16;
 
 /// Ring geometry.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +26,7 @@ pub struct FrameRingConfig {
 impl Default for FrameRingConfig {
     fn default() -> Self {
         // 32 MiB (as the TPACKET_V3 ring): 16384 slots, ~115 ms of frames at 140k pps: a
-        // worker that is not scheduled for that long loses nothing.
+        // reader that is not scheduled for that long loses nothing.
         FrameRingConfig {
             frame_size: 2048,
             block_size: 1 << 20,
@@ -42,22 +37,18 @@ impl Default for FrameRingConfig {
 
 /// A mapped TPACKET_V2 receive ring.
 pub struct FrameRing {
-    base: *mut u8,
-    len: usize,
+    mapping: RingMapping,
     frame_size: usize,
     frame_count: usize,
     next_frame: usize,
     with_timestamps: bool,
 }
 
-// SAFETY: the mapping is owned by this value alone (no references into it outlive a `drain`
-// call), so moving it to the worker thread that uses it is sound.
-unsafe impl Send for FrameRing {}
-
 impl FrameRing {
-    /// Switches `fd` to TPACKET_V2 and maps its receive ring. Call before bind/fanout.
+    /// Switches `fd` (an AF_PACKET socket) to TPACKET_V2 and maps its receive ring. Call before
+    /// bind/fanout. With `with_timestamps` each frame comes with its kernel receive time.
     pub fn new(
-        fd: &OwnedFd,
+        fd: impl AsFd,
         config: FrameRingConfig,
         with_timestamps: bool,
     ) -> io::Result<FrameRing> {
@@ -72,7 +63,7 @@ impl FrameRing {
                 "ring frame size must be a power of two >= 256 dividing the block size",
             ));
         }
-        crate::sys::set_packet_option(fd, libc::PACKET_VERSION, &TPACKET_V2)?;
+        set_packet_option(fd.as_fd(), libc::PACKET_VERSION, &TPACKET_V2)?;
         let frame_count = (block_size / frame_size) * block_count;
         let request = libc::tpacket_req {
             tp_block_size: block_size,
@@ -80,13 +71,10 @@ impl FrameRing {
             tp_frame_size: frame_size,
             tp_frame_nr: frame_count,
         };
-        crate::sys::set_packet_option(fd, libc::PACKET_RX_RING, &request)?;
-        let len = block_size as usize * block_count as usize;
-        // Unmapped exactly once, in Drop.
-        let base = crate::sys::map_rx_ring(fd, len)?;
+        set_packet_option(fd.as_fd(), libc::PACKET_RX_RING, &request)?;
+        let mapping = RingMapping::new(fd, block_size as usize * block_count as usize)?;
         Ok(FrameRing {
-            base,
-            len,
+            mapping,
             frame_size: frame_size as usize,
             frame_count: frame_count as usize,
             next_frame: 0,
@@ -94,25 +82,32 @@ impl FrameRing {
         })
     }
 
-    /// Returns every ready frame to the kernel unread (startup: see `dataplane`).
+    /// Number of slots.
+    pub fn frame_count(&self) -> usize {
+        self.frame_count
+    }
+
+    /// Returns every ready frame to the kernel unread; returns how many there were.
     pub fn discard_ready(&mut self) -> usize {
         let frames = self.frame_count;
         self.drain(frames, |_, _, _| {})
     }
 
-    /// Hands up to `max_frames` ready frames to `handle`, in arrival order, returning each slot
-    /// to the kernel after its call; returns the number handled (less than `max_frames` means
-    /// the ring is drained).
+    /// Hands up to `max_frames` ready frames to `handle` (bytes, metadata, kernel receive time
+    /// in CLOCK_REALTIME ns if asked for), in arrival order, returning each slot to the kernel
+    /// after its call; returns the number handled (less than `max_frames`: the ring is drained).
+    #[inline]
     pub fn drain(
         &mut self,
         max_frames: usize,
         mut handle: impl FnMut(&[u8], Received, Option<u64>),
     ) -> usize {
-        let sll_offset =
-            (size_of::<libc::tpacket2_hdr>() + TPACKET_ALIGNMENT - 1) & !(TPACKET_ALIGNMENT - 1);
+        let sll_offset = sockaddr_offset(size_of::<libc::tpacket2_hdr>());
+        debug_assert!(self.frame_count * self.frame_size <= self.mapping.len());
         for done in 0..max_frames {
             let slot = self
-                .base
+                .mapping
+                .base()
                 .wrapping_add(self.next_frame * self.frame_size)
                 .cast::<libc::tpacket2_hdr>();
             // SAFETY: `slot` is the start of frame `next_frame` (< frame_count) inside the
@@ -124,7 +119,8 @@ impl FrameRing {
             fence(Ordering::Acquire);
             // SAFETY: the slot belongs to user space (TP_STATUS_USER) until it is handed back
             // below; the kernel wrote a tpacket2_hdr, a sockaddr_ll at `sll_offset` and the frame
-            // at tp_mac, and the frame slice is clamped to the slot.
+            // at tp_mac, and the frame slice is clamped to the slot. The slice is only lent to
+            // `handle` and cannot escape it.
             let (frame, meta, ts) = unsafe {
                 let hdr = &*slot;
                 let sll = &*slot
@@ -142,7 +138,7 @@ impl FrameRing {
                 };
                 let ts = self
                     .with_timestamps
-                    .then(|| u64::from(hdr.tp_sec) * 1_000_000_000 + u64::from(hdr.tp_nsec));
+                    .then(|| timestamp_ns(hdr.tp_sec, hdr.tp_nsec));
                 (frame, meta, ts)
             };
             handle(frame, meta, ts);
@@ -163,18 +159,10 @@ impl FrameRing {
     }
 }
 
-impl Drop for FrameRing {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the region mapped in `new`; no slice into it outlives `drain`.
-        unsafe {
-            libc::munmap(self.base.cast(), self.len);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::OwnedFd;
 
     #[test]
     fn rejects_a_bad_geometry_before_touching_the_socket() {
@@ -197,10 +185,12 @@ mod tests {
             return;
         }
         // Protocol 0: the socket receives nothing, so the ring must stay empty.
-        let rx = crate::sys::packet_socket(0).unwrap();
+        let rx = crate::packet_socket::open(0).unwrap();
         let mut ring = FrameRing::new(&rx, FrameRingConfig::default(), false).unwrap();
-        assert_eq!(ring.frame_count, 16384);
+        assert_eq!(ring.frame_count(), 16384);
         assert_eq!(ring.discard_ready(), 0);
         assert_eq!(ring.drain(64, |_, _, _| panic!("no frame expected")), 0);
+        // Dropped on another thread: the ring (and its mapping) is Send.
+        std::thread::spawn(move || drop(ring)).join().unwrap();
     }
 }
