@@ -64,12 +64,11 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The name used in the send summary.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Packet => "packet",
-            Mode::Udp => "udp",
-        }
+    /// The name used in the send summary: the command-line name.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
     }
 }
 

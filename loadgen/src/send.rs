@@ -303,7 +303,7 @@ impl<'a> Streams<'a> {
             schema: SEND_SCHEMA.to_string(),
             streams: cfg.targets.len() as u32,
             size: cfg.size,
-            mode: cfg.mode.name().to_string(),
+            mode: cfg.mode.name(),
             duration_s: end.saturating_sub(start) as f64 / 1e9,
             requested_pps: cfg.total_pps,
             achieved_pps: self.first_send_ns.map_or(0.0, |first| {
