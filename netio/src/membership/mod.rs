@@ -16,6 +16,9 @@
 //! - [`kernel`]: [`KernelSockets`], the real helper sockets (socket2)
 //! - [`error`]: [`MembershipError`] and the join failures a pool remembers
 //! - [`report`]: [`MembershipReport`], what `relay ctl memberships` shows
+//! - [`retarget`]: moving an interface's memberships when it is deleted and created again
+//!   (new index) or re-addressed ([`Memberships::detach_interface`],
+//!   [`Memberships::attach_interface`])
 //!
 //! The capacity rule is the relay's: `min(net.ipv4.igmp_max_memberships, net.core.optmem_max /
 //! 48)` per socket, and a join that still fails with ENOBUFS spills to the next (or a new)
@@ -27,6 +30,7 @@ pub mod kernel;
 pub mod limits;
 pub mod pool;
 pub mod report;
+pub mod retarget;
 pub mod socket;
 pub mod strategy;
 
@@ -40,5 +44,6 @@ pub use kernel::KernelSockets;
 pub use limits::{Limits, OPTMEM_BYTES_PER_MEMBERSHIP};
 pub use pool::{GroupJoins, Memberships, RefusedGroup};
 pub use report::{GroupReport, InterfaceReport, MembershipReport, SocketReport};
+pub use retarget::{Attached, Link};
 pub use socket::{JoinSocket, JoinTarget, MembershipKey, SocketFactory};
 pub use strategy::Strategy;

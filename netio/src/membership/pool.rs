@@ -45,9 +45,11 @@ impl<S> Default for InterfaceSockets<S> {
     }
 }
 
-struct Reference {
-    socket: u64,
-    count: usize,
+/// The references to one membership and the helper socket holding it (0: none, detached by
+/// [`Memberships::detach_interface`] or refused by [`Memberships::attach_interface`]).
+pub(super) struct Reference {
+    pub(super) socket: u64,
+    pub(super) count: usize,
 }
 
 /// One group [`Memberships::join_groups`] could not join.
@@ -68,9 +70,9 @@ pub struct GroupJoins {
 pub struct Memberships<F: SocketFactory> {
     strategy: Strategy,
     limits: Limits,
-    factory: F,
+    pub(super) factory: F,
     pub(super) interfaces: BTreeMap<String, InterfaceSockets<F::Socket>>,
-    references: HashMap<MembershipKey, Reference>,
+    pub(super) references: HashMap<MembershipKey, Reference>,
     next_socket_id: u64,
 }
 
