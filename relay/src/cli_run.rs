@@ -1,11 +1,13 @@
 //! `relay run`: start the data plane, install the startup rules, serve the control socket,
-//! and shut down cleanly on SIGTERM/SIGINT (leave groups, close sockets, remove the socket file).
+//! follow the interfaces (`relay::link_watch`), and shut down cleanly on SIGTERM/SIGINT (leave
+//! groups, close sockets, remove the socket file).
 
 use anyhow::Context;
 use netio::membership::{KernelSockets, Limits, Memberships, Strategy};
 use relay::control::{ControlServer, ServerLimits};
 use relay::dataplane::IoBackend;
 use relay::dataplane::{Dataplane, DataplaneConfig};
+use relay::link_watch::{LinkWatch, WatchConfig};
 use relay::rule::Rule;
 use relay::service::Relay;
 use relay::table::TablePublisher;
@@ -138,9 +140,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             anyhow::bail!("startup rule #{} ({rule}) failed: {e}", index + 1);
         }
     }
+    let watch = match start_link_watch(&relay) {
+        Ok(watch) => watch,
+        Err(e) => {
+            relay.leave_all();
+            dataplane.stop();
+            return Err(e);
+        }
+    };
     let server = match ControlServer::start(&args.control, relay.clone(), ServerLimits::default()) {
         Ok(server) => server,
         Err(e) => {
+            watch.stop();
             relay.leave_all();
             dataplane.stop();
             return Err(e);
@@ -155,10 +166,38 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let signal = signals.forever().next();
     tracing::info!("signal {signal:?}: shutting down");
+    watch.stop();
     server.shutdown();
     dataplane.stop();
     relay.leave_all();
     Ok(())
+}
+
+/// Re-resolves the rules on every link or address change (and periodically); a failed
+/// re-sync is logged when its error changes, not on every attempt.
+fn start_link_watch(relay: &Arc<Relay<KernelSockets>>) -> anyhow::Result<LinkWatch> {
+    let relay = relay.clone();
+    let mut last_error: Option<String> = None;
+    LinkWatch::start(WatchConfig::default(), move |trigger| {
+        match relay.resync() {
+            Ok(changed) => {
+                if changed {
+                    tracing::debug!("re-sync ({trigger:?}): rule table republished");
+                }
+                if last_error.take().is_some() {
+                    tracing::info!("interface re-sync works again");
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                if last_error.as_ref() != Some(&error) {
+                    tracing::warn!("interface re-sync failed (retried): {error}");
+                    last_error = Some(error);
+                }
+            }
+        }
+    })
+    .context("starting the interface watcher")
 }
 
 #[cfg(test)]

@@ -11,20 +11,38 @@ fn items(v: &Value) -> &[Value] {
     v.as_array().map_or(&[], |a| a.as_slice())
 }
 
+/// A rule's state: `active`, or `waiting: eth1 (missing), ...`.
+fn state(rule: &Value) -> String {
+    let state = rule["state"].as_str().unwrap_or("?");
+    let waiting: Vec<&str> = items(&rule["waiting_for"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if waiting.is_empty() {
+        state.to_string()
+    } else {
+        format!("{state}: {}", waiting.join(", "))
+    }
+}
+
 pub fn rules(reply: &Value) -> String {
     let mut out = String::new();
     let rules = items(&reply["rules"]);
     if rules.is_empty() {
         out.push_str("no rules\n");
     }
-    let _ = writeln!(out, "{:>5}  RULE", "ID");
+    let _ = writeln!(out, "{:>5}  {:<8} RULE", "ID", "STATE");
     for rule in rules {
         let _ = writeln!(
             out,
-            "{:>5}  {}",
+            "{:>5}  {:<8} {}",
             u(&rule["id"]),
+            rule["state"].as_str().unwrap_or("?"),
             rule["rule"].as_str().unwrap_or("")
         );
+        if !items(&rule["waiting_for"]).is_empty() {
+            let _ = writeln!(out, "{:>5}  {:<8} {}", "", "", state(rule));
+        }
     }
     out
 }
@@ -33,19 +51,21 @@ pub fn stats(reply: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>5}  {:<44} {:>12} {:>14} {:>12} {:>8}",
-        "ID", "INPUT / OUTPUT", "PACKETS", "BYTES", "TX_ERRORS", ""
+        "{:>5}  {:<44} {:>12} {:>14} {:>12}  STATE",
+        "ID", "INPUT / OUTPUT", "PACKETS", "BYTES", "TX_ERRORS"
     );
     for rule in items(&reply["rules"]) {
         let text = rule["rule"].as_str().unwrap_or("");
         let input = text.split("->").next().unwrap_or("").trim();
         let _ = writeln!(
             out,
-            "{:>5}  {:<44} {:>12} {:>14}",
+            "{:>5}  {:<44} {:>12} {:>14} {:>12}  {}",
             u(&rule["id"]),
             input,
             u(&rule["rx_packets"]),
-            u(&rule["rx_bytes"])
+            u(&rule["rx_bytes"]),
+            "",
+            state(rule)
         );
         for output in items(&rule["outputs"]) {
             let _ = writeln!(
@@ -160,4 +180,31 @@ pub fn memberships(reply: &Value) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn waiting_rules_show_what_they_wait_for() {
+        let reply = json!({"rules": [
+            {"id": 1, "rule": "a:239.1.0.1:1 -> b:239.2.0.1:1", "state": "active"},
+            {"id": 2, "rule": "c:239.1.0.2:1 -> b:239.2.0.2:1", "state": "waiting",
+             "waiting_for": ["c (missing)"]},
+        ]});
+        let text = rules(&reply);
+        assert!(text.contains("STATE"), "{text}");
+        assert!(text.contains("active   a:239.1.0.1:1"), "{text}");
+        assert!(text.contains("waiting: c (missing)"), "{text}");
+        let text = stats(&reply);
+        assert!(
+            text.lines()
+                .nth(2)
+                .unwrap()
+                .ends_with("waiting: c (missing)"),
+            "{text}"
+        );
+    }
 }

@@ -16,6 +16,10 @@
 //! - [`stats`]: counters and opt-in per-stage timing
 //! - [`drop_reason`]: why a frame was not forwarded (one counter each)
 //! - [`udp_egress`]: UDP-socket egress (`--egress udp`)
+//! - [`resolve`]: a rule's interface names resolved against the namespace's interfaces now,
+//!   and the rule state (`active` / `waiting`) that follows
+//! - [`link_watch`]: rtnetlink link and address events (and a periodic re-sync) that make the
+//!   relay re-resolve its rules ([`service::Relay::resync`])
 //!
 //! The kernel interfaces (AF_PACKET sockets, TPACKET rings, `recvmmsg`, interface lookup,
 //! socket options) live in the `netio` crate. `unsafe` is denied crate-wide and allowed only
@@ -29,6 +33,8 @@ pub mod control;
 pub mod dataplane;
 pub mod drop_reason;
 mod forward;
+pub mod link_watch;
+pub mod resolve;
 #[allow(unsafe_code)]
 pub mod ring;
 pub mod rule;

@@ -4,9 +4,14 @@
 //! Every change builds a complete new [`RuleTable`] and publishes it atomically, so adding or
 //! removing one rule never disturbs another rule's traffic. A rule is installed only when its
 //! interfaces exist and its input membership succeeded; a failed `add` changes nothing.
+//! Interfaces that later vanish, come back or change are followed by [`Relay::resync`]
+//! (module `resync`): such a rule is `waiting` until they are usable again.
+
+mod resync;
 
 use crate::dataplane::SocketDropProbe;
 use crate::drop_reason::DropReason;
+use crate::resolve::{RuleState, Unusable};
 use crate::rule::{Endpoint, Input, Rule};
 use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable, TablePublisher};
@@ -17,7 +22,7 @@ use netio::membership::{
 };
 use netio::wire::FrameHeader;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -58,9 +63,25 @@ type Interfaces = HashMap<String, iface::Interface>;
 
 struct InstalledRule {
     rule: Rule,
-    key: FlowKey,
+    /// `None` while the input interface is unusable: the rule is not in the table.
+    key: Option<FlowKey>,
     membership: MembershipKey,
+    /// Its outputs are those of the rule's outputs that are usable now.
     compiled: Arc<CompiledRule>,
+    /// Every output's counters in rule order (kept while an output is unusable).
+    output_stats: Vec<Arc<OutputStats>>,
+    /// Empty when active.
+    waiting_for: Vec<Unusable>,
+}
+
+impl InstalledRule {
+    fn state(&self) -> RuleState {
+        RuleState::of(&self.waiting_for)
+    }
+
+    fn waiting_text(&self) -> Vec<String> {
+        self.waiting_for.iter().map(|u| u.to_string()).collect()
+    }
 }
 
 struct State<F: SocketFactory> {
@@ -68,6 +89,8 @@ struct State<F: SocketFactory> {
     next_id: u64,
     memberships: Memberships<F>,
     udp_sockets: UdpSockets,
+    /// Memberships whose re-join after an interface change was refused (logged once).
+    rejoin_refused: BTreeSet<MembershipKey>,
 }
 
 /// The control plane of a running relay.
@@ -86,6 +109,10 @@ pub struct Relay<F: SocketFactory> {
 pub struct RuleEntry {
     pub id: u64,
     pub rule: String,
+    pub state: RuleState,
+    /// The interfaces a `waiting` rule waits for, e.g. `eth1 (missing)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +127,9 @@ pub struct OutputCounters {
 pub struct RuleCounters {
     pub id: u64,
     pub rule: String,
+    pub state: RuleState,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub outputs: Vec<OutputCounters>,
@@ -146,6 +176,7 @@ impl<F: SocketFactory> Relay<F> {
                 next_id: 1,
                 memberships,
                 udp_sockets: UdpSockets::default(),
+                rejoin_refused: BTreeSet::new(),
             }),
             publisher,
             workers,
@@ -196,6 +227,7 @@ impl<F: SocketFactory> Relay<F> {
             port: rule.input.endpoint.port,
             source: rule.input.source.unwrap_or(Ipv4Addr::UNSPECIFIED),
         };
+        let output_stats = outputs.iter().map(|o| o.stats.clone()).collect();
         let compiled = Arc::new(CompiledRule {
             id,
             stats: Arc::default(),
@@ -205,9 +237,11 @@ impl<F: SocketFactory> Relay<F> {
             id,
             InstalledRule {
                 rule,
-                key,
+                key: Some(key),
                 membership,
                 compiled,
+                output_stats,
+                waiting_for: Vec::new(),
             },
         );
         self.publish(&state);
@@ -229,7 +263,7 @@ impl<F: SocketFactory> Relay<F> {
             EgressMode::Udp => Some(
                 state
                     .udp_sockets
-                    .get(&output.interface, source, self.ttl)
+                    .get(&output.interface, out_if.index, source, self.ttl)
                     .map_err(|e| RequestError {
                         message: format!(
                             "opening the UDP egress socket on {}: {e}",
@@ -288,7 +322,10 @@ impl<F: SocketFactory> Relay<F> {
 
     fn publish(&self, state: &State<F>) {
         self.publisher.publish(RuleTable::new(
-            state.rules.values().map(|r| (r.key, r.compiled.clone())),
+            state
+                .rules
+                .values()
+                .filter_map(|r| Some((r.key?, r.compiled.clone()))),
         ));
     }
 
@@ -299,6 +336,8 @@ impl<F: SocketFactory> Relay<F> {
             .map(|(id, r)| RuleEntry {
                 id: *id,
                 rule: r.rule.to_string(),
+                state: r.state(),
+                waiting_for: r.waiting_text(),
             })
             .collect()
     }
@@ -323,18 +362,20 @@ impl<F: SocketFactory> Relay<F> {
             .map(|(id, r)| RuleCounters {
                 id: *id,
                 rule: r.rule.to_string(),
+                state: r.state(),
+                waiting_for: r.waiting_text(),
                 rx_packets: stats::read(&r.compiled.stats.rx_packets),
                 rx_bytes: stats::read(&r.compiled.stats.rx_bytes),
                 outputs: r
                     .rule
                     .outputs
                     .iter()
-                    .zip(r.compiled.outputs.iter())
+                    .zip(r.output_stats.iter())
                     .map(|(endpoint, out)| OutputCounters {
                         output: endpoint.to_string(),
-                        tx_packets: stats::read(&out.stats.tx_packets),
-                        tx_bytes: stats::read(&out.stats.tx_bytes),
-                        tx_errors: stats::read(&out.stats.tx_errors),
+                        tx_packets: stats::read(&out.tx_packets),
+                        tx_bytes: stats::read(&out.tx_bytes),
+                        tx_errors: stats::read(&out.tx_errors),
                     })
                     .collect(),
             })

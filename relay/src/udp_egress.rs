@@ -37,13 +37,24 @@ pub enum EgressMode {
 /// Opens (once per interface) the UDP sockets outputs send on.
 #[derive(Debug, Default)]
 pub struct UdpSockets {
-    by_interface: HashMap<String, Arc<OwnedFd>>,
+    /// By interface name: the index and address the socket was set up for, and the socket.
+    by_interface: HashMap<String, (u32, Ipv4Addr, Arc<OwnedFd>)>,
 }
 
 impl UdpSockets {
-    /// The socket for interface `name` with address `addr`, opened on first use.
-    pub fn get(&mut self, name: &str, addr: Ipv4Addr, ttl: u8) -> io::Result<Arc<OwnedFd>> {
-        if let Some(fd) = self.by_interface.get(name) {
+    /// The socket for interface `name` (index `ifindex`) with address `addr`, opened on first
+    /// use and again when the interface has a new index or address (it was created again or
+    /// re-addressed: the kernel resolved IP_MULTICAST_IF to the old index).
+    pub fn get(
+        &mut self,
+        name: &str,
+        ifindex: u32,
+        addr: Ipv4Addr,
+        ttl: u8,
+    ) -> io::Result<Arc<OwnedFd>> {
+        if let Some((index, address, fd)) = self.by_interface.get(name)
+            && (*index, *address) == (ifindex, addr)
+        {
             return Ok(fd.clone());
         }
         let socket = socket2::Socket::new(
@@ -62,7 +73,8 @@ impl UdpSockets {
             0,
         )?;
         let fd: Arc<OwnedFd> = Arc::new(socket.into());
-        self.by_interface.insert(name.to_string(), fd.clone());
+        self.by_interface
+            .insert(name.to_string(), (ifindex, addr, fd.clone()));
         Ok(fd)
     }
 }
@@ -98,10 +110,16 @@ mod tests {
     }
 
     #[test]
-    fn one_socket_per_interface() {
+    fn one_socket_per_interface_until_its_index_changes() {
+        let lo = netio::iface::lookup("lo").unwrap().index;
         let mut sockets = UdpSockets::default();
-        let a = sockets.get("lo", Ipv4Addr::LOCALHOST, 4).unwrap();
-        let b = sockets.get("lo", Ipv4Addr::LOCALHOST, 4).unwrap();
+        let a = sockets.get("lo", lo, Ipv4Addr::LOCALHOST, 4).unwrap();
+        let b = sockets.get("lo", lo, Ipv4Addr::LOCALHOST, 4).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
+        // The same name with another index (deleted and created again): a new socket.
+        let c = sockets
+            .get("lo", lo + 1000, Ipv4Addr::LOCALHOST, 4)
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
     }
 }

@@ -269,6 +269,7 @@ mod tests {
         let attached = m.attach_interface("in0", NEW);
         assert_eq!(attached.refused.len(), 30);
         assert!(attached.joined.is_empty());
+        assert_eq!(kernel.borrow().open_sockets, 0);
         assert_eq!(
             m.references(&key(1, None)),
             2,

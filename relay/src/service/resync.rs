@@ -1,0 +1,379 @@
+//! [`Relay::resync`]: following interfaces that come and go.
+//!
+//! Rules name interfaces; the table, the compiled outputs and the memberships hold what those
+//! names meant when the rule was added (index, MAC, address). A re-sync re-resolves every
+//! rule against the interfaces the namespace has now ([`crate::resolve`]):
+//!
+//! - memberships follow their input interface: detached while it is missing (its helper
+//!   sockets closed), joined again on its new index when it is back;
+//! - a rule's table key follows its input's index; a rule without a usable input leaves the
+//!   table, a rule without a usable output keeps forwarding to its other outputs;
+//! - compiled outputs follow their interface's index, MAC and address (a UDP egress socket is
+//!   opened again for a new index or address);
+//! - the table is republished only when some rule's key or outputs changed;
+//! - each rule's change of state (`active` / `waiting`) is logged once, as is each refused
+//!   re-join, so a re-sync every few seconds stays silent while nothing changes.
+
+use super::{InstalledRule, Relay, RequestError, State};
+use crate::resolve::{self, Interfaces, Resolved, Unusable};
+use crate::table::{CompiledOutput, CompiledRule, FlowKey};
+use netio::iface::{self, Interface, InterfaceError};
+use netio::membership::SocketFactory;
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+impl<F: SocketFactory> Relay<F> {
+    /// Re-resolves every rule against the current interfaces (see the module docs). Returns
+    /// whether the published table changed.
+    pub fn resync(&self) -> Result<bool, InterfaceError> {
+        let mut state = self.lock();
+        // Listed under the lock, so an `add` never sees an older view than a re-sync applies.
+        let interfaces = iface::list()?;
+        follow_memberships(&mut state, &interfaces);
+        let ids: Vec<u64> = state.rules.keys().copied().collect();
+        let mut changed = false;
+        for id in ids {
+            changed |= self.refresh_rule(&mut state, id, &interfaces);
+        }
+        if changed {
+            self.publish(&state);
+        }
+        Ok(changed)
+    }
+
+    /// Re-resolves one rule; returns whether its table entry changed.
+    fn refresh_rule(&self, state: &mut State<F>, id: u64, interfaces: &Interfaces) -> bool {
+        let Some(mut installed) = state.rules.remove(&id) else {
+            return false;
+        };
+        let resolved = resolve::resolve(&installed.rule, interfaces);
+        let mut waiting_for = resolved.waiting_for();
+        let input = &installed.rule.input;
+        let key = resolved.input.as_ref().ok().map(|i| FlowKey {
+            ifindex: i.index,
+            group: input.endpoint.group,
+            port: input.endpoint.port,
+            source: input.source.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        });
+        let outputs =
+            self.recompile_outputs(state, &installed, &resolved, interfaces, &mut waiting_for);
+        let changed = key != installed.key || !same_outputs(&installed.compiled.outputs, &outputs);
+        if changed {
+            installed.key = key;
+            installed.compiled = Arc::new(CompiledRule {
+                id,
+                stats: installed.compiled.stats.clone(),
+                outputs: outputs.into_boxed_slice(),
+            });
+        }
+        if waiting_for != installed.waiting_for {
+            log_state_change(id, &installed, &waiting_for);
+            installed.waiting_for = waiting_for;
+        }
+        state.rules.insert(id, installed);
+        changed
+    }
+
+    /// The compiled outputs of the rule's usable outputs: unchanged ones reused, the others
+    /// compiled again with their counters kept. An output that fails to compile is added to
+    /// `waiting_for`.
+    fn recompile_outputs(
+        &self,
+        state: &mut State<F>,
+        installed: &InstalledRule,
+        resolved: &Resolved<'_>,
+        interfaces: &Interfaces,
+        waiting_for: &mut Vec<Unusable>,
+    ) -> Vec<CompiledOutput> {
+        let mut outputs = Vec::with_capacity(installed.rule.outputs.len());
+        let slots = installed
+            .rule
+            .outputs
+            .iter()
+            .zip(&resolved.outputs)
+            .zip(&installed.output_stats);
+        for ((endpoint, resolved), stats) in slots {
+            let Ok(interface) = resolved else {
+                continue;
+            };
+            let old = installed
+                .compiled
+                .outputs
+                .iter()
+                .find(|o| Arc::ptr_eq(&o.stats, stats));
+            if let Some(old) = old.filter(|o| compiled_for(o, interface)) {
+                outputs.push(old.clone());
+                continue;
+            }
+            match self.compile_output(state, interfaces, endpoint) {
+                Ok(mut output) => {
+                    output.stats = stats.clone();
+                    outputs.push(output);
+                }
+                Err(RequestError { message, .. }) => {
+                    waiting_for.push(Unusable::Failed(endpoint.interface.clone(), message));
+                    waiting_for.sort();
+                    waiting_for.dedup();
+                }
+            }
+        }
+        outputs
+    }
+}
+
+/// Detaches the memberships of missing input interfaces and joins those of present ones on
+/// their current index and address (a no-op where they are already joined there).
+fn follow_memberships<F: SocketFactory>(state: &mut State<F>, interfaces: &Interfaces) {
+    let inputs: BTreeSet<String> = state
+        .rules
+        .values()
+        .map(|r| r.membership.interface.clone())
+        .collect();
+    for name in inputs {
+        let Some(interface) = interfaces.get(&name) else {
+            let detached = state.memberships.detach_interface(&name);
+            if detached > 0 {
+                tracing::warn!(
+                    "interface {name} is gone: {detached} membership(s) wait for it to return"
+                );
+            }
+            continue;
+        };
+        let attached = state
+            .memberships
+            .attach_interface(&name, resolve::link_of(interface));
+        if !attached.joined.is_empty() {
+            tracing::info!(
+                "interface {name} (index {}): {} membership(s) joined again",
+                interface.index,
+                attached.joined.len()
+            );
+        }
+        for key in &attached.joined {
+            state.rejoin_refused.remove(key);
+        }
+        for (key, error) in attached.refused {
+            if state.rejoin_refused.insert(key.clone()) {
+                tracing::warn!("joining {key} again failed (retried on every re-sync): {error}");
+            }
+        }
+    }
+    let memberships = &state.memberships;
+    state
+        .rejoin_refused
+        .retain(|key| memberships.references(key) > 0);
+}
+
+/// Whether `output` was compiled for `interface` as it is now.
+fn compiled_for(output: &CompiledOutput, interface: &Interface) -> bool {
+    output.ifindex == interface.index
+        && output.header.source_mac == interface.mac
+        && Some(output.header.source) == interface.ipv4
+}
+
+fn same_outputs(old: &[CompiledOutput], new: &[CompiledOutput]) -> bool {
+    old.len() == new.len()
+        && old.iter().zip(new).all(|(a, b)| {
+            a.ifindex == b.ifindex
+                && a.header == b.header
+                && Arc::ptr_eq(&a.stats, &b.stats)
+                && match (&a.udp, &b.udp) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                }
+        })
+}
+
+fn log_state_change(id: u64, installed: &InstalledRule, waiting_for: &[Unusable]) {
+    let rule = &installed.rule;
+    if waiting_for.is_empty() {
+        tracing::info!("rule {id} ({rule}) is active again");
+    } else {
+        let names: Vec<String> = waiting_for.iter().map(|u| u.to_string()).collect();
+        tracing::warn!(
+            "rule {id} ({rule}) is waiting for {}: it resumes by itself when they are usable",
+            names.join(", ")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Relay;
+    use crate::resolve::RuleState;
+    use crate::stats::WorkerStats;
+    use crate::table::TablePublisher;
+    use futures::TryStreamExt;
+    use netio::membership::{JoinSocket, JoinTarget, Limits, Memberships, SocketFactory, Strategy};
+    use std::io;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    struct NullSocket;
+    impl JoinSocket for NullSocket {
+        fn join(&mut self, _: &JoinTarget) -> io::Result<()> {
+            Ok(())
+        }
+        fn leave(&mut self, _: &JoinTarget) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    struct NullFactory;
+    impl SocketFactory for NullFactory {
+        type Socket = NullSocket;
+        fn open(&mut self, _: &str) -> io::Result<NullSocket> {
+            Ok(NullSocket)
+        }
+    }
+
+    fn relay() -> (Relay<NullFactory>, Arc<TablePublisher>) {
+        let limits = Limits {
+            igmp_max_memberships: 20,
+            optmem_max: 131072,
+        };
+        let publisher = TablePublisher::new();
+        let relay = Relay::new(
+            Memberships::new(Strategy::Pool, limits, NullFactory),
+            publisher.clone(),
+            vec![Arc::new(WorkerStats::default())],
+            8,
+            false,
+        );
+        (relay, publisher)
+    }
+
+    #[test]
+    fn a_resync_without_changes_is_silent() {
+        let (relay, publisher) = relay();
+        relay
+            .add("lo:239.1.0.1:5000 -> lo:239.2.0.1:5000".parse().unwrap())
+            .unwrap();
+        let before = publisher.current();
+        assert!(!relay.resync().unwrap());
+        assert!(
+            Arc::ptr_eq(&before, &publisher.current()),
+            "not republished"
+        );
+        assert_eq!(relay.list()[0].state, RuleState::Active);
+        assert!(relay.list()[0].waiting_for.is_empty());
+    }
+
+    /// Runs `body` on a thread in a fresh network namespace with a netlink handle.
+    fn in_fresh_netns(body: impl AsyncFnOnce(rtnetlink::Handle) + Send + 'static) {
+        std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let (connection, handle, _) = rtnetlink::new_connection().unwrap();
+                tokio::spawn(connection);
+                body(handle).await;
+            });
+        })
+        .join()
+        .expect("namespace thread");
+    }
+
+    async fn index_of(handle: &rtnetlink::Handle, name: &str) -> u32 {
+        let mut links = handle.link().get().match_name(name.to_string()).execute();
+        links.try_next().await.unwrap().unwrap().header.index
+    }
+
+    /// A veth `name` (peer `{name}p`) with `addr`/24, up; returns its index.
+    async fn create(handle: &rtnetlink::Handle, name: &str, addr: Ipv4Addr) -> u32 {
+        let message = rtnetlink::LinkVeth::new(name, &format!("{name}p"))
+            .up()
+            .build();
+        handle.link().add(message).execute().await.unwrap();
+        let index = index_of(handle, name).await;
+        handle
+            .address()
+            .add(index, IpAddr::V4(addr), 24)
+            .execute()
+            .await
+            .unwrap();
+        index
+    }
+
+    async fn delete(handle: &rtnetlink::Handle, name: &str) {
+        let index = index_of(handle, name).await;
+        handle.link().del(index).execute().await.unwrap();
+    }
+
+    #[test]
+    fn rules_wait_for_a_deleted_interface_and_follow_its_new_index() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!(
+                "SKIPPED (needs root for a network namespace): \
+                 rules_wait_for_a_deleted_interface_and_follow_its_new_index"
+            );
+            return;
+        }
+        in_fresh_netns(async |handle| {
+            let old_in = create(&handle, "in0", Ipv4Addr::new(198, 18, 1, 2)).await;
+            create(&handle, "out0", Ipv4Addr::new(198, 18, 2, 1)).await;
+            let (relay, publisher) = relay();
+            relay
+                .add("in0:239.1.0.1:5000 -> out0:239.2.0.1:5000".parse().unwrap())
+                .unwrap();
+            let group = Ipv4Addr::new(239, 1, 0, 1);
+            let any = Ipv4Addr::UNSPECIFIED;
+            assert!(
+                publisher
+                    .current()
+                    .lookup(old_in, group, 5000, any)
+                    .is_some()
+            );
+
+            delete(&handle, "in0").await;
+            assert!(relay.resync().unwrap());
+            let list = relay.list();
+            assert_eq!(list[0].state, RuleState::Waiting);
+            assert_eq!(list[0].waiting_for, vec!["in0 (missing)".to_string()]);
+            assert!(publisher.current().is_empty());
+            assert!(relay.memberships().interfaces.is_empty(), "detached");
+            let stats = relay.stats();
+            assert_eq!(stats.rules[0].state, RuleState::Waiting);
+            assert_eq!(stats.rules[0].outputs.len(), 1, "outputs still counted");
+            assert!(!relay.resync().unwrap(), "nothing more changed");
+
+            // Created again: a new index (the kernel never reuses one at once).
+            let new_in = create(&handle, "in0", Ipv4Addr::new(198, 18, 1, 2)).await;
+            assert_ne!(old_in, new_in);
+            assert!(relay.resync().unwrap());
+            assert_eq!(relay.list()[0].state, RuleState::Active);
+            let table = publisher.current();
+            assert!(table.lookup(new_in, group, 5000, any).is_some());
+            assert!(table.lookup(old_in, group, 5000, any).is_none());
+            assert_eq!(relay.memberships().interfaces[0].sockets[0].groups.len(), 1);
+
+            // A deleted output: the rule waits, stays in the table, and its output comes back
+            // with the new index and MAC.
+            delete(&handle, "out0").await;
+            relay.resync().unwrap();
+            assert_eq!(
+                relay.list()[0].waiting_for,
+                vec!["out0 (missing)".to_string()]
+            );
+            let rule = publisher.current();
+            let compiled = rule.lookup(new_in, group, 5000, any).unwrap();
+            assert!(compiled.outputs.is_empty());
+            let new_out = create(&handle, "out0", Ipv4Addr::new(198, 18, 2, 1)).await;
+            relay.resync().unwrap();
+            let table = publisher.current();
+            let compiled = table.lookup(new_in, group, 5000, any).unwrap();
+            assert_eq!(compiled.outputs[0].ifindex, new_out);
+            assert_eq!(relay.list()[0].state, RuleState::Active);
+
+            // Removing a rule while it waits leaves its detached membership without error.
+            delete(&handle, "in0").await;
+            relay.resync().unwrap();
+            relay.remove(1).unwrap();
+            assert!(relay.memberships().interfaces.is_empty());
+        });
+    }
+}
