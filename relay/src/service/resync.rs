@@ -44,18 +44,17 @@ impl<F: SocketFactory> Relay<F> {
 
     /// Re-resolves one rule; returns whether its table entry changed.
     fn refresh_rule(&self, state: &mut State<F>, id: u64, interfaces: &Interfaces) -> bool {
+        // The common case, nothing changed, touches nothing.
+        match state.rules.get(&id) {
+            Some(installed) if !is_current(installed, interfaces) => {}
+            _ => return false,
+        }
         let Some(mut installed) = state.rules.remove(&id) else {
             return false;
         };
         let resolved = resolve::resolve(&installed.rule, interfaces);
         let mut waiting_for = resolved.waiting_for();
-        let input = &installed.rule.input;
-        let key = resolved.input.as_ref().ok().map(|i| FlowKey {
-            ifindex: i.index,
-            group: input.endpoint.group,
-            port: input.endpoint.port,
-            source: input.source.unwrap_or(Ipv4Addr::UNSPECIFIED),
-        });
+        let key = flow_key(&installed, &resolved);
         let outputs =
             self.recompile_outputs(state, &installed, &resolved, interfaces, &mut waiting_for);
         let changed = key != installed.key || !same_outputs(&installed.compiled.outputs, &outputs);
@@ -125,11 +124,12 @@ impl<F: SocketFactory> Relay<F> {
 /// Detaches the memberships of missing input interfaces and joins those of present ones on
 /// their current index and address (a no-op where they are already joined there).
 fn follow_memberships<F: SocketFactory>(state: &mut State<F>, interfaces: &Interfaces) {
-    let inputs: BTreeSet<String> = state
+    let inputs: BTreeSet<&str> = state
         .rules
         .values()
-        .map(|r| r.membership.interface.clone())
+        .map(|r| r.membership.interface.as_str())
         .collect();
+    let inputs: Vec<String> = inputs.into_iter().map(str::to_owned).collect();
     for name in inputs {
         let Some(interface) = interfaces.get(&name) else {
             let detached = state.memberships.detach_interface(&name);
@@ -165,6 +165,42 @@ fn follow_memberships<F: SocketFactory>(state: &mut State<F>, interfaces: &Inter
         .retain(|key| memberships.references(key) > 0);
 }
 
+/// The table key of a rule whose input resolved.
+fn flow_key(installed: &InstalledRule, resolved: &Resolved<'_>) -> Option<FlowKey> {
+    let input = &installed.rule.input;
+    resolved.input.as_ref().ok().map(|i| FlowKey {
+        ifindex: i.index,
+        group: input.endpoint.group,
+        port: input.endpoint.port,
+        source: input.source.unwrap_or(Ipv4Addr::UNSPECIFIED),
+    })
+}
+
+/// Whether the rule's key, compiled outputs and state match the interfaces as they are now.
+fn is_current(installed: &InstalledRule, interfaces: &Interfaces) -> bool {
+    let resolved = resolve::resolve(&installed.rule, interfaces);
+    let outputs_current =
+        resolved
+            .outputs
+            .iter()
+            .zip(&installed.output_stats)
+            .all(|(resolved, stats)| {
+                let old = installed
+                    .compiled
+                    .outputs
+                    .iter()
+                    .find(|o| Arc::ptr_eq(&o.stats, stats));
+                match (resolved, old) {
+                    (Ok(interface), Some(old)) => compiled_for(old, interface),
+                    (Err(_), None) => true,
+                    _ => false,
+                }
+            });
+    outputs_current
+        && flow_key(installed, &resolved) == installed.key
+        && resolved.waiting_for() == installed.waiting_for
+}
+
 /// Whether `output` was compiled for `interface` as it is now.
 fn compiled_for(output: &CompiledOutput, interface: &Interface) -> bool {
     output.ifindex == interface.index
@@ -193,7 +229,7 @@ fn log_state_change(id: u64, installed: &InstalledRule, waiting_for: &[Unusable]
     } else {
         let names: Vec<String> = waiting_for.iter().map(|u| u.to_string()).collect();
         tracing::warn!(
-            "rule {id} ({rule}) is waiting for {}: it resumes by itself when they are usable",
+            "rule {id} ({rule}) is waiting for {}; it resumes by itself",
             names.join(", ")
         );
     }
