@@ -1,0 +1,399 @@
+//! End-to-end tests of interfaces that come and go under a running relay: a veth deleted and
+//! created again under the same name (a new interface index, a new MAC) must neither need a
+//! command nor leave the relay forwarding into the void. Root only (loud skip otherwise).
+//!
+//! The links are deleted and created again with rtnetlink (never `ip`), from the topology's
+//! plan: the same names, addresses, multicast routes and bridge port settings as `labctl`
+//! built them.
+
+use labctl::names::RunId;
+use labctl::netns::netlink_in;
+use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
+use labctl::process::{SpawnOptions, Spawned, spawn_in_netns};
+use labctl::testing::{require_root, with_topology};
+use labctl::topology::{BridgePlan, Interface, PREFIX_LEN, Plan, Template, Topology};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::{Handle, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use serde_json::{Value, json};
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How soon forwarding must resume after a link is back (the bound).
+const RESUME_BOUND: Duration = Duration::from_secs(1);
+const INPUT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 0, 1);
+const OUTPUT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 2, 0, 1);
+
+struct RelayProcess {
+    child: Spawned,
+    control: PathBuf,
+}
+
+impl RelayProcess {
+    fn start(topo: &Topology, control: PathBuf, rule: String) -> RelayProcess {
+        let netns = &topo.relay_in().expect("relay namespace").netns;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relay"));
+        cmd.arg("run")
+            .arg("--control")
+            .arg(&control)
+            .arg("--rule")
+            .arg(rule);
+        let child = spawn_in_netns(
+            netns,
+            cmd,
+            SpawnOptions::with_deadline(Duration::from_secs(120)),
+        )
+        .expect("spawn relay");
+        let relay = RelayProcess { child, control };
+        let end = Instant::now() + Duration::from_secs(20);
+        while relay.try_ctl(json!({"cmd":"list"}))["ok"] != true {
+            if let Some(status) = relay.child.wait_timeout(Duration::from_millis(20)).unwrap() {
+                panic!("relay exited ({status}): {}", relay.child.stderr_text());
+            }
+            assert!(Instant::now() < end, "relay not ready");
+        }
+        relay
+    }
+
+    fn try_ctl(&self, request: Value) -> Value {
+        relay::control::request(&self.control, &request, Duration::from_secs(2))
+            .unwrap_or(Value::Null)
+    }
+
+    fn ctl(&self, request: Value) -> Value {
+        relay::control::request(&self.control, &request, Duration::from_secs(10))
+            .expect("control request")
+    }
+
+    /// Waits (3 s at most) until `list` and `stats` show the only rule `waiting` for
+    /// `interface (missing)`.
+    fn wait_waiting_for(&self, interface: &str) {
+        let expected = json!([format!("{interface} (missing)")]);
+        let end = Instant::now() + Duration::from_secs(3);
+        loop {
+            let list = self.ctl(json!({"cmd":"list"}));
+            let rule = &list["rules"][0];
+            if rule["state"] == "waiting" && rule["waiting_for"] == expected {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "the rule does not show `waiting` for {interface} while it is missing: {list}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stats = self.ctl(json!({"cmd":"stats"}));
+        assert_eq!(stats["rules"][0]["state"], "waiting", "{stats}");
+        assert_eq!(stats["rules"][0]["waiting_for"], expected, "{stats}");
+    }
+
+    fn counters(&self) -> (u64, u64) {
+        let stats = self.ctl(json!({"cmd":"stats"}));
+        let rule = &stats["rules"][0];
+        (
+            rule["rx_packets"].as_u64().unwrap_or(0),
+            rule["outputs"][0]["tx_packets"].as_u64().unwrap_or(0),
+        )
+    }
+
+    /// How long after `since` the relay forwarded a new packet (tx past `tx_before`), polling
+    /// for up to 5 s.
+    fn wait_forwarding(&self, since: Instant, tx_before: u64) -> Duration {
+        let end = since + Duration::from_secs(5);
+        loop {
+            let (rx, tx) = self.counters();
+            if tx > tx_before {
+                return since.elapsed();
+            }
+            assert!(
+                Instant::now() < end,
+                "no packet forwarded 5 s after the link came back (rx {rx}, tx {tx}): {}",
+                self.ctl(json!({"cmd":"stats"}))
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(self) {
+        let status = self.child.stop(Duration::from_secs(5)).expect("stop relay");
+        assert!(status.success(), "relay exit {status}");
+    }
+}
+
+fn rule(topo: &Topology) -> String {
+    let (rin, rout) = (
+        &topo.relay_in().unwrap().ifname,
+        &topo.relay_out()[0].ifname,
+    );
+    format!("{rin}:{INPUT_GROUP}:5000 -> {rout}:{OUTPUT_GROUP}:5000")
+}
+
+fn sink_spec(topo: &Topology) -> SinkSpec {
+    let sink = &topo.sinks()[0];
+    SinkSpec {
+        netns: sink.netns.clone(),
+        interface: sink.ifname.clone(),
+        streams: 1,
+        group_base: OUTPUT_GROUP,
+        groups: Some(vec![OUTPUT_GROUP]),
+        port: 5000,
+        idle: Duration::from_secs(2),
+        duration: Duration::from_secs(60),
+        bind_device: false,
+        placement: Default::default(),
+    }
+}
+
+/// Sends `count` packets at `pps` to the input group; returns how many were sent.
+fn send(topo: &Topology, scratch: &ScratchDir, pps: f64, count: u64) -> u64 {
+    let g = topo.generator();
+    SendSpec {
+        netns: g.netns.clone(),
+        interface: g.ifname.clone(),
+        source: g.addr,
+        streams: 1,
+        group_base: INPUT_GROUP,
+        port: 5000,
+        rate: SendRate::PerStream(pps),
+        size: 500,
+        count: Some(count),
+        duration: Duration::from_secs(30),
+        placement: Default::default(),
+    }
+    .run(scratch)
+    .expect("loadgen send")
+    .sent_packets
+}
+
+/// The topology's plan: both ends of every veth, and the bridge.
+fn plan(topo: &Topology) -> Plan {
+    let run = RunId::parse(topo.run_id()).expect("run id");
+    Plan::new(&run, topo.template()).expect("plan")
+}
+
+/// Both ends (upstream, downstream) of the veth that has an end called `name`.
+fn veth_of(plan: &Plan, name: &str) -> (Interface, Interface) {
+    let pair = plan
+        .veths
+        .iter()
+        .find(|p| p.upstream.ifname == name || p.downstream.ifname == name)
+        .unwrap_or_else(|| panic!("no veth {name} in the plan"));
+    (pair.upstream.clone(), pair.downstream.clone())
+}
+
+async fn index_of(handle: &Handle, name: &str) -> anyhow::Result<u32> {
+    use futures::TryStreamExt;
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    let link = links.try_next().await?;
+    link.map(|l| l.header.index)
+        .ok_or_else(|| anyhow::anyhow!("no link {name}"))
+}
+
+/// Deletes the veth end `end` (its peer goes with it).
+fn delete_veth(end: &Interface) {
+    let name = end.ifname.clone();
+    netlink_in(Some(&end.netns), move |handle| async move {
+        let index = index_of(&handle, &name).await?;
+        handle.link().del(index).execute().await?;
+        Ok(())
+    })
+    .expect("deleting the veth");
+}
+
+/// Creates the veth `up` <-> `down` again, each end in its namespace, and configures both as
+/// the topology had them (bridge port first, so the relay's joins reach the bridge).
+fn recreate_veth(up: &Interface, down: &Interface, bridge: Option<&BridgePlan>) {
+    let (up_c, down_c) = (up.clone(), down.clone());
+    netlink_in(None, move |handle| async move {
+        let up_ns = File::open(labctl::netns::netns_path(&up_c.netns))?;
+        let down_ns = File::open(labctl::netns::netns_path(&down_c.netns))?;
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(down_c.ifname.clone())
+            .setns_by_fd(down_ns.as_raw_fd())
+            .build();
+        let message = LinkVeth::new(&up_c.ifname, &down_c.ifname)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .setns_by_fd(up_ns.as_raw_fd())
+            .build();
+        handle.link().add(message).execute().await?;
+        Ok(())
+    })
+    .expect("creating the veth again");
+    let mut ends = [up.clone(), down.clone()];
+    ends.sort_by_key(|end| end.addr.is_some());
+    for end in ends {
+        let bridge = bridge.filter(|b| b.ports.contains(&end.ifname)).cloned();
+        netlink_in(Some(&end.netns.clone()), move |handle| async move {
+            configure_end(&handle, &end, bridge.as_ref()).await
+        })
+        .expect("configuring a re-created veth end");
+    }
+}
+
+/// Address, bridge port settings, up, multicast route: what labctl's topology build does.
+async fn configure_end(
+    handle: &Handle,
+    end: &Interface,
+    bridge: Option<&BridgePlan>,
+) -> anyhow::Result<()> {
+    let index = index_of(handle, &end.ifname).await?;
+    if let Some(addr) = end.addr {
+        handle
+            .address()
+            .add(index, IpAddr::V4(addr), PREFIX_LEN)
+            .execute()
+            .await?;
+    }
+    if let Some(bridge) = bridge {
+        let bridge_index = index_of(handle, &bridge.name).await?;
+        let attach = LinkUnspec::new_with_index(index)
+            .controller(bridge_index)
+            .build();
+        handle.link().change(attach).execute().await?;
+        if end.ifname == bridge.flood_off_port {
+            let options = LinkBridgePort::new(index).mcast_flood(false).build();
+            handle.link().set_port(options).execute().await?;
+        }
+    }
+    let up = LinkUnspec::new_with_index(index).up().build();
+    handle.link().change(up).execute().await?;
+    if let Some(metric) = end.mcast_route_metric {
+        let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(Ipv4Addr::new(224, 0, 0, 0), 4)
+            .output_interface(index)
+            .priority(metric)
+            .build();
+        handle.route().add(route).execute().await?;
+    }
+    Ok(())
+}
+
+/// Deletes the veth with end `name`, checks the rule waits for it, creates it again.
+fn bounce_veth(topo: &Topology, relay: &RelayProcess, name: &str) {
+    let plan = plan(topo);
+    let (up, down) = veth_of(&plan, name);
+    let relay_end = if up.ifname == name { &up } else { &down };
+    delete_veth(relay_end);
+    relay.wait_waiting_for(name);
+    recreate_veth(&up, &down, plan.bridge.as_ref());
+}
+
+#[test]
+fn rules_follow_input_and_output_veths_deleted_and_created_again() {
+    if !require_root("rules_follow_input_and_output_veths_deleted_and_created_again") {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-links").unwrap();
+        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), rule(topo));
+        let (rin, rout) = (
+            topo.relay_in().unwrap().ifname.clone(),
+            topo.relay_out()[0].ifname.clone(),
+        );
+
+        // Before: everything delivered.
+        let sink = sink_spec(topo).start(&scratch).unwrap();
+        assert_eq!(send(topo, &scratch, 2000.0, 2000), 2000);
+        let before = sink.finish(Duration::from_secs(10)).unwrap();
+        assert_eq!(before.totals.received, 2000, "{:?}", before.totals);
+
+        // The input veth (the generator's link) deleted and created again: a new index.
+        let sink = sink_spec(topo).start(&scratch).unwrap();
+        bounce_veth(topo, &relay, &rin);
+        let back = Instant::now();
+        let (_, tx_before) = relay.counters();
+        let resumed = std::thread::scope(|s| {
+            let sender = s.spawn(|| send(topo, &scratch, 1000.0, 3000));
+            let resumed = relay.wait_forwarding(back, tx_before);
+            assert_eq!(sender.join().unwrap(), 3000);
+            resumed
+        });
+        let after_input = sink.finish(Duration::from_secs(10)).unwrap();
+        eprintln!(
+            "input link back: forwarding resumed after {resumed:?}, {} delivered",
+            after_input.totals.received
+        );
+        assert!(
+            resumed < RESUME_BOUND,
+            "forwarding resumed {resumed:?} after the input link came back"
+        );
+        // At 1000 pps, less than 1 s of traffic may be lost.
+        assert!(
+            after_input.totals.received >= 2000,
+            "delivered after the input link came back: {:?}",
+            after_input.totals
+        );
+        assert_eq!(
+            relay.ctl(json!({"cmd":"list"}))["rules"][0]["state"],
+            "active"
+        );
+
+        // The output veth (the sink's link) deleted and created again mid-stream.
+        std::thread::scope(|s| {
+            let sender = s.spawn(|| send(topo, &scratch, 1000.0, 8000));
+            std::thread::sleep(Duration::from_millis(1000));
+            bounce_veth(topo, &relay, &rout);
+            let back = Instant::now();
+            let (_, tx_before) = relay.counters();
+            let sink = sink_spec(topo).start(&scratch).unwrap();
+            let resumed = relay.wait_forwarding(back, tx_before);
+            assert!(
+                resumed < RESUME_BOUND,
+                "forwarding resumed {resumed:?} after the output link came back"
+            );
+            assert_eq!(sender.join().unwrap(), 8000);
+            let after_output = sink.finish(Duration::from_secs(10)).unwrap();
+            eprintln!(
+                "output link back: forwarding resumed after {resumed:?}, {} delivered",
+                after_output.totals.received
+            );
+            assert!(
+                after_output.totals.received >= 2000,
+                "delivered after the output link came back: {:?}",
+                after_output.totals
+            );
+        });
+        let list = relay.ctl(json!({"cmd":"list"}));
+        assert_eq!(list["rules"][0]["state"], "active", "{list}");
+        assert!(list["rules"][0].get("waiting_for").is_none(), "{list}");
+        // Each change of state is logged once, not on every event or periodic re-sync.
+        let log = relay.child.stderr_text();
+        assert_eq!(log.matches("is waiting for").count(), 2, "{log}");
+        assert_eq!(log.matches("is active again").count(), 2, "{log}");
+        relay.stop();
+    });
+}
+
+#[test]
+fn joins_come_back_behind_a_snooping_bridge_after_the_input_veth_is_created_again() {
+    let name = "joins_come_back_behind_a_snooping_bridge_after_the_input_veth_is_created_again";
+    if !require_root(name) {
+        return;
+    }
+    with_topology(Template::Snooping, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-links-snoop").unwrap();
+        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), rule(topo));
+        topo.wait_group_forwarded(INPUT_GROUP)
+            .expect("the bridge forwards the relay's group");
+        let rin = topo.relay_in().unwrap().ifname.clone();
+
+        bounce_veth(topo, &relay, &rin);
+        // The new bridge port floods nothing (mcast_flood off): only a join opens it.
+        topo.wait_group_forwarded(INPUT_GROUP)
+            .expect("the relay's join comes back: the bridge forwards its group again");
+        let memberships = relay.ctl(json!({"cmd":"memberships"}));
+        assert_eq!(
+            memberships["interfaces"][0]["interface"], rin,
+            "{memberships}"
+        );
+
+        let sink = sink_spec(topo).start(&scratch).unwrap();
+        assert_eq!(send(topo, &scratch, 1000.0, 1000), 1000);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        assert_eq!(summary.totals.received, 1000, "{:?}", summary.totals);
+        relay.stop();
+    });
+}
