@@ -234,4 +234,71 @@ mod tests {
             Err(mpsc::RecvTimeoutError::Disconnected)
         ));
     }
+
+    /// Creates a veth pair with an address and brings it up (half a dozen link and address
+    /// messages) in the current thread's namespace.
+    async fn create_veth(handle: &rtnetlink::Handle) {
+        use futures::TryStreamExt;
+        let veth = rtnetlink::LinkVeth::new("w0", "w0p").up().build();
+        handle.link().add(veth).execute().await.unwrap();
+        let mut links = handle.link().get().match_name("w0".to_string()).execute();
+        let index = links.try_next().await.unwrap().unwrap().header.index;
+        let addr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 9, 1));
+        handle
+            .address()
+            .add(index, addr, 24)
+            .execute()
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn a_burst_of_link_events_triggers_one_resync() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!(
+                "SKIPPED (needs root for a network namespace): a_burst_of_link_events_triggers_one_resync"
+            );
+            return;
+        }
+        let triggers = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let (tx, rx) = mpsc::channel();
+            // Periodic re-syncs far apart: only the first one (at start) falls in the test.
+            let config = WatchConfig {
+                period: Duration::from_secs(60),
+                ..WatchConfig::default()
+            };
+            // Started here, the watcher thread lives in this thread's new namespace.
+            let watch = LinkWatch::start(config, move |t| {
+                let _ = tx.send(t);
+            })
+            .unwrap();
+            assert_eq!(
+                rx.recv_timeout(Duration::from_secs(5)),
+                Ok(Trigger::Periodic)
+            );
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (connection, handle, _) = rtnetlink::new_connection().unwrap();
+                tokio::spawn(connection);
+                create_veth(&handle).await;
+            });
+            let first = rx.recv_timeout(Duration::from_secs(1));
+            std::thread::sleep(Duration::from_millis(500));
+            let more: Vec<Trigger> = rx.try_iter().collect();
+            watch.stop();
+            (first, more)
+        })
+        .join()
+        .expect("namespace thread");
+        assert_eq!(
+            triggers.0,
+            Ok(Trigger::Event),
+            "an event re-sync within 1 s"
+        );
+        assert!(triggers.1.len() <= 1, "debounced: {:?}", triggers.1);
+    }
 }

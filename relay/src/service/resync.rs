@@ -335,17 +335,60 @@ mod tests {
         index
     }
 
+    /// Renames `from` to `to` (down first: the kernel renames only a down interface), then up.
+    async fn rename(handle: &rtnetlink::Handle, from: &str, to: &str) {
+        let index = index_of(handle, from).await;
+        let link = |b: rtnetlink::LinkMessageBuilder<rtnetlink::LinkUnspec>| b.build();
+        let down = link(rtnetlink::LinkUnspec::new_with_index(index).down());
+        handle.link().change(down).execute().await.unwrap();
+        let renamed = link(rtnetlink::LinkUnspec::new_with_index(index).name(to));
+        handle.link().change(renamed).execute().await.unwrap();
+        let up = link(rtnetlink::LinkUnspec::new_with_index(index).up());
+        handle.link().change(up).execute().await.unwrap();
+    }
+
+    async fn set_mac(handle: &rtnetlink::Handle, name: &str, mac: [u8; 6]) {
+        let index = index_of(handle, name).await;
+        let message = rtnetlink::LinkUnspec::new_with_index(index)
+            .address(mac.to_vec())
+            .build();
+        handle.link().change(message).execute().await.unwrap();
+    }
+
+    /// Replaces every address of `name` with `addr`/24.
+    async fn readdress(handle: &rtnetlink::Handle, name: &str, addr: Ipv4Addr) {
+        let index = index_of(handle, name).await;
+        let addresses: Vec<_> = handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .unwrap();
+        for address in addresses {
+            handle.address().del(address).execute().await.unwrap();
+        }
+        let new = IpAddr::V4(addr);
+        handle
+            .address()
+            .add(index, new, 24)
+            .execute()
+            .await
+            .unwrap();
+    }
+
     async fn delete(handle: &rtnetlink::Handle, name: &str) {
         let index = index_of(handle, name).await;
         handle.link().del(index).execute().await.unwrap();
     }
 
     #[test]
-    fn rules_wait_for_a_deleted_interface_and_follow_its_new_index() {
+    fn rules_follow_interfaces_deleted_created_renamed_and_readdressed() {
         if !nix::unistd::geteuid().is_root() {
             eprintln!(
                 "SKIPPED (needs root for a network namespace): \
-                 rules_wait_for_a_deleted_interface_and_follow_its_new_index"
+                 rules_follow_interfaces_deleted_created_renamed_and_readdressed"
             );
             return;
         }
@@ -404,6 +447,38 @@ mod tests {
             let compiled = table.lookup(new_in, group, 5000, any).unwrap();
             assert_eq!(compiled.outputs[0].ifindex, new_out);
             assert_eq!(relay.list()[0].state, RuleState::Active);
+
+            // A MAC or address change reaches the output's frames; renamed away and back, the
+            // rule waits and resumes on the same index.
+            let mac = [2, 0, 0x5e, 1, 2, 3];
+            set_mac(&handle, "out0", mac).await;
+            assert!(relay.resync().unwrap());
+            let table = publisher.current();
+            let compiled = table.lookup(new_in, group, 5000, any).unwrap();
+            assert_eq!(compiled.outputs[0].header.source_mac, mac);
+            let moved = Ipv4Addr::new(198, 18, 2, 9);
+            readdress(&handle, "out0", moved).await;
+            assert!(relay.resync().unwrap());
+            let table = publisher.current();
+            let compiled = table.lookup(new_in, group, 5000, any).unwrap();
+            assert_eq!(compiled.outputs[0].header.source, moved);
+            rename(&handle, "in0", "in9").await;
+            relay.resync().unwrap();
+            assert_eq!(
+                relay.list()[0].waiting_for,
+                vec!["in0 (missing)".to_string()]
+            );
+            assert!(publisher.current().is_empty());
+            rename(&handle, "in9", "in0").await;
+            relay.resync().unwrap();
+            assert_eq!(relay.list()[0].state, RuleState::Active);
+            assert!(
+                publisher
+                    .current()
+                    .lookup(new_in, group, 5000, any)
+                    .is_some()
+            );
+            assert_eq!(relay.memberships().interfaces[0].sockets[0].groups.len(), 1);
 
             // Removing a rule while it waits leaves its detached membership without error.
             delete(&handle, "in0").await;
