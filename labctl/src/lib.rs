@@ -10,7 +10,8 @@
 //! reading their `crate::` paths, tests aside):
 //!
 //! 1. [`names`], [`netns`], [`binaries`], [`stats`], [`privilege`]: no lab module below them
-//! 2. [`process`]: spawning in a namespace, placement of a process (uses netns, binaries)
+//! 2. [`process`]: spawning in a namespace, placement of a process, scratch directories (uses
+//!    netns, binaries)
 //! 3. [`topology`]: building and tearing down topologies (uses names, netns, process, privilege)
 //! 4. [`scenario`]: scenario files (uses topology's limits)
 //! 5. [`results`]: results.json and what both sweep and report read (uses scenario, stats)
