@@ -274,6 +274,7 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
         latency_ns,
         streams,
         silent_groups,
+        gap_timeline: accounting.gap_timeline(),
     })
 }
 
