@@ -18,7 +18,8 @@
 //! 6. [`placement`]: CPUs and scheduling of the roles (uses process, topology, scenario, results)
 //! 7. [`systems`]: the systems under test (uses process, topology, scenario, results)
 //! 8. [`report`], [`compare`]: read results (use results, scenario, stats)
-//! 9. [`sweep`]: runs points and writes results and the report (uses everything above)
+//! 9. [`sweep`]: runs points and writes results and the report (uses everything above);
+//!    [`soak`]: a long run of the relay under rule churn and link flaps (uses sweep's sampler)
 //! 10. [`doctor`], [`clean`], [`testing`]: whole-lab checks, cleanup and test support
 //!
 //! The `labctl` binary's `cmd/` modules sit on top and decide the exit code in `main`.
@@ -42,6 +43,7 @@ pub mod compare;
 pub mod report;
 pub mod results;
 pub mod scenario;
+pub mod soak;
 pub mod stats;
 pub mod sweep;
 pub mod systems;

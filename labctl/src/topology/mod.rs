@@ -324,6 +324,14 @@ pub fn remove_run(run_id: &str) -> Result<usize> {
     Ok(namespaces.len())
 }
 
+/// Sets interface `ifname` of namespace `netns` down or up (link flaps of a soak run).
+pub fn set_link_state(netns: &str, ifname: &str, up: bool) -> Result<()> {
+    let name = ifname.to_owned();
+    netns::netlink_in(Some(netns), move |handle| async move {
+        build::set_state(&handle, &name, up).await
+    })
+}
+
 /// Held while a namespace is created and while namespaces are torn down, so that a teardown
 /// (SIGINT/SIGTERM cleanup on another thread) never runs between the check for an interrupt and
 /// the creation it allows: a namespace is either created before the teardown, which then removes
