@@ -1,6 +1,8 @@
 //! `labctl clean`: removes leftovers of crashed runs, recognised strictly by name: namespaces
 //! `mlab-*` (after stopping processes still inside them) and root-namespace links
-//! `ml` + 6 hex + `-` (none should exist: lab links are created straight into namespaces).
+//! `ml` + 6 hex + `-` (none should exist: lab links are created straight into namespaces),
+//! and scratch directories `$TMPDIR/mlab-*` whose owner is gone (their owner lock is free, see
+//! [`crate::process::scratch`]).
 
 use crate::names;
 use crate::netns::{self, netlink_in};
@@ -15,6 +17,8 @@ use std::time::Duration;
 pub struct CleanReport {
     pub namespaces: Vec<String>,
     pub links: Vec<String>,
+    /// Scratch directories of processes that are gone.
+    pub scratch_dirs: Vec<String>,
     /// Processes stopped because they were still inside a lab namespace.
     pub processes_stopped: usize,
     /// What could not be removed, with the reason.
@@ -28,6 +32,7 @@ pub fn clean() -> Result<CleanReport> {
     report.links = links;
     report.errors.extend(errors);
     remove_stale_state_files();
+    remove_stale_scratch(&mut report);
     Ok(report)
 }
 
@@ -36,8 +41,9 @@ pub fn clean() -> Result<CleanReport> {
 pub fn clean_run(run_id: &str) -> Result<CleanReport> {
     let id = names::RunId::parse(run_id)?;
     let prefix = format!("{}{id}-", names::NAMESPACE_PREFIX);
-    let report = remove_namespaces(|n| n.starts_with(&prefix))?;
+    let mut report = remove_namespaces(|n| n.starts_with(&prefix))?;
     remove_stale_state_files();
+    remove_stale_scratch(&mut report);
     Ok(report)
 }
 
@@ -80,6 +86,15 @@ fn remove_root_links() -> Result<(Vec<String>, Vec<String>)> {
         }
         Ok((removed, errors))
     })
+}
+
+/// Scratch directories whose owner died: they belong to no live run, whatever its id.
+fn remove_stale_scratch(report: &mut CleanReport) {
+    let (removed, errors) = crate::process::scratch::remove_stale();
+    report
+        .scratch_dirs
+        .extend(removed.iter().map(|p| p.display().to_string()));
+    report.errors.extend(errors);
 }
 
 /// State files of topologies whose namespaces are all gone.

@@ -10,14 +10,16 @@
 //! reading their `crate::` paths, tests aside):
 //!
 //! 1. [`names`], [`netns`], [`binaries`], [`stats`], [`privilege`]: no lab module below them
-//! 2. [`process`]: spawning in a namespace, placement of a process (uses netns, binaries)
+//! 2. [`process`]: spawning in a namespace, placement of a process, scratch directories (uses
+//!    netns, binaries)
 //! 3. [`topology`]: building and tearing down topologies (uses names, netns, process, privilege)
 //! 4. [`scenario`]: scenario files (uses topology's limits)
 //! 5. [`results`]: results.json and what both sweep and report read (uses scenario, stats)
 //! 6. [`placement`]: CPUs and scheduling of the roles (uses process, topology, scenario, results)
 //! 7. [`systems`]: the systems under test (uses process, topology, scenario, results)
 //! 8. [`report`], [`compare`]: read results (use results, scenario, stats)
-//! 9. [`sweep`]: runs points and writes results and the report (uses everything above)
+//! 9. [`sweep`]: runs points and writes results and the report (uses everything above);
+//!    [`soak`]: a long run of the relay under rule churn and link flaps (uses sweep's sampler)
 //! 10. [`doctor`], [`clean`], [`testing`]: whole-lab checks, cleanup and test support
 //!
 //! The `labctl` binary's `cmd/` modules sit on top and decide the exit code in `main`.
@@ -41,6 +43,7 @@ pub mod compare;
 pub mod report;
 pub mod results;
 pub mod scenario;
+pub mod soak;
 pub mod stats;
 pub mod sweep;
 pub mod systems;

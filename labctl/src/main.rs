@@ -40,6 +40,9 @@ enum Command {
     Report(cmd::report::Args),
     /// Compare two results.json; non-zero exit on a regression beyond noise.
     Compare(cmd::compare::Args),
+    /// The relay under rule churn and link flaps for minutes (default 10): memory flat,
+    /// descriptors steady, losses only while a link was down; exit 3 when not.
+    Soak(cmd::soak::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Run(a) => done(cmd::run::exec(a)),
         Command::Report(a) => done(cmd::report::exec(a)),
         Command::Compare(a) => cmd::compare::exec(a),
+        Command::Soak(a) => cmd::soak::exec(a),
     };
     // After SIGINT/SIGTERM the cleanup thread owns the exit (status 130).
     labctl::process::exit_if_interrupted();

@@ -496,8 +496,13 @@ pub enum ScenarioError {
         field: String,
         message: String,
     },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        /// Line of the field the message names (1 when it cannot be found).
+        line: usize,
+        message: String,
+    },
     #[error(
         "no scenario named `{name}` (looked for {tried}); give a path to a .toml file or one of: {known}"
     )]
@@ -526,6 +531,7 @@ impl Scenario {
             .validate()
             .map_err(|message| ScenarioError::Invalid {
                 path: path.to_path_buf(),
+                line: field_line(text, &message).unwrap_or(1),
                 message,
             })?;
         Ok(scenario)
@@ -870,6 +876,27 @@ fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> ScenarioError 
     }
 }
 
+/// The line of the field a validation message names (``field `a.b`: ...``), from the TOML
+/// document's spans.
+fn field_line(text: &str, message: &str) -> Option<usize> {
+    let field = message.strip_prefix("field `")?.split('`').next()?;
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut span = None;
+    for (i, part) in field.split('.').enumerate() {
+        let (key, value) = table.get_key_value(part)?;
+        span = Some(key.span());
+        let last = i + 1 == field.split('.').count();
+        if !last {
+            let toml::de::DeValue::Table(inner) = value.get_ref() else {
+                break;
+            };
+            table = inner;
+        }
+    }
+    span.map(|s| line_column(text, s.start).0)
+}
+
 /// 1-based line and column of a byte offset.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..offset];
@@ -960,6 +987,22 @@ mod tests {
             ci.estimated_seconds() < 600.0,
             "ci estimate {}s",
             ci.estimated_seconds()
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_name_file_line_and_field() {
+        let text = "name = \"t\"\nsystems = [\"relay/pool\"]\nstreams = [10]\n\n[zero_loss]\nmin_pps = 100.0\nmax_pps = 1000.0\nduration_s = -1.0\n";
+        let err = Scenario::parse(text, Path::new("t.toml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.toml:8: field `zero_loss.duration_s`: -1 is out of range (0, 600] seconds"
+        );
+        let text = "name = \"t\"\nsystems = [\"relay/pool\"]\n\nstreams = [0]\n";
+        let err = Scenario::parse(text, Path::new("t.toml")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("t.toml:4: field `streams`"),
+            "{err}"
         );
     }
 

@@ -7,12 +7,16 @@
 //! - a packet is *reordered* when it arrives after a higher sequence number of its stream;
 //! - *lost* = highest sequence + 1 - distinct packets received (loss before the first packet
 //!   counts; loss after the last received packet cannot be seen by the sink);
-//! - latency = receive CLOCK_MONOTONIC - header send time (clamped at 0).
+//! - latency = receive CLOCK_MONOTONIC - header send time (clamped at 0);
+//! - the *gap timeline* dates losses: a sequence gap of n packets seen when a packet arrives is
+//!   counted in the second (CLOCK_MONOTONIC, the clock of the header's send time) in which that
+//!   packet was sent; a late packet that fills a gap takes one back from its own send second.
+//!   It answers "when were packets lost?" (for example: only while a link was down).
 
-use crate::summary::{LatencySummary, StreamStats, Totals};
+use crate::summary::{GapSecond, LatencySummary, StreamStats, Totals};
 use crate::wire::Header;
 use hdrhistogram::Histogram;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
 /// How many sequence numbers below the highest one are remembered for duplicate detection.
@@ -101,12 +105,24 @@ impl StreamAccount {
         self.seen[word] &= !mask;
     }
 
-    /// Records one packet; `first` is true for the stream's first packet.
-    fn record(&mut self, seq: u64, bytes: usize, arrival_ns: u64, send_ns: u64, first: bool) {
+    /// Records one packet; `first` is true for the stream's first packet. Returns the change
+    /// of the stream's missing packets this packet revealed (> 0: a gap before it; -1: it filled
+    /// one).
+    fn record(
+        &mut self,
+        seq: u64,
+        bytes: usize,
+        arrival_ns: u64,
+        send_ns: u64,
+        first: bool,
+    ) -> i64 {
         self.last_arrival_ns = arrival_ns;
+        let mut gap = 0i64;
         if first {
             self.mark(seq);
+            gap = i64::try_from(seq).unwrap_or(i64::MAX);
         } else if seq > self.max_seq {
+            gap = i64::try_from(seq - self.max_seq - 1).unwrap_or(i64::MAX);
             if seq - self.max_seq >= WINDOW {
                 self.seen.fill(0);
             } else {
@@ -119,10 +135,11 @@ impl StreamAccount {
         } else if self.max_seq - seq < WINDOW {
             if self.is_seen(seq) {
                 self.duplicates += 1;
-                return;
+                return 0;
             }
             self.mark(seq);
             self.reordered += 1;
+            gap = -1;
         } else {
             // Older than the window: cannot tell a duplicate from a late packet; count it late.
             self.reordered += 1;
@@ -133,6 +150,7 @@ impl StreamAccount {
         let latency = arrival_ns.saturating_sub(send_ns).clamp(1, MAX_LATENCY_NS);
         // Cannot fail: the value is clamped into the histogram's bounds.
         let _ = self.latency.record(latency);
+        gap
     }
 
     /// Packets lost: sequence numbers up to the highest seen that never arrived.
@@ -163,6 +181,8 @@ impl StreamAccount {
 #[derive(Debug, Default)]
 pub struct Accounting {
     streams: HashMap<StreamKey, StreamAccount>,
+    /// Missing packets by the CLOCK_MONOTONIC second of their revealing packet's send time.
+    gaps: BTreeMap<u64, i64>,
     foreign: u64,
     received: u64,
     bytes: u64,
@@ -193,9 +213,24 @@ impl Accounting {
             first = true;
             StreamAccount::new(header.seq, arrival_ns)
         });
-        account.record(header.seq, bytes, arrival_ns, header.send_ns, first);
+        let gap = account.record(header.seq, bytes, arrival_ns, header.send_ns, first);
+        if gap != 0 {
+            *self.gaps.entry(header.send_ns / 1_000_000_000).or_default() += gap;
+        }
         self.received += 1;
         self.bytes += bytes as u64;
+    }
+
+    /// The gap timeline: (CLOCK_MONOTONIC second, packets missing), seconds with losses only.
+    pub fn gap_timeline(&self) -> Vec<GapSecond> {
+        self.gaps
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(&second, &n)| GapSecond {
+                second,
+                lost: n.unsigned_abs(),
+            })
+            .collect()
     }
 
     /// Records a datagram that is not a loadgen payload.
@@ -255,6 +290,41 @@ mod tests {
     use super::*;
 
     const G: Ipv4Addr = Ipv4Addr::new(239, 2, 0, 1);
+
+    #[test]
+    fn gaps_are_dated_by_the_send_second_of_the_packet_that_revealed_them() {
+        let mut a = Accounting::new();
+        let header = |seq: u64, send_s: u64| Header {
+            stream: 0,
+            seq,
+            send_ns: send_s * 1_000_000_000 + 5,
+        };
+        for seq in 0..10 {
+            a.record(G, 5000, &header(seq, 100), 100, 100_000_000_000);
+        }
+        // Packets 10..=14 lost while second 101 was sent; 20 lost in second 103.
+        a.record(G, 5000, &header(15, 101), 100, 101_000_000_000);
+        a.record(G, 5000, &header(16, 102), 100, 102_000_000_000);
+        a.record(G, 5000, &header(18, 103), 100, 103_000_000_000);
+        a.record(G, 5000, &header(21, 103), 100, 103_000_000_000);
+        // 19 arrives late: one of second 103's gaps is filled.
+        a.record(G, 5000, &header(19, 103), 100, 103_000_000_000);
+        assert_eq!(
+            a.gap_timeline(),
+            vec![
+                GapSecond {
+                    second: 101,
+                    lost: 5
+                },
+                GapSecond {
+                    second: 103,
+                    lost: 2
+                },
+            ]
+        );
+        let (_, totals, _) = a.finish();
+        assert_eq!(totals.lost, 7);
+    }
 
     fn feed(acc: &mut Accounting, stream: u32, seqs: &[u64]) {
         for (i, &seq) in seqs.iter().enumerate() {

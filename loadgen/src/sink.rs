@@ -107,6 +107,10 @@ struct SetUp {
 /// Joins the groups, opens the receivers and, if every join worked, writes the ready file.
 fn set_up(cfg: &SinkConfig) -> Result<SetUp> {
     let ifindex = interface_index(&cfg.interface)?;
+    // One helper socket per few dozen groups: thousands of groups need more than 1024 fds.
+    if let Err(e) = netio::limits::raise_open_file_limit() {
+        eprintln!("loadgen sink: could not raise the open-file limit: {e}");
+    }
     let (pool, joins) = join_groups(cfg, ifindex)?;
     let join_errors: Vec<JoinError> = joins.refused.iter().map(JoinError::from).collect();
     let receivers = cfg
@@ -270,6 +274,7 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
         latency_ns,
         streams,
         silent_groups,
+        gap_timeline: accounting.gap_timeline(),
     })
 }
 

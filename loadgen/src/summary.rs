@@ -121,6 +121,18 @@ pub struct SinkSummary {
     pub streams: Vec<StreamStats>,
     /// Joined groups that received nothing.
     pub silent_groups: Vec<Ipv4Addr>,
+    /// When packets went missing: seconds (CLOCK_MONOTONIC) with sequence gaps, dated by the
+    /// send time of the packet that revealed each gap (see `accounting`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gap_timeline: Vec<GapSecond>,
+}
+
+/// Packets found missing in one second of send time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapSecond {
+    /// CLOCK_MONOTONIC second.
+    pub second: u64,
+    pub lost: u64,
 }
 
 /// A summary file that cannot be used.

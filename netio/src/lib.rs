@@ -20,8 +20,7 @@
 //! - [`fs`]: atomic file replacement (unique temporary file + rename)
 //!
 //! `unsafe` is denied crate-wide and allowed only in the kernel-interface modules
-//! (`packet_socket`, `ring`, `recv_batch`, `send_batch`, `mmsghdr`, `cmsg`, `sockopt`, `iface`,
-//! `limits`);
+//! (`packet_socket`, `ring`, `recv_batch`, `send_batch`, `mmsghdr`, `cmsg`, `sockopt`, `iface`);
 //! every block carries a `// SAFETY:` comment and the types there own the memory the kernel is
 //! given pointers to, so no public function's soundness depends on its caller (the workspace's
 //! clippy lints enforce the comments and `# Safety` sections).
@@ -34,7 +33,6 @@ pub mod cmsg;
 pub mod fs;
 #[allow(unsafe_code)]
 pub mod iface;
-#[allow(unsafe_code)]
 pub mod limits;
 pub mod membership;
 #[allow(unsafe_code)]

@@ -1,26 +1,16 @@
 //! Process resource limits.
 
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use std::io;
 
 /// Raises the soft open-file limit (RLIMIT_NOFILE) to the hard limit and returns the new soft
 /// limit (a membership pool opens one helper socket per few dozen groups).
 pub fn raise_open_file_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a live rlimit the call fills in.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } < 0 {
-        return Err(io::Error::last_os_error());
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
-    if limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: passes a live, initialised rlimit.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(limit.rlim_cur)
+    Ok(hard.max(soft))
 }
 
 #[cfg(test)]

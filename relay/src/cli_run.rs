@@ -1,6 +1,8 @@
 //! `relay run`: start the data plane, install the startup rules, serve the control socket,
 //! follow the interfaces (`relay::link_watch`), and shut down cleanly on SIGTERM/SIGINT (leave
 //! groups, close sockets, remove the socket file).
+//! A worker that cannot be kept alive (its restart budget used up) ends the relay the same
+//! way, with an error (exit status 1).
 
 use anyhow::Context;
 use netio::membership::{KernelSockets, Limits, Memberships, Strategy};
@@ -10,6 +12,7 @@ use relay::dataplane::{Dataplane, DataplaneConfig};
 use relay::link_watch::{LinkWatch, WatchConfig};
 use relay::rule::Rule;
 use relay::service::Relay;
+use relay::supervisor::FailHook;
 use relay::table::TablePublisher;
 use relay::udp_egress::EgressMode;
 use std::path::PathBuf;
@@ -59,6 +62,13 @@ pub struct RunArgs {
     /// runs a handicapped relay to prove that it catches a slower build (scenarios/ci.toml).
     #[arg(long, hide = true, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     handicap_ns: u64,
+    /// Test only: a worker panics after receiving this many frames since it (re)started, to
+    /// prove that failed workers are restarted (see --fail-worker-times). 0 = off.
+    #[arg(long, hide = true, default_value_t = 0)]
+    fail_worker_after: u64,
+    /// Test only: how many times in all the --fail-worker-after fault fires.
+    #[arg(long, hide = true, default_value_t = 1)]
+    fail_worker_times: u32,
 }
 
 /// Parses sizes like `8M`, `425K`, `1G` or plain bytes.
@@ -96,7 +106,25 @@ fn dataplane_config(args: &RunArgs) -> DataplaneConfig {
         rx_slots: args.rx_slots as usize,
         tx_slots: args.tx_slots as usize,
         handicap_ns: args.handicap_ns,
+        restart: Default::default(),
+        fail_hook: fail_hook(args),
     }
+}
+
+/// The test-only worker fault of `--fail-worker-after`, if set.
+fn fail_hook(args: &RunArgs) -> Option<Arc<FailHook>> {
+    if args.fail_worker_after == 0 || args.fail_worker_times == 0 {
+        return None;
+    }
+    tracing::warn!(
+        "--fail-worker-after {}: workers fail on purpose ({} time(s); test-only fault)",
+        args.fail_worker_after,
+        args.fail_worker_times
+    );
+    Some(Arc::new(FailHook::new(
+        args.fail_worker_after,
+        args.fail_worker_times,
+    )))
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -164,13 +192,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         dataplane.fanout_group(),
         server.path().display()
     );
+    // A worker that cannot be kept alive ends the wait below like a signal does.
+    let wake = signals.handle();
+    dataplane.on_fatal(move || wake.close());
     let signal = signals.forever().next();
-    tracing::info!("signal {signal:?}: shutting down");
+    let fatal = dataplane.fatal();
+    match (&fatal, signal) {
+        (Some(_), _) => tracing::error!("a worker cannot be kept alive: shutting down"),
+        (None, signal) => tracing::info!("signal {signal:?}: shutting down"),
+    }
     watch.stop();
     server.shutdown();
     dataplane.stop();
     relay.leave_all();
-    Ok(())
+    match fatal {
+        Some(fatal) => Err(fatal.into()),
+        None => Ok(()),
+    }
 }
 
 /// Re-resolves the rules on every link or address change (and periodically); a failed

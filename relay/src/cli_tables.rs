@@ -83,8 +83,10 @@ pub fn stats(reply: &Value) -> String {
     for worker in items(&reply["workers"]) {
         let _ = writeln!(
             out,
-            "  #{}: rx {} packets ({} bytes), tx {}, batches {}, ignored own egress {}, rx errors {}, kernel socket drops {}",
+            "  #{}: {}, restarts {}; rx {} packets ({} bytes), tx {}, batches {}, ignored own egress {}, rx errors {}, kernel socket drops {}",
             u(&worker["worker"]),
+            worker["state"].as_str().unwrap_or("?"),
+            u(&worker["restarts"]),
             u(&worker["rx_packets"]),
             u(&worker["rx_bytes"]),
             u(&worker["tx_packets"]),
@@ -183,7 +185,30 @@ pub fn memberships(reply: &Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod worker_table_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn worker_lines_lead_with_state_and_restarts() {
+        let reply = json!({"rules": [], "workers": [
+            {"worker": 0, "state": "running", "restarts": 1, "rx_packets": 5},
+            {"worker": 1, "state": "failed", "restarts": 5},
+        ]});
+        let table = stats(&reply);
+        assert!(
+            table.contains("#0: running, restarts 1; rx 5 packets"),
+            "{table}"
+        );
+        assert!(
+            table.contains("#1: failed, restarts 5; rx 0 packets"),
+            "{table}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod state_column_tests {
     use super::*;
     use serde_json::json;
 

@@ -16,9 +16,16 @@
 //! avoids the kernel's neighbour table (see ARCHITECTURE.md). When every slot is in flight the
 //! worker waits for completions (backpressure) rather than dropping. No heap allocation per
 //! packet.
+//!
+//! Workers never die silently: each runs under [`supervisor::run_caught`] (errors and panics
+//! alike end up as a report) and a supervisor thread restarts a failed worker with fresh
+//! sockets, re-joined to the same fanout group before the old socket is closed (the group never
+//! empties), within [`RestartPolicy`]; when a worker cannot be kept alive, [`Dataplane::fatal`]
+//! says why and the [`Dataplane::on_fatal`] callback wakes the caller, which must exit.
 
 use crate::forward::{self, Egress, Forwarder};
 use crate::stats::{self, Stage, WorkerStats};
+use crate::supervisor::{self, FailHook, Fatal, RestartPolicy, WorkerExit};
 use crate::table::{TablePublisher, TableReader};
 use anyhow::Context;
 use io_uring::{IoUring, opcode, types};
@@ -26,8 +33,9 @@ use netio::packet_socket::{self, ETH_P_IP};
 use netio::recv_batch::{RecvBatch, RecvMetadata};
 use netio::ring::{BlockRing, BlockRingConfig, FrameRing, FrameRingConfig};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -81,6 +89,10 @@ pub struct DataplaneConfig {
     /// Test-only slowdown: busy-wait this long per received frame (`relay run --handicap-ns`),
     /// so the lab can prove its regression gate catches a slower relay. 0 = off.
     pub handicap_ns: u64,
+    /// Restarts a failed worker gets.
+    pub restart: RestartPolicy,
+    /// Test-only fault: workers fail after N frames (`relay run --fail-worker-after`).
+    pub fail_hook: Option<Arc<FailHook>>,
 }
 
 impl Default for DataplaneConfig {
@@ -95,17 +107,44 @@ impl Default for DataplaneConfig {
             ring: BlockRingConfig::default(),
             frame_ring: FrameRingConfig::default(),
             handicap_ns: 0,
+            restart: RestartPolicy::default(),
+            fail_hook: None,
         }
     }
 }
 
-/// Running workers.
+/// Running workers and their supervisor.
 pub struct Dataplane {
+    shared: Arc<Shared>,
+    supervisor: Option<JoinHandle<()>>,
+}
+
+/// What the data plane, its supervisor thread and the drop probe share.
+struct Shared {
+    config: DataplaneConfig,
+    publisher: Arc<TablePublisher>,
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    stats: Vec<Arc<WorkerStats>>,
-    rx_sockets: Vec<Arc<OwnedFd>>,
     fanout_group: u16,
+    /// Per worker, kept across restarts.
+    stats: Vec<Arc<WorkerStats>>,
+    /// Per worker: its current receive socket (replaced on restart, read by the drop probe).
+    rx: Vec<Mutex<Arc<OwnedFd>>>,
+    /// Per worker: its current thread.
+    threads: Mutex<Vec<Option<JoinHandle<()>>>>,
+    /// Where worker threads report how they ended.
+    exits: Sender<(usize, WorkerExit)>,
+    fatal: Mutex<FatalState>,
+}
+
+/// Why the data plane gave up, and whom to wake when it does.
+#[derive(Default)]
+struct FatalState {
+    error: Option<Fatal>,
+    wake: Option<Box<dyn FnOnce() + Send>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct WorkerSockets {
@@ -195,30 +234,35 @@ impl MappedRing {
 
 /// Starts worker `index` on its own thread and waits until it is set up (the worker is built
 /// there: its `recvmmsg` batch holds raw pointers and is not Send); a setup error is returned
-/// after the thread ended.
+/// after the thread ended. The thread reports how its worker ended (error or panic included)
+/// to the supervisor.
 fn spawn_worker(
     index: usize,
     sockets: WorkerSockets,
-    config: &DataplaneConfig,
-    publisher: &Arc<TablePublisher>,
-    stop: &Arc<AtomicBool>,
-    stats: Arc<WorkerStats>,
+    shared: &Shared,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let (reader, worker_stop, worker_config) = (publisher.reader(), stop.clone(), config.clone());
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let config = shared.config.clone();
+    let (reader, stop, exits) = (
+        shared.publisher.reader(),
+        shared.stop.clone(),
+        shared.exits.clone(),
+    );
+    let stats = shared.stats[index].clone();
     let thread = std::thread::Builder::new()
         .name(format!("relay-worker-{index}"))
-        .spawn(
-            move || match Worker::new(&worker_config, sockets, reader, stats, worker_stop) {
-                Ok(worker) => {
-                    let _ = ready_tx.send(Ok(()));
-                    worker.run();
-                }
+        .spawn(move || {
+            let worker = match Worker::new(&config, sockets, reader, stats, stop) {
+                Ok(worker) => worker,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
+                    return;
                 }
-            },
-        )
+            };
+            let _ = ready_tx.send(Ok(()));
+            let exit = supervisor::run_caught(move || worker.run());
+            let _ = exits.send((index, exit));
+        })
         .context("spawning a worker thread")?;
     let setup = ready_rx
         .recv()
@@ -232,8 +276,72 @@ fn spawn_worker(
     }
 }
 
+impl Shared {
+    /// Restarts worker `index` (its thread has ended): fresh sockets joined to the fanout
+    /// group while the old receive socket is still a member, then a new thread; the old
+    /// socket is closed once replaced.
+    fn restart(&self, index: usize) -> anyhow::Result<()> {
+        let old = lock(&self.threads).get_mut(index).and_then(Option::take);
+        if let Some(old) = old {
+            let _ = old.join();
+        }
+        let mut group = Some(self.fanout_group);
+        let mut sockets = WorkerSockets::open(&self.config, index, &mut group)?;
+        // Frames queued before the socket joined the group are also another worker's.
+        sockets.discard_queued(&mut vec![0u8; FRAME_BUFFER_SIZE]);
+        let rx = sockets.rx.clone();
+        let thread = spawn_worker(index, sockets, self)?;
+        if let Some(slot) = self.rx.get(index) {
+            *lock(slot) = rx;
+        }
+        if let Some(slot) = lock(&self.threads).get_mut(index) {
+            *slot = Some(thread);
+        }
+        Ok(())
+    }
+
+    /// Records why the data plane gave up and wakes whoever waits for it.
+    fn declare_fatal(&self, fatal: Fatal) {
+        tracing::error!("{fatal}");
+        let mut state = lock(&self.fatal);
+        state.error = Some(fatal);
+        if let Some(wake) = state.wake.take() {
+            wake();
+        }
+    }
+}
+
+/// Starts the supervisor thread: it restarts failed workers or declares the data plane dead.
+fn spawn_supervisor(
+    shared: Arc<Shared>,
+    exits: mpsc::Receiver<(usize, WorkerExit)>,
+) -> anyhow::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("relay-supervisor".into())
+        .spawn(move || {
+            let policy = shared.config.restart;
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                supervisor::supervise(&exits, &shared.stats, policy, &shared.stop, |index| {
+                    shared.restart(index)
+                })
+            }));
+            let fatal = match outcome {
+                Ok(Ok(())) => return,
+                Ok(Err(fatal)) => fatal,
+                Err(_) => Fatal {
+                    worker: 0,
+                    reason: "the worker supervisor panicked".into(),
+                    last_failure: "unknown".into(),
+                },
+            };
+            shared.declare_fatal(fatal);
+        })
+        .context("spawning the worker supervisor thread")
+}
+
 impl Dataplane {
-    /// Opens every worker's sockets (errors are reported here) and starts the workers.
+    /// Opens every worker's sockets (errors are reported here), starts the workers and their
+    /// supervisor.
     pub fn start(config: DataplaneConfig, publisher: Arc<TablePublisher>) -> anyhow::Result<Self> {
         anyhow::ensure!(config.workers >= 1, "--workers must be at least 1");
         let mut sockets = Vec::with_capacity(config.workers);
@@ -247,58 +355,88 @@ impl Dataplane {
         for s in &mut sockets {
             s.discard_queued(&mut scratch);
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let rx_sockets: Vec<Arc<OwnedFd>> = sockets.iter().map(|s| s.rx.clone()).collect();
-        let mut threads = Vec::new();
-        let mut stats = Vec::new();
+        let (exits, exit_reports) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            stop: Arc::new(AtomicBool::new(false)),
+            fanout_group: fanout_group.unwrap_or(0),
+            stats: (0..config.workers)
+                .map(|_| Arc::new(WorkerStats::default()))
+                .collect(),
+            rx: sockets.iter().map(|s| Mutex::new(s.rx.clone())).collect(),
+            threads: Mutex::new((0..config.workers).map(|_| None).collect()),
+            exits,
+            fatal: Mutex::default(),
+            config,
+            publisher,
+        });
+        let mut dataplane = Dataplane {
+            shared: shared.clone(),
+            supervisor: None,
+        };
         for (index, socks) in sockets.into_iter().enumerate() {
-            let worker_stats = Arc::new(WorkerStats::default());
-            stats.push(worker_stats.clone());
-            let started = spawn_worker(index, socks, &config, &publisher, &stop, worker_stats);
-            match started {
-                Ok(thread) => threads.push(thread),
+            match spawn_worker(index, socks, &shared) {
+                Ok(thread) => lock(&shared.threads)[index] = Some(thread),
                 Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    for thread in threads {
-                        let _ = thread.join();
-                    }
+                    dataplane.stop();
                     return Err(e.context(format!("setting up worker {index}")));
                 }
             }
         }
-        Ok(Dataplane {
-            stop,
-            threads,
-            stats,
-            rx_sockets,
-            fanout_group: fanout_group.unwrap_or(0),
-        })
+        match spawn_supervisor(shared, exit_reports) {
+            Ok(thread) => dataplane.supervisor = Some(thread),
+            Err(e) => {
+                dataplane.stop();
+                return Err(e);
+            }
+        }
+        Ok(dataplane)
     }
 
     pub fn worker_stats(&self) -> &[Arc<WorkerStats>] {
-        &self.stats
+        &self.shared.stats
     }
 
     /// A probe that adds the kernel's per-socket drop counts to the workers' `socket_drops`.
     pub fn drop_probe(&self) -> SocketDropProbe {
         SocketDropProbe {
-            sockets: self
-                .rx_sockets
-                .iter()
-                .cloned()
-                .zip(self.stats.iter().cloned())
-                .collect(),
+            shared: self.shared.clone(),
         }
     }
 
     pub fn fanout_group(&self) -> u16 {
-        self.fanout_group
+        self.shared.fanout_group
     }
 
-    /// Stops the workers and waits for them (each notices within ~100 ms).
+    /// Calls `wake` (once, from the supervisor thread, or right away if it already happened)
+    /// when a worker cannot be kept alive; the caller must then stop and exit non-zero.
+    pub fn on_fatal(&self, wake: impl FnOnce() + Send + 'static) {
+        let mut state = lock(&self.shared.fatal);
+        if state.error.is_some() {
+            drop(state);
+            wake();
+        } else {
+            state.wake = Some(Box::new(wake));
+        }
+    }
+
+    /// Why the data plane gave up, if it did.
+    pub fn fatal(&self) -> Option<Fatal> {
+        lock(&self.shared.fatal).error.clone()
+    }
+
+    /// Stops the supervisor and the workers and waits for them (each notices within ~100 ms).
     pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(supervisor) = self.supervisor.take()
+            && supervisor.join().is_err()
+        {
+            tracing::error!("the worker supervisor thread panicked");
+        }
+        let threads: Vec<JoinHandle<()>> = lock(&self.shared.threads)
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for thread in threads {
             if thread.join().is_err() {
                 tracing::error!("a worker thread panicked");
             }
@@ -308,15 +446,17 @@ impl Dataplane {
 
 /// Reads PACKET_STATISTICS of every worker's receive socket on request (reading resets the
 /// kernel counter, so the totals are accumulated in [`WorkerStats::socket_drops`]).
+/// A restarted worker's new socket is read from then on.
 #[derive(Clone)]
 pub struct SocketDropProbe {
-    sockets: Vec<(Arc<OwnedFd>, Arc<WorkerStats>)>,
+    shared: Arc<Shared>,
 }
 
 impl SocketDropProbe {
     pub fn collect(&self) {
-        for (fd, stats) in &self.sockets {
-            if let Ok(drops) = packet_socket::take_drops(&**fd) {
+        for (socket, stats) in self.shared.rx.iter().zip(&self.shared.stats) {
+            let fd = lock(socket).clone();
+            if let Ok(drops) = packet_socket::take_drops(&*fd) {
                 stats::bump(&stats.socket_drops, drops);
             }
         }
@@ -341,6 +481,8 @@ struct Worker {
     frames_per_round: usize,
     rx: Arc<OwnedFd>,
     stop: Arc<AtomicBool>,
+    /// Test-only fault, and the worker's frame count when it started.
+    fail_hook: Option<(Arc<FailHook>, u64)>,
 }
 
 impl Worker {
@@ -379,22 +521,29 @@ impl Worker {
             config.timing,
         );
         forward.handicap_ns = config.handicap_ns;
+        let fail_hook = config.fail_hook.clone().map(|hook| {
+            let frames = stats::read(&forward.stats.rx_packets);
+            (hook, frames)
+        });
         Ok(Worker {
             forward,
             receiver,
             frames_per_round: config.rx_slots.max(1) * BATCHES_PER_ROUND,
             rx: sockets.rx,
             stop,
+            fail_hook,
         })
     }
 
-    fn run(mut self) {
+    /// The receive loop, until the stop flag is set (`Ok`) or io_uring fails (`Err`).
+    fn run(mut self) -> anyhow::Result<()> {
         let timeout = types::Timespec::new().nsec(100_000_000);
         let args = types::SubmitArgs::new().timespec(&timeout);
         let rx_fd = self.rx.as_raw_fd();
         while !self.stop.load(Ordering::Relaxed) {
             self.forward.table.refresh();
             let drained = self.receive_round();
+            self.check_fail_hook();
             let forward = &mut self.forward;
             if drained && !forward.egress.poll_armed {
                 let poll = opcode::PollAdd::new(types::Fd(rx_fd), libc::POLLIN as u32)
@@ -417,8 +566,7 @@ impl Worker {
                     Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
                 )
             {
-                tracing::error!("io_uring submit/wait failed: {e}; worker stops");
-                break;
+                anyhow::bail!("io_uring submit/wait failed: {e}");
             }
             if let Some(started) = started
                 && !drained
@@ -429,6 +577,20 @@ impl Worker {
                     .record(Stage::Submit, started.elapsed().as_nanos() as u64);
             }
             forward.egress.reap_completions();
+        }
+        Ok(())
+    }
+
+    /// The test-only fault (`--fail-worker-after`): panics once the hook fires.
+    fn check_fail_hook(&self) {
+        if let Some((hook, at_start)) = &self.fail_hook {
+            let frames = stats::read(&self.forward.stats.rx_packets).saturating_sub(*at_start);
+            if hook.fires(frames) {
+                panic!(
+                    "test fault --fail-worker-after {}: failing after {frames} frames",
+                    hook.after_frames
+                );
+            }
         }
     }
 

@@ -14,6 +14,7 @@
 //! - `forward`: per-packet parse, lookup, fan-out and io_uring egress of a worker
 //! - [`ring`]: preallocated io_uring send slots
 //! - [`stats`]: counters and opt-in per-stage timing
+//! - [`supervisor`]: restarts failed workers within a budget, or ends the relay
 //! - [`drop_reason`]: why a frame was not forwarded (one counter each)
 //! - [`udp_egress`]: UDP-socket egress (`--egress udp`)
 //! - [`resolve`]: a rule's interface names resolved against the namespace's interfaces now,
@@ -40,5 +41,6 @@ pub mod ring;
 pub mod rule;
 pub mod service;
 pub mod stats;
+pub mod supervisor;
 pub mod table;
 pub mod udp_egress;

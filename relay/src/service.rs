@@ -138,6 +138,10 @@ pub struct RuleCounters {
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerCounters {
     pub worker: usize,
+    /// `running`, `restarting` or `failed` ([`crate::stats::WorkerState`]).
+    pub state: &'static str,
+    /// Times the worker was restarted after a failure.
+    pub restarts: u64,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub rx_errors: u64,
@@ -400,6 +404,8 @@ impl<F: SocketFactory> Relay<F> {
                 }
                 WorkerCounters {
                     worker: index,
+                    state: w.state().name(),
+                    restarts: stats::read(&w.restarts),
                     rx_packets: stats::read(&w.rx_packets),
                     rx_bytes: stats::read(&w.rx_bytes),
                     rx_errors: stats::read(&w.rx_errors),

@@ -8,7 +8,7 @@
 use crate::drop_reason::DropReason;
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 #[derive(Debug, Default)]
@@ -143,7 +143,38 @@ pub struct StageSummary {
     pub mean: f64,
 }
 
-/// Counters of one worker thread.
+/// Where a worker is in its life (kept by the supervisor, shown by `stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum WorkerState {
+    /// Receiving and forwarding.
+    Running = 0,
+    /// It failed; a restart with fresh sockets is pending (back-off) or under way.
+    Restarting = 1,
+    /// It failed and could not be kept alive (the relay exits).
+    Failed = 2,
+}
+
+impl WorkerState {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerState::Running => "running",
+            WorkerState::Restarting => "restarting",
+            WorkerState::Failed => "failed",
+        }
+    }
+
+    fn from_u8(value: u8) -> WorkerState {
+        match value {
+            0 => WorkerState::Running,
+            1 => WorkerState::Restarting,
+            _ => WorkerState::Failed,
+        }
+    }
+}
+
+/// Counters of one worker (kept across its restarts).
 #[derive(Debug)]
 pub struct WorkerStats {
     pub rx_packets: AtomicU64,
@@ -156,6 +187,10 @@ pub struct WorkerStats {
     pub ignored_outgoing: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
     pub timings: Mutex<StageTimings>,
+    /// A [`WorkerState`].
+    state: AtomicU8,
+    /// Times the supervisor restarted this worker.
+    pub restarts: AtomicU64,
 }
 
 impl Default for WorkerStats {
@@ -170,6 +205,8 @@ impl Default for WorkerStats {
             ignored_outgoing: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             timings: Mutex::new(StageTimings::new()),
+            state: AtomicU8::new(WorkerState::Running as u8),
+            restarts: AtomicU64::new(0),
         }
     }
 }
@@ -182,6 +219,14 @@ impl WorkerStats {
 
     pub fn timings(&self) -> MutexGuard<'_, StageTimings> {
         self.timings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn state(&self) -> WorkerState {
+        WorkerState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    pub fn set_state(&self, state: WorkerState) {
+        self.state.store(state as u8, Ordering::Relaxed);
     }
 }
 
@@ -216,5 +261,21 @@ mod tests {
         assert_eq!(read(&w.drops[DropReason::NoRule as usize]), 2);
         assert_eq!(read(&w.drops[DropReason::Fragment as usize]), 1);
         assert_eq!(read(&w.drops[DropReason::QueueFull as usize]), 0);
+    }
+
+    #[test]
+    fn worker_state_round_trips_and_has_names() {
+        let w = WorkerStats::default();
+        assert_eq!(w.state(), WorkerState::Running);
+        for state in [
+            WorkerState::Restarting,
+            WorkerState::Failed,
+            WorkerState::Running,
+        ] {
+            w.set_state(state);
+            assert_eq!(w.state(), state);
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.name()));
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod doctor;
 pub mod report;
 pub mod run;
+pub mod soak;
 pub mod topo;
 
 /// How a subcommand ended (errors aside); `main` turns it into the exit status.
@@ -13,8 +14,8 @@ pub mod topo;
 pub enum Outcome {
     /// Exit 0.
     Done,
-    /// `labctl compare`: the gate fails (or, with `--expect-regression`, found nothing); exit
-    /// [`labctl::compare::REGRESSION_EXIT_CODE`].
+    /// `labctl compare`: the gate fails (or, with `--expect-regression`, found nothing);
+    /// `labctl soak`: its verdict fails. Exit [`labctl::compare::REGRESSION_EXIT_CODE`].
     GateFailed,
 }
 

@@ -14,30 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub use super::scratch::ScratchDir;
+
 /// How long a sink may take to join its groups and write its ready file.
 pub const SINK_READY_DEADLINE: Duration = Duration::from_secs(20);
-
-/// A scratch directory for the summaries of one run, removed on drop.
-#[derive(Debug)]
-pub struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    pub fn new(label: &str) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("mlab-{label}-{:08x}", rand::random::<u32>()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(ScratchDir(dir))
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// What a `loadgen sink` should receive.
 #[derive(Debug, Clone)]

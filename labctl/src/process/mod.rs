@@ -1,4 +1,5 @@
-//! Child processes inside network namespaces, tracked by PID (docs/architecture.md, safety rule 4).
+//! Child processes inside network namespaces, tracked by PID (docs/architecture.md, safety
+//! rule 4).
 //!
 //! [`spawn_in_netns`] starts a command whose child enters the namespace between fork and exec
 //! (setns on a descriptor opened before the fork), captures stdout and stderr into bounded
@@ -7,7 +8,8 @@
 //!
 //! A global registry knows every live child and every cleanup action (topologies register
 //! theirs); [`install_signal_cleanup`] makes SIGINT/SIGTERM stop the children, run the
-//! cleanups and exit with status 130.
+//! cleanups and exit with status 130. [`scratch`] holds the runs' scratch directories, which
+//! the same cleanup removes.
 
 #[allow(unsafe_code)]
 mod enter_namespace;
@@ -15,6 +17,8 @@ pub mod loadgen;
 pub mod sched;
 #[allow(unsafe_code)]
 mod scheduler;
+pub mod scratch;
+mod stray;
 
 pub use sched::ProcessPlacement;
 
@@ -501,36 +505,10 @@ pub fn install_signal_cleanup() -> Result<()> {
 }
 
 /// Stops processes found in namespace `netns` (not necessarily our children): SIGTERM, then
-/// SIGKILL after `grace`. Used at teardown so a namespace never outlives a stray process.
+/// SIGKILL after `grace`, each through a pidfd (see [`stray`]). Used at teardown so a namespace
+/// never outlives a stray process, and by `labctl clean`.
 pub fn stop_pids_in_netns(netns: &str, grace: Duration) -> Result<usize> {
-    if !crate::netns::exists(netns) {
-        return Ok(0);
-    }
-    let pids = crate::netns::pids_in(netns)?;
-    for &pid in &pids {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    let end = Instant::now() + grace;
-    let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false)
-    };
-    while Instant::now() < end && pids.iter().any(|&p| alive(p)) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    for &pid in &pids {
-        if alive(pid) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
-    Ok(pids.len())
+    stray::stop_in_netns(netns, grace)
 }
 
 #[cfg(test)]

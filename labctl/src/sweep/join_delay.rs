@@ -242,6 +242,7 @@ mod tests {
             latency_ns: LatencySummary::default(),
             streams,
             silent_groups: vec![],
+            gap_timeline: vec![],
         }
     }
 

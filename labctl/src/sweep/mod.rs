@@ -12,6 +12,7 @@ pub mod environment;
 pub mod exclusive;
 pub mod join_delay;
 pub mod point;
+pub mod results_file;
 pub mod sample;
 pub mod traffic;
 pub mod zero_loss;
@@ -21,6 +22,7 @@ use crate::results::{Results, compact_stamp, now_rfc3339};
 use crate::scenario::Scenario;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use results_file::ResultsFile;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -85,45 +87,27 @@ fn run_placed(
 ) -> Result<SweepOutcome> {
     let mut results = Results::new(scenario, path, environment::collect());
     results.isolation = placement.record();
-    results.save(results_path)?;
-    register_interrupt_report(results_path, dir);
+    let file = ResultsFile::create(results_path, results)?;
+    register_interrupt_report(&file, dir);
 
     let sends_traffic = scenario.capacity.as_ref().is_none_or(|c| c.send_traffic);
     if sends_traffic {
         if !opts.quiet {
             eprintln!("labctl: measuring the load generator's own ceiling (direct, no system)");
         }
-        results.isolation.ceilings = ceiling::measure(scenario, placement);
-        results.save(results_path)?;
+        let ceilings = ceiling::measure(scenario, placement);
+        file.update(|r| r.isolation.ceilings = ceilings)?;
     }
-    let ceilings = results.isolation.ceilings.clone();
+    let ceilings = file.snapshot().isolation.ceilings;
     let bench = point::Bench {
         scenario,
         placement,
         ceilings: &ceilings,
         build_paths: &opts.build_paths,
     };
-    let points = scenario.points();
-    let bar = progress_bar(points.len() as u64, opts.quiet);
-    for p in &points {
-        bar.set_message(p.to_string());
-        let measured = point::measure(&bench, p);
-        if let Some(reason) = measured.status.reason() {
-            let line = format!("{p}: {}: {reason}", measured.status.label());
-            if opts.quiet {
-                eprintln!("labctl: {line}");
-            } else {
-                bar.println(line);
-            }
-        }
-        results.points.push(measured);
-        results.refresh_aggregates();
-        results.save(results_path)?;
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    results.finished = Some(now_rfc3339());
-    results.save(results_path)?;
+    measure_points(&bench, &file, opts.quiet)?;
+    file.update(|r| r.finished = Some(now_rfc3339()))?;
+    let results = file.snapshot();
     let report_path = crate::report::write(&results, dir)?;
     crate::process::unregister_cleanup(CLEANUP_KEY);
     Ok(SweepOutcome {
@@ -132,6 +116,34 @@ fn run_placed(
         report_path,
         results,
     })
+}
+
+/// Measures every point in turn, adding each to the results file as soon as it is done.
+fn measure_points(bench: &point::Bench<'_>, file: &ResultsFile, quiet: bool) -> Result<()> {
+    let points = bench.scenario.points();
+    let bar = progress_bar(points.len() as u64, quiet);
+    for p in &points {
+        if crate::process::interrupted() {
+            break;
+        }
+        bar.set_message(p.to_string());
+        let measured = point::measure(bench, p);
+        if let Some(reason) = measured.status.reason() {
+            let line = format!("{p}: {}: {reason}", measured.status.label());
+            if quiet {
+                eprintln!("labctl: {line}");
+            } else {
+                bar.println(line);
+            }
+        }
+        file.update(|r| {
+            r.points.push(measured);
+            r.refresh_aggregates();
+        })?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
 }
 
 fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
@@ -147,24 +159,20 @@ fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
 }
 
 /// On SIGINT/SIGTERM: mark the saved results as interrupted and render their report.
-fn register_interrupt_report(results_path: &Path, dir: &Path) {
-    let results_path = results_path.to_path_buf();
+fn register_interrupt_report(file: &ResultsFile, dir: &Path) {
+    let file = file.clone();
     let dir = dir.to_path_buf();
     crate::process::register_cleanup(
         CLEANUP_KEY.to_owned(),
         Box::new(move || {
             let finish = || -> Result<PathBuf> {
-                let mut r = Results::load(&results_path)?;
-                r.interrupted = true;
-                r.finished = Some(now_rfc3339());
-                r.refresh_aggregates();
-                r.save(&results_path)?;
-                crate::report::write(&r, &dir)
+                let results = file.mark_interrupted()?;
+                crate::report::write(&results, &dir)
             };
             match finish() {
                 Ok(report) => eprintln!(
                     "labctl: interrupted; finished points kept in {} and {}",
-                    results_path.display(),
+                    file.path().display(),
                     report.display()
                 ),
                 Err(e) => eprintln!("labctl: interrupted; could not finish the report: {e:#}"),

@@ -178,6 +178,14 @@ impl Running {
         }
     }
 
+    /// Adds (`add`) or removes the rule of input `i` at run time; only this project's relay can.
+    pub fn change_rule(&mut self, layout: &Layout, i: u32, add: bool) -> Result<()> {
+        match &mut self.installer {
+            Installer::Relay(r) => r.change(layout, i, add),
+            _ => anyhow::bail!("{} cannot change rules at run time here", self.kind),
+        }
+    }
+
     /// Waits until the memberships of the installed rules show (or stop appearing) and reports
     /// the capacity over all `layout.streams` inputs; `None` for `direct`.
     pub fn capacity(&mut self, layout: &Layout) -> Result<Option<Capacity>> {

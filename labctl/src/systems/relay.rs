@@ -122,6 +122,22 @@ impl Installer {
         Ok(adds)
     }
 
+    /// Adds (`add`) or removes the rule of input `i` (rule churn of a soak run).
+    pub(super) fn change(&mut self, layout: &Layout, i: u32, add: bool) -> Result<()> {
+        let rule = rule_text(layout, i)?;
+        let cmd = if add { "add" } else { "remove" };
+        let reply = self
+            .client
+            .request(&serde_json::json!({"cmd": cmd, "rule": rule}))?;
+        if reply["ok"] != serde_json::Value::Bool(true) {
+            bail!(
+                "the relay refused `{cmd} {rule}`: {}",
+                reply["error"].as_str().unwrap_or("no reason given")
+            );
+        }
+        Ok(())
+    }
+
     /// Rules accepted and the first refusal, over `layout.streams` inputs.
     pub(super) fn capacity(&self, layout: &Layout) -> Capacity {
         let mut capacity = Capacity {

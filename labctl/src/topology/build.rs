@@ -164,6 +164,20 @@ pub async fn set_up(handle: &Handle, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Sets the link called `name` down or up (a link flap, for soak runs).
+pub async fn set_state(handle: &Handle, name: &str, up: bool) -> Result<()> {
+    let index = link_index(handle, name).await?;
+    let link = LinkUnspec::new_with_index(index);
+    let message = if up { link.up() } else { link.down() }.build();
+    handle
+        .link()
+        .change(message)
+        .execute()
+        .await
+        .with_context(|| format!("setting {name} {}", if up { "up" } else { "down" }))?;
+    Ok(())
+}
+
 /// The link called `name` in the handle's namespace.
 pub async fn get_link(handle: &Handle, name: &str) -> Result<LinkMessage> {
     handle

@@ -118,7 +118,7 @@ impl Topology {
 
     fn build(&self, plan: &Plan, sysctls: &[(Role, String, String)]) -> Result<()> {
         for name in self.namespaces.values() {
-            netns::create(name)?;
+            create_namespace(name)?;
             netns::write_sysctls(name, base_sysctls())?;
         }
         build::create_veths(plan)?;
@@ -324,7 +324,35 @@ pub fn remove_run(run_id: &str) -> Result<usize> {
     Ok(namespaces.len())
 }
 
+/// Sets interface `ifname` of namespace `netns` down or up (link flaps of a soak run).
+pub fn set_link_state(netns: &str, ifname: &str, up: bool) -> Result<()> {
+    let name = ifname.to_owned();
+    netns::netlink_in(Some(netns), move |handle| async move {
+        build::set_state(&handle, &name, up).await
+    })
+}
+
+/// Held while a namespace is created and while namespaces are torn down, so that a teardown
+/// (SIGINT/SIGTERM cleanup on another thread) never runs between the check for an interrupt and
+/// the creation it allows: a namespace is either created before the teardown, which then removes
+/// it, or not at all.
+static NAMESPACE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn namespace_gate() -> std::sync::MutexGuard<'static, ()> {
+    NAMESPACE_GATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Creates namespace `name` unless labctl is being interrupted.
+fn create_namespace(name: &str) -> Result<()> {
+    let _gate = namespace_gate();
+    if process::interrupted() {
+        anyhow::bail!("interrupted: not creating namespace {name}");
+    }
+    netns::create(name)
+}
+
 fn teardown<'a>(run_id: &RunId, namespaces: impl Iterator<Item = &'a String>) -> Result<()> {
+    let _gate = namespace_gate();
     let mut first_error = None;
     for name in namespaces {
         let result =

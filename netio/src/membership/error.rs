@@ -25,6 +25,24 @@ pub enum MembershipError {
         groups_on_socket: usize,
         limits: Limits,
     },
+    /// An any-source and a source-specific join of one group would share the only helper
+    /// socket of an interface (`single`). The kernel cannot hold both on one socket: it refuses
+    /// the any-source join (EADDRINUSE) or silently turns the any-source membership into a
+    /// source-specific one, so this is refused before the kernel is asked.
+    #[error(
+        "group {} on {} is already joined {} on this interface's only helper socket (#{socket}); the `{strategy}` strategy cannot also join it {}: use `pool` (--membership pool), which puts them on separate helper sockets",
+        key.group,
+        key.interface,
+        join_kind(*existing_source),
+        join_kind(key.source)
+    )]
+    MixedJoin {
+        key: MembershipKey,
+        /// The source of the membership already on the socket (`None`: any-source).
+        existing_source: Option<Ipv4Addr>,
+        strategy: Strategy,
+        socket: u64,
+    },
     #[error("opening a helper socket for {interface} failed: {source}")]
     Open {
         interface: String,
@@ -41,8 +59,16 @@ impl MembershipError {
         match self {
             MembershipError::JoinRefused { errno, .. } => Some(*errno),
             MembershipError::Open { source, .. } => source.raw_os_error(),
-            MembershipError::NotJoined(_) => None,
+            MembershipError::MixedJoin { .. } | MembershipError::NotJoined(_) => None,
         }
+    }
+}
+
+/// `any-source` or `source-specific (source S)`.
+fn join_kind(source: Option<Ipv4Addr>) -> String {
+    match source {
+        None => "any-source".to_string(),
+        Some(source) => format!("source-specific (source {source})"),
     }
 }
 

@@ -1,6 +1,11 @@
 //! A fake kernel for the pool's tests: every socket refuses joins past `limit` memberships with
-//! ENOBUFS (the real kernel's answer at `igmp_max_memberships` or `optmem_max`), a second join
-//! of the same group with EADDRINUSE, and opening can be made to fail.
+//! ENOBUFS (the real kernel's answer at `igmp_max_memberships` or `optmem_max`), and opening can
+//! be made to fail. Mixing any-source and source-specific joins of one group on one socket
+//! behaves as in Linux (net/ipv4/igmp.c): an any-source join of a group the socket already holds
+//! (either way) is refused with EADDRINUSE; a source-specific join of a group the socket holds
+//! any-source is accepted but silently turns that membership into INCLUDE {source} (counted in
+//! [`FakeKernel::silent_mode_switches`]); source-specific joins from several sources share one
+//! filter. [`FakeKernel::refuse`] injects refusals the pool cannot foresee.
 
 use super::socket::{JoinSocket, JoinTarget, SocketFactory};
 use std::cell::RefCell;
@@ -17,13 +22,53 @@ pub struct FakeKernel {
     pub joins: Vec<(usize, Ipv4Addr)>,
     /// (socket number, group) of every leave, in order.
     pub leaves: Vec<(usize, Ipv4Addr)>,
+    /// (socket number, group, errno) of every refused join, in order.
+    pub refusals: Vec<(usize, Ipv4Addr, i32)>,
+    /// Any-source memberships silently turned source-specific by a source-specific join on
+    /// the same socket (what Linux does; a pool must never cause one).
+    pub silent_mode_switches: usize,
+    /// Injected refusals: (socket number, group, errno); the socket refuses every join of
+    /// that group with that errno.
+    pub refuse: Vec<(usize, Ipv4Addr, i32)>,
 }
 
 pub struct FakeSocket {
     id: usize,
     limit: usize,
-    members: Vec<Ipv4Addr>,
+    /// (group, source) of every membership.
+    members: Vec<(Ipv4Addr, Option<Ipv4Addr>)>,
     kernel: Rc<RefCell<FakeKernel>>,
+}
+
+impl FakeSocket {
+    /// The kernel's answer to `target`, before the per-socket limit.
+    fn check(&self, target: &JoinTarget) -> Result<(), i32> {
+        let kernel = self.kernel.borrow();
+        if let Some(&(_, _, errno)) = kernel
+            .refuse
+            .iter()
+            .find(|(id, group, _)| *id == self.id && *group == target.group)
+        {
+            return Err(errno);
+        }
+        let same_group = || self.members.iter().filter(|(g, _)| *g == target.group);
+        match target.source {
+            None if same_group().next().is_some() => Err(libc::EADDRINUSE),
+            Some(source) if same_group().any(|(_, s)| *s == Some(source)) => {
+                Err(libc::EADDRNOTAVAIL)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses `target` with `errno`, noting it.
+    fn refuse(&self, target: &JoinTarget, errno: i32) -> io::Error {
+        self.kernel
+            .borrow_mut()
+            .refusals
+            .push((self.id, target.group, errno));
+        io::Error::from_raw_os_error(errno)
+    }
 }
 
 impl Drop for FakeSocket {
@@ -34,19 +79,31 @@ impl Drop for FakeSocket {
 
 impl JoinSocket for FakeSocket {
     fn join(&mut self, target: &JoinTarget) -> io::Result<()> {
-        if self.members.contains(&target.group) {
-            return Err(io::Error::from_raw_os_error(libc::EADDRINUSE));
+        if let Err(errno) = self.check(target) {
+            return Err(self.refuse(target, errno));
         }
         if self.members.len() >= self.limit {
-            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+            return Err(self.refuse(target, libc::ENOBUFS));
         }
-        self.members.push(target.group);
-        self.kernel.borrow_mut().joins.push((self.id, target.group));
+        let mut kernel = self.kernel.borrow_mut();
+        if target.source.is_some() {
+            let before = self.members.len();
+            self.members
+                .retain(|(g, s)| !(*g == target.group && s.is_none()));
+            kernel.silent_mode_switches += before - self.members.len();
+        }
+        self.members.push((target.group, target.source));
+        kernel.joins.push((self.id, target.group));
         Ok(())
     }
 
     fn leave(&mut self, target: &JoinTarget) -> io::Result<()> {
-        self.members.retain(|g| *g != target.group);
+        let before = self.members.len();
+        self.members
+            .retain(|(g, s)| !(*g == target.group && *s == target.source));
+        if self.members.len() == before {
+            return Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
+        }
         self.kernel
             .borrow_mut()
             .leaves

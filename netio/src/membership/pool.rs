@@ -2,8 +2,13 @@
 //!
 //! - `pool`: a join goes to the first socket of its interface with room (capacity from
 //!   [`Limits::capacity_per_socket`]); a join that still fails with ENOBUFS lowers that socket's
-//!   capacity to what it holds and spills to the next (or a new) socket.
-//! - `single`: one socket per interface; the kernel's refusal is reported, nothing worked around.
+//!   capacity to what it holds and spills to the next (or a new) socket. An any-source and a
+//!   source-specific join of one group never share a socket (the kernel refuses the any-source
+//!   join with EADDRINUSE, or silently turns the any-source membership into a source-specific
+//!   one); a join refused with EINVAL or EADDRINUSE spills too, and that socket is not asked
+//!   for that group again (other groups still fill it).
+//! - `single`: one socket per interface; the kernel's refusal is reported, nothing worked around,
+//!   and mixing any-source and source-specific joins of one group is refused in plain words.
 //! - `per-group`: a new socket for every membership.
 //!
 //! A membership is keyed by (interface, group, source) and reference counted: rules sharing a
@@ -15,7 +20,7 @@ use super::error::{JoinFailure, MembershipError};
 use super::limits::Limits;
 use super::socket::{JoinSocket, JoinTarget, MembershipKey, SocketFactory};
 use super::strategy::Strategy;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::net::Ipv4Addr;
 
@@ -29,6 +34,33 @@ pub(super) struct HelperSocket<S> {
     pub(super) members: BTreeMap<MembershipKey, JoinTarget>,
     /// Lowered to the number of members when the kernel refuses a join (pool).
     pub(super) capacity: usize,
+    /// Groups this socket refused with EINVAL or EADDRINUSE (pool): not asked again while
+    /// the socket holds a membership of that group.
+    refused_groups: BTreeSet<Ipv4Addr>,
+}
+
+impl<S> HelperSocket<S> {
+    /// A membership on this socket the kernel cannot hold beside `key`: the same group joined
+    /// the other way (any-source beside source-specific). Source-specific joins of one group
+    /// from several sources share a socket (one INCLUDE source filter).
+    fn mixed_with(&self, key: &MembershipKey) -> Option<&MembershipKey> {
+        self.memberships_of(key.group)
+            .find(|member| member.source.is_none() != key.source.is_none())
+    }
+
+    /// Every membership of `group` on this socket.
+    fn memberships_of(&self, group: Ipv4Addr) -> impl Iterator<Item = &MembershipKey> {
+        self.members
+            .keys()
+            .filter(move |member| member.group == group)
+    }
+
+    /// Whether the pool may try `key` here: room left, no mixing, not refused before.
+    fn may_take(&self, key: &MembershipKey) -> bool {
+        self.members.len() < self.capacity
+            && !self.refused_groups.contains(&key.group)
+            && self.mixed_with(key).is_none()
+    }
 }
 
 pub(super) struct InterfaceSockets<S> {
@@ -113,6 +145,7 @@ impl<F: SocketFactory> Memberships<F> {
                     Some(_) => 0,
                     None => self.open_socket(&key.interface)?,
                 };
+                self.refuse_mixing(key, index)?;
                 self.join_on(key, target, index)?
             }
             Strategy::PerGroup => {
@@ -174,6 +207,9 @@ impl<F: SocketFactory> Memberships<F> {
                 {
                     tracing::warn!("leaving {key} failed: {e}");
                 }
+                if helper.memberships_of(key.group).next().is_none() {
+                    helper.refused_groups.remove(&key.group);
+                }
                 if helper.members.is_empty() {
                     entry.sockets.remove(index); // closes the socket
                 }
@@ -230,6 +266,7 @@ impl<F: SocketFactory> Memberships<F> {
             socket,
             members: BTreeMap::new(),
             capacity: self.limits.capacity_per_socket(),
+            refused_groups: BTreeSet::new(),
         });
         Ok(entry.sockets.len() - 1)
     }
@@ -243,27 +280,63 @@ impl<F: SocketFactory> Memberships<F> {
             .sockets(&key.interface)
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.members.len() < s.capacity)
+            .filter(|(_, s)| s.may_take(key))
             .map(|(i, _)| i)
             .collect();
         for index in candidates {
             match self.try_join(key, target, index) {
                 Ok(id) => return Ok(id),
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    // The kernel's real limit is lower than computed: this socket is full.
-                    if let Some(helper) = self
-                        .interfaces
-                        .get_mut(&key.interface)
-                        .and_then(|e| e.sockets.get_mut(index))
-                    {
-                        helper.capacity = helper.members.len();
-                    }
-                }
+                Err(e) if self.spill(key, index, &e) => {}
                 Err(e) => return Err(self.refused(key, index, e)),
             }
         }
         let index = self.open_socket(&key.interface)?;
         self.join_on(key, target, index)
+    }
+
+    /// Whether the pool tries the next (or a new) socket after the socket at `index` refused
+    /// `key` with `error`, noting why: ENOBUFS means the kernel's real limit is lower than
+    /// computed (the socket is full); EINVAL or EADDRINUSE that this socket cannot hold this
+    /// group beside what it holds (it is not asked for the group again).
+    fn spill(&mut self, key: &MembershipKey, index: usize, error: &io::Error) -> bool {
+        let Some(helper) = self
+            .interfaces
+            .get_mut(&key.interface)
+            .and_then(|e| e.sockets.get_mut(index))
+        else {
+            return false;
+        };
+        match error.raw_os_error() {
+            Some(libc::ENOBUFS) => helper.capacity = helper.members.len(),
+            Some(libc::EINVAL | libc::EADDRINUSE) => {
+                helper.refused_groups.insert(key.group);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// `single`: refuses `key` when the socket at `index` holds its group joined the other way
+    /// (any-source beside source-specific), before the kernel is asked.
+    fn refuse_mixing(&mut self, key: &MembershipKey, index: usize) -> Result<(), MembershipError> {
+        let Some(entry) = self.interfaces.get_mut(&key.interface) else {
+            return Ok(());
+        };
+        let Some(helper) = entry.sockets.get(index) else {
+            return Ok(());
+        };
+        let Some(existing) = helper.mixed_with(key) else {
+            return Ok(());
+        };
+        let error = MembershipError::MixedJoin {
+            key: key.clone(),
+            existing_source: existing.source,
+            strategy: self.strategy,
+            socket: helper.id,
+        };
+        let groups_on_socket = helper.members.len();
+        remember(entry, key, 0, groups_on_socket, &error);
+        Err(error)
     }
 
     fn try_join(
@@ -321,16 +394,33 @@ impl<F: SocketFactory> Memberships<F> {
             groups_on_socket,
             limits: self.limits,
         };
-        if entry.failures.len() >= MAX_REMEMBERED_FAILURES {
-            entry.failures.remove(0);
-        }
-        entry.failures.push(JoinFailure {
-            group: key.group,
-            source: key.source,
-            errno: error.errno().unwrap_or(0),
+        remember(
+            entry,
+            key,
+            error.errno().unwrap_or(0),
             groups_on_socket,
-            error: error.to_string(),
-        });
+            &error,
+        );
         error
     }
+}
+
+/// Keeps a refusal for the report (the newest [`MAX_REMEMBERED_FAILURES`]).
+fn remember<S>(
+    entry: &mut InterfaceSockets<S>,
+    key: &MembershipKey,
+    errno: i32,
+    groups_on_socket: usize,
+    error: &MembershipError,
+) {
+    if entry.failures.len() >= MAX_REMEMBERED_FAILURES {
+        entry.failures.remove(0);
+    }
+    entry.failures.push(JoinFailure {
+        group: key.group,
+        source: key.source,
+        errno,
+        groups_on_socket,
+        error: error.to_string(),
+    });
 }

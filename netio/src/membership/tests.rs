@@ -276,3 +276,148 @@ fn sink_reports_a_socket_that_cannot_be_opened() {
     assert_eq!(joins.refused[0].error.errno(), Some(libc::EMFILE));
     assert!(joins.refused[0].error.to_string().contains("veth0"));
 }
+
+// ---- any-source and source-specific joins of one group ----
+
+const SOURCE_1: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+const SOURCE_2: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+
+/// Group `n` on "in0", any-source (`None`) or from `source`.
+fn keyed(n: u32, source: Option<Ipv4Addr>) -> (MembershipKey, JoinTarget) {
+    let (mut k, mut t) = key("in0", n);
+    k.source = source;
+    t.source = source;
+    t.ifaddr = Some(Ipv4Addr::new(198, 18, 0, 1));
+    (k, t)
+}
+
+fn join_keyed(
+    m: &mut Memberships<FakeFactory>,
+    n: u32,
+    source: Option<Ipv4Addr>,
+) -> Result<(), MembershipError> {
+    let (k, t) = keyed(n, source);
+    m.join(&k, &t)
+}
+
+/// (group, source) of every membership per socket, in socket order.
+fn placement(m: &Memberships<FakeFactory>) -> Vec<Vec<(Ipv4Addr, Option<Ipv4Addr>)>> {
+    m.report().interfaces[0]
+        .sockets
+        .iter()
+        .map(|s| s.groups.iter().map(|g| (g.group, g.source)).collect())
+        .collect()
+}
+
+#[test]
+fn fake_kernel_models_linux_mixing_rules() {
+    // What the pool works around, checked on the fake itself: one socket, both orders.
+    let (mut factory, kernel) = FakeFactory::new(20);
+    let mut socket = factory.open("in0").unwrap();
+    socket.join(&keyed(1, None).1).unwrap();
+    socket.join(&keyed(1, Some(SOURCE_1)).1).unwrap();
+    assert_eq!(kernel.borrow().silent_mode_switches, 1, "ASM turned SSM");
+    let err = socket.join(&keyed(1, None).1).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    socket.join(&keyed(1, Some(SOURCE_2)).1).unwrap();
+    assert_eq!(
+        kernel.borrow().refusals,
+        vec![(1, group(1), libc::EADDRINUSE)]
+    );
+}
+
+#[test]
+fn pool_puts_any_source_then_source_specific_on_separate_sockets() {
+    let (mut m, kernel) = setup(Strategy::Pool, 20, 20);
+    join_keyed(&mut m, 1, None).unwrap();
+    join_keyed(&mut m, 1, Some(SOURCE_1)).unwrap();
+    join_keyed(&mut m, 1, Some(SOURCE_2)).unwrap();
+    join_keyed(&mut m, 2, None).unwrap();
+    assert_eq!(
+        placement(&m),
+        vec![
+            vec![(group(1), None), (group(2), None)],
+            vec![(group(1), Some(SOURCE_1)), (group(1), Some(SOURCE_2))],
+        ],
+        "sources of one group share a socket, other groups fill the first"
+    );
+    let k = kernel.borrow();
+    assert_eq!(k.silent_mode_switches, 0, "no any-source membership lost");
+    assert!(k.refusals.is_empty(), "placed without a refusal");
+    assert!(m.report().interfaces[0].join_failures.is_empty());
+}
+
+#[test]
+fn pool_puts_source_specific_then_any_source_on_separate_sockets() {
+    let (mut m, kernel) = setup(Strategy::Pool, 20, 20);
+    join_keyed(&mut m, 1, Some(SOURCE_1)).unwrap();
+    join_keyed(&mut m, 1, None).unwrap();
+    assert_eq!(
+        placement(&m),
+        vec![vec![(group(1), Some(SOURCE_1))], vec![(group(1), None)]]
+    );
+    assert!(kernel.borrow().refusals.is_empty());
+    // Both leave cleanly, each from its own socket.
+    m.leave(&keyed(1, None).0).unwrap();
+    m.leave(&keyed(1, Some(SOURCE_1)).0).unwrap();
+    assert_eq!(kernel.borrow().open_sockets, 0);
+    assert_eq!(kernel.borrow().leaves, vec![(2, group(1)), (1, group(1))]);
+}
+
+#[test]
+fn pool_spills_on_einval_and_eaddrinuse_and_does_not_ask_that_socket_again() {
+    for errno in [libc::EINVAL, libc::EADDRINUSE] {
+        let (mut m, kernel) = setup(Strategy::Pool, 20, 20);
+        kernel.borrow_mut().refuse.push((1, group(1), errno));
+        join_keyed(&mut m, 2, None).unwrap(); // opens socket 1
+        join_keyed(&mut m, 1, Some(SOURCE_1)).unwrap();
+        join_keyed(&mut m, 1, Some(SOURCE_2)).unwrap();
+        join_keyed(&mut m, 3, None).unwrap();
+        assert_eq!(
+            kernel.borrow().refusals,
+            vec![(1, group(1), errno)],
+            "socket 1 asked for group 1 once only (errno {errno})"
+        );
+        assert_eq!(
+            placement(&m),
+            vec![
+                vec![(group(2), None), (group(3), None)],
+                vec![(group(1), Some(SOURCE_1)), (group(1), Some(SOURCE_2))],
+            ],
+            "errno {errno}: spilled, and other groups still fill socket 1"
+        );
+        let report = m.report();
+        assert_eq!(report.interfaces[0].sockets[0].capacity, 20, "not full");
+        assert!(report.interfaces[0].join_failures.is_empty());
+    }
+}
+
+#[test]
+fn single_refuses_mixing_in_plain_words_in_both_orders() {
+    for (first, second) in [(None, Some(SOURCE_1)), (Some(SOURCE_1), None)] {
+        let (mut m, kernel) = setup(Strategy::Single, 20, 20);
+        join_keyed(&mut m, 1, first).unwrap();
+        let err = join_keyed(&mut m, 1, second).unwrap_err();
+        let text = err.to_string();
+        let (existing, wanted) = match first {
+            None => ("any-source", "source-specific (source 198.18.1.1)"),
+            Some(_) => ("source-specific (source 198.18.1.1)", "any-source"),
+        };
+        for needle in [
+            format!("group {} on in0 is already joined {existing}", group(1)),
+            "on this interface's only helper socket".to_string(),
+            format!("the `single` strategy cannot also join it {wanted}: use `pool`"),
+        ] {
+            assert!(text.contains(&needle), "{needle:?} missing in {text}");
+        }
+        assert!(!text.contains("errno"), "no bare errno: {text}");
+        let k = kernel.borrow();
+        assert_eq!(k.silent_mode_switches, 0, "the kernel was not asked");
+        assert!(k.refusals.is_empty(), "the kernel was not asked");
+        assert_eq!(m.references(&keyed(1, second).0), 0);
+        assert_eq!(m.references(&keyed(1, first).0), 1);
+        let report = m.report();
+        assert_eq!(report.interfaces[0].sockets.len(), 1);
+        assert_eq!(report.interfaces[0].join_failures[0].error, text);
+    }
+}

@@ -1,0 +1,140 @@
+//! Shared helpers of the e2e tests in `e2e_memberships.rs` and `e2e_workers.rs`: a relay
+//! process in the topology's relay namespace, a sender with a chosen source address, a sink.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
+use labctl::process::{SpawnOptions, Spawned, spawn_in_netns};
+use labctl::topology::Topology;
+use serde_json::{Value, json};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// A running relay and its control socket.
+pub struct RelayProcess {
+    pub child: Spawned,
+    pub control: PathBuf,
+}
+
+impl RelayProcess {
+    /// Starts `relay run --control CONTROL ARGS...` and waits until it answers `list`.
+    pub fn start(topo: &Topology, control: PathBuf, args: &[String]) -> RelayProcess {
+        let netns = &topo.relay_in().expect("relay namespace").netns;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relay"));
+        cmd.arg("run").arg("--control").arg(&control).args(args);
+        let child = spawn_in_netns(
+            netns,
+            cmd,
+            SpawnOptions::with_deadline(Duration::from_secs(120)),
+        )
+        .expect("spawn relay");
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(reply) =
+                relay::control::request(&control, &json!({"cmd":"list"}), Duration::from_secs(2))
+                && reply["ok"] == true
+            {
+                break;
+            }
+            if let Some(status) = child.wait_timeout(Duration::from_millis(20)).unwrap() {
+                panic!(
+                    "relay exited during startup ({status}): {}",
+                    child.stderr_text()
+                );
+            }
+            assert!(
+                Instant::now() < end,
+                "relay not ready: {}",
+                child.stderr_text()
+            );
+        }
+        RelayProcess { child, control }
+    }
+
+    pub fn ctl(&self, request: Value) -> Value {
+        relay::control::request(&self.control, &request, Duration::from_secs(10))
+            .expect("control request")
+    }
+
+    /// Adds a rule; returns the whole reply (`ok` true or false).
+    pub fn add(&self, rule: &str) -> Value {
+        self.ctl(json!({"cmd": "add", "rule": rule}))
+    }
+
+    /// Waits up to `wait` for the relay to exit by itself.
+    pub fn wait_exit(&self, wait: Duration) -> Option<ExitStatus> {
+        self.child.wait_timeout(wait).expect("wait for relay")
+    }
+
+    /// SIGTERM; the relay must exit 0 and remove its socket.
+    pub fn stop(self) {
+        let status = self.child.stop(Duration::from_secs(5)).expect("stop relay");
+        assert!(
+            status.success(),
+            "relay exit {status}: {}",
+            self.child.stderr_text()
+        );
+        assert!(
+            !Path::new(&self.control).exists(),
+            "control socket left behind"
+        );
+    }
+}
+
+/// A sink on the topology's first sink endpoint for `groups` (port 5000).
+pub fn sink_spec(topo: &Topology, groups: Vec<Ipv4Addr>) -> SinkSpec {
+    let sink = &topo.sinks()[0];
+    SinkSpec {
+        netns: sink.netns.clone(),
+        interface: sink.ifname.clone(),
+        streams: groups.len() as u32,
+        group_base: groups[0],
+        groups: Some(groups),
+        port: 5000,
+        idle: Duration::from_secs(4),
+        duration: Duration::from_secs(60),
+        bind_device: false,
+        placement: Default::default(),
+    }
+}
+
+/// Sends `count` packets of one stream to `group`:5000 from the generator, with `source` as the
+/// IPv4 source address (the generator builds its own frames); returns the packets sent.
+pub fn send_from(
+    topo: &Topology,
+    scratch: &ScratchDir,
+    source: Ipv4Addr,
+    group: Ipv4Addr,
+    pps: f64,
+    count: u64,
+) -> u64 {
+    let g = topo.generator();
+    let sent = SendSpec {
+        netns: g.netns.clone(),
+        interface: g.ifname.clone(),
+        source,
+        streams: 1,
+        group_base: group,
+        port: 5000,
+        rate: SendRate::PerStream(pps),
+        size: 500,
+        count: Some(count),
+        duration: Duration::from_secs(30),
+        placement: Default::default(),
+    }
+    .run(scratch)
+    .expect("loadgen send");
+    assert_eq!(sent.send_errors, 0);
+    sent.sent_packets
+}
+
+/// The `stats` entry of the rule with id `id`.
+pub fn rule_stats(stats: &Value, id: &Value) -> Value {
+    stats["rules"]
+        .as_array()
+        .and_then(|rules| rules.iter().find(|r| r["id"] == *id))
+        .cloned()
+        .unwrap_or_else(|| panic!("rule {id} not in {stats}"))
+}
