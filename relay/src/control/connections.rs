@@ -95,7 +95,12 @@ impl Slot {
     /// Marks the connection idle (waiting for a request) or busy (a request under way).
     pub(super) fn set_idle(&self, idle: bool) {
         if let Some(entry) = self.connections.lock().entries.get_mut(&self.id) {
-            entry.idle_since = idle.then(Instant::now);
+            // An idle connection keeps the time it became idle (its place in the queue).
+            entry.idle_since = match (idle, entry.idle_since) {
+                (true, Some(since)) => Some(since),
+                (true, None) => Some(Instant::now()),
+                (false, _) => None,
+            };
         }
     }
 
