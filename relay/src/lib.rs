@@ -17,6 +17,7 @@
 //! - [`supervisor`]: restarts failed workers within a budget, or ends the relay
 //! - [`drop_reason`]: why a frame was not forwarded (one counter each)
 //! - [`udp_egress`]: UDP-socket egress (`--egress udp`)
+//! - [`null_kernel`]: a membership kernel that accepts every join (benches, fuzzing, tests)
 //!
 //! The kernel interfaces (AF_PACKET sockets, TPACKET rings, `recvmmsg`, interface lookup,
 //! socket options) live in the `netio` crate. `unsafe` is denied crate-wide and allowed only
@@ -30,6 +31,7 @@ pub mod control;
 pub mod dataplane;
 pub mod drop_reason;
 mod forward;
+pub mod null_kernel;
 #[allow(unsafe_code)]
 pub mod ring;
 pub mod rule;
