@@ -11,12 +11,16 @@ use relay::dataplane::IoBackend;
 use relay::dataplane::{Dataplane, DataplaneConfig};
 use relay::link_watch::{LinkWatch, WatchConfig};
 use relay::rule::Rule;
-use relay::service::Relay;
+use relay::service::{Relay, RelayLimits};
 use relay::supervisor::FailHook;
 use relay::table::TablePublisher;
 use relay::udp_egress::EgressMode;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long cleanup after SIGTERM/SIGINT may take before the relay exits without finishing it.
+const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1500);
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -69,6 +73,22 @@ pub struct RunArgs {
     /// Test only: how many times in all the --fail-worker-after fault fires.
     #[arg(long, hide = true, default_value_t = 1)]
     fail_worker_times: u32,
+    /// Most rules installed at once; `add` beyond it is refused with an error naming this flag.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_rules: u32,
+    /// Most outputs of one rule.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_outputs: u16,
+    /// Most open control connections. At the limit the connection idle longest is closed to
+    /// make room; a client finding all of them busy gets a one-line error.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    control_max_connections: u16,
+    /// Seconds a control request may take from its first byte to its reply (not per read).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    control_request_timeout: u64,
+    /// Seconds a control connection may wait for its next request before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    control_idle_timeout: u64,
 }
 
 /// Parses sizes like `8M`, `425K`, `1G` or plain bytes.
@@ -127,6 +147,35 @@ fn fail_hook(args: &RunArgs) -> Option<Arc<FailHook>> {
     )))
 }
 
+/// The control socket's limits from the command line.
+fn server_limits(args: &RunArgs) -> ServerLimits {
+    ServerLimits {
+        max_connections: usize::from(args.control_max_connections),
+        request_timeout: Duration::from_secs(args.control_request_timeout),
+        idle_timeout: Duration::from_secs(args.control_idle_timeout),
+        ..ServerLimits::default()
+    }
+}
+
+/// Ends the process if the cleanup after a signal takes longer than [`SHUTDOWN_BUDGET`]
+/// (a stuck interface or socket must not keep a stopped relay alive); exit status 1 says the
+/// cleanup was cut short. The kernel still drops the memberships with the sockets.
+fn start_shutdown_watchdog() {
+    let spawned = std::thread::Builder::new()
+        .name("relay-shutdown-watchdog".into())
+        .spawn(|| {
+            std::thread::sleep(SHUTDOWN_BUDGET);
+            tracing::error!(
+                "cleanup did not finish within {} ms of the signal: exiting without it",
+                SHUTDOWN_BUDGET.as_millis()
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no shutdown watchdog thread: {e}");
+    }
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut rules = args.rules.clone();
     if let Some(path) = &args.config {
@@ -159,7 +208,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             args.timing,
         )
         .with_drop_probe(dataplane.drop_probe())
-        .with_egress(args.egress),
+        .with_egress(args.egress)
+        .with_limits(RelayLimits {
+            max_rules: args.max_rules as usize,
+            max_outputs: usize::from(args.max_outputs),
+        }),
     );
     for (index, rule) in rules.into_iter().enumerate() {
         if let Err(e) = relay.add(rule.clone()) {
@@ -176,7 +229,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    let server = match ControlServer::start(&args.control, relay.clone(), ServerLimits::default()) {
+    let server = match ControlServer::start(&args.control, relay.clone(), server_limits(&args)) {
         Ok(server) => server,
         Err(e) => {
             watch.stop();
@@ -201,6 +254,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         (Some(_), _) => tracing::error!("a worker cannot be kept alive: shutting down"),
         (None, signal) => tracing::info!("signal {signal:?}: shutting down"),
     }
+    start_shutdown_watchdog();
     watch.stop();
     server.shutdown();
     dataplane.stop();

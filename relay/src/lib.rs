@@ -17,6 +17,7 @@
 //! - [`supervisor`]: restarts failed workers within a budget, or ends the relay
 //! - [`drop_reason`]: why a frame was not forwarded (one counter each)
 //! - [`udp_egress`]: UDP-socket egress (`--egress udp`)
+//! - [`null_kernel`]: a membership kernel that accepts every join (benches, fuzzing, tests)
 //! - [`resolve`]: a rule's interface names resolved against the namespace's interfaces now,
 //!   and the rule state (`active` / `waiting`) that follows
 //! - [`link_watch`]: rtnetlink link and address events (and a periodic re-sync) that make the
@@ -35,6 +36,7 @@ pub mod dataplane;
 pub mod drop_reason;
 mod forward;
 pub mod link_watch;
+pub mod null_kernel;
 pub mod resolve;
 #[allow(unsafe_code)]
 pub mod ring;

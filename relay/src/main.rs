@@ -39,7 +39,7 @@ struct CtlArgs {
     /// Print the raw JSON reply instead of a table.
     #[arg(long)]
     json: bool,
-    /// Seconds to wait for the reply.
+    /// Seconds to wait for each reply.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
     #[command(subcommand)]
@@ -48,8 +48,12 @@ struct CtlArgs {
 
 #[derive(Subcommand)]
 enum CtlRequest {
-    /// Add a rule: 'IN_IF:GROUP:PORT[@SOURCE] -> OUT_IF:GROUP:PORT, ...'.
-    Add { rule: String },
+    /// Add rules: 'IN_IF:GROUP:PORT[@SOURCE] -> OUT_IF:GROUP:PORT, ...' (several are sent over
+    /// one connection, one request each; a refused rule does not stop the others).
+    Add {
+        #[arg(required = true, value_name = "RULE")]
+        rules: Vec<String>,
+    },
     /// Remove a rule by id (see `list`) or by its exact text.
     Remove { rule_or_id: String },
     /// List installed rules.
@@ -93,8 +97,10 @@ enum Outcome {
 
 fn ctl(args: CtlArgs) -> anyhow::Result<Outcome> {
     use serde_json::json;
+    let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    let mut client = relay::control::Client::connect(&args.control, timeout)?;
     let request = match &args.request {
-        CtlRequest::Add { rule } => json!({"cmd": "add", "rule": rule}),
+        CtlRequest::Add { rules } => return ctl_add(&mut client, rules, args.json),
         CtlRequest::Remove { rule_or_id } => match rule_or_id.trim().parse::<u64>() {
             Ok(id) => json!({"cmd": "remove", "id": id}),
             Err(_) => json!({"cmd": "remove", "rule": rule_or_id}),
@@ -103,26 +109,15 @@ fn ctl(args: CtlArgs) -> anyhow::Result<Outcome> {
         CtlRequest::Stats => json!({"cmd": "stats"}),
         CtlRequest::Memberships => json!({"cmd": "memberships"}),
     };
-    let reply = relay::control::request(
-        &args.control,
-        &request,
-        std::time::Duration::from_secs(args.timeout.max(1)),
-    )?;
+    let reply = client.request(&request)?;
     let ok = reply["ok"].as_bool() == Some(true);
     if args.json {
         println!("{reply}");
     } else if !ok {
-        let errno = reply["errno"]
-            .as_i64()
-            .map(|e| format!(" (errno {e})"))
-            .unwrap_or_default();
-        eprintln!(
-            "relay ctl: error{errno}: {}",
-            reply["error"].as_str().unwrap_or("unknown error")
-        );
+        print_refusal(&reply, "");
     } else {
         let text = match args.request {
-            CtlRequest::Add { .. } => format!("added rule {}\n", reply["id"]),
+            CtlRequest::Add { .. } => String::new(), // printed by `ctl_add`
             CtlRequest::Remove { .. } => format!("removed rule {}\n", reply["id"]),
             CtlRequest::List => cli_tables::rules(&reply),
             CtlRequest::Stats => cli_tables::stats(&reply),
@@ -131,4 +126,40 @@ fn ctl(args: CtlArgs) -> anyhow::Result<Outcome> {
         print!("{text}");
     }
     Ok(if ok { Outcome::Done } else { Outcome::Refused })
+}
+
+/// `relay ctl add RULE...`: one request per rule over one connection, in order.
+fn ctl_add(
+    client: &mut relay::control::Client,
+    rules: &[String],
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let mut outcome = Outcome::Done;
+    for rule in rules {
+        let reply = client.request(&serde_json::json!({"cmd": "add", "rule": rule}))?;
+        let ok = reply["ok"].as_bool() == Some(true);
+        if json {
+            println!("{reply}");
+        } else if ok {
+            println!("added rule {}", reply["id"]);
+        } else {
+            print_refusal(&reply, &format!(" ({rule})"));
+        }
+        if !ok {
+            outcome = Outcome::Refused;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Prints a refused request's error (and errno) to stderr.
+fn print_refusal(reply: &serde_json::Value, context: &str) {
+    let errno = reply["errno"]
+        .as_i64()
+        .map(|e| format!(" (errno {e})"))
+        .unwrap_or_default();
+    eprintln!(
+        "relay ctl: error{errno}{context}: {}",
+        reply["error"].as_str().unwrap_or("unknown error")
+    );
 }

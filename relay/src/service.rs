@@ -1,8 +1,11 @@
 //! The relay's control-plane state: installed rules, their memberships and compiled forms, and
 //! the answers to `list`, `stats` and `memberships`.
 //!
-//! Every change builds a complete new [`RuleTable`] and publishes it atomically, so adding or
-//! removing one rule never disturbs another rule's traffic. A rule is installed only when its
+//! Every change publishes a new version of the [`RuleTable`] atomically, built incrementally
+//! from the current one ([`RuleTable::with_rule`], [`RuleTable::without_rule`]: O(√n), not a
+//! rebuild), so adding or removing one rule never disturbs another rule's traffic. Finding a
+//! rule by its input is a hash lookup, so an add or remove costs the same with 10 or 100,000
+//! rules installed. [`RelayLimits`] bound the rules and their outputs. A rule is installed only when its
 //! interfaces exist and its input membership succeeded; a failed `add` changes nothing.
 //! Interfaces that later vanish, come back or change are followed by [`Relay::resync`]
 //! (module `resync`): such a rule is `waiting` until they are usable again.
@@ -14,7 +17,7 @@ use crate::drop_reason::DropReason;
 use crate::resolve::{RuleState, Unusable};
 use crate::rule::{Endpoint, Input, Rule};
 use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
-use crate::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable, TablePublisher};
+use crate::table::{CompiledOutput, CompiledRule, FlowKey, TablePublisher};
 use crate::udp_egress::{EgressMode, UdpSockets};
 use netio::iface::{self, InterfaceError};
 use netio::membership::{
@@ -86,6 +89,8 @@ impl InstalledRule {
 
 struct State<F: SocketFactory> {
     rules: BTreeMap<u64, InstalledRule>,
+    /// The rule using each input (one rule per input).
+    inputs: HashMap<Input, u64>,
     next_id: u64,
     memberships: Memberships<F>,
     udp_sockets: UdpSockets,
@@ -102,6 +107,25 @@ pub struct Relay<F: SocketFactory> {
     egress: EgressMode,
     ttl: u8,
     timing: bool,
+    limits: RelayLimits,
+}
+
+/// Bounds on what the control plane accepts (`relay run --max-rules`, `--max-outputs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Installed rules at most.
+    pub max_rules: usize,
+    /// Outputs per rule at most.
+    pub max_outputs: usize,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            max_rules: 100_000,
+            max_outputs: 64,
+        }
+    }
 }
 
 /// One rule in `list`.
@@ -177,6 +201,7 @@ impl<F: SocketFactory> Relay<F> {
         Relay {
             state: Mutex::new(State {
                 rules: BTreeMap::new(),
+                inputs: HashMap::new(),
                 next_id: 1,
                 memberships,
                 udp_sockets: UdpSockets::default(),
@@ -188,7 +213,14 @@ impl<F: SocketFactory> Relay<F> {
             egress: EgressMode::Packet,
             ttl,
             timing,
+            limits: RelayLimits::default(),
         }
+    }
+
+    /// Replaces the default [`RelayLimits`].
+    pub fn with_limits(mut self, limits: RelayLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Sends outputs through UDP sockets instead of AF_PACKET frames (`--egress udp`).
@@ -214,6 +246,7 @@ impl<F: SocketFactory> Relay<F> {
     /// membership is joined, and only then is the rule installed and the table published.
     pub fn add(&self, rule: Rule) -> Result<u64, RequestError> {
         let mut state = self.lock();
+        check_limits(&self.limits, &state, &rule)?;
         check_input_free(&state, &rule)?;
         let interfaces = iface::list()?;
         let input_if = find_interface(&interfaces, &rule.input.endpoint.interface)?;
@@ -237,6 +270,9 @@ impl<F: SocketFactory> Relay<F> {
             stats: Arc::default(),
             outputs: outputs.into_boxed_slice(),
         });
+        self.publisher
+            .update(|table| table.with_rule(key, compiled.clone()));
+        state.inputs.insert(rule.input.clone(), id);
         state.rules.insert(
             id,
             InstalledRule {
@@ -248,7 +284,6 @@ impl<F: SocketFactory> Relay<F> {
                 waiting_for: Vec::new(),
             },
         );
-        self.publish(&state);
         Ok(id)
     }
 
@@ -301,7 +336,10 @@ impl<F: SocketFactory> Relay<F> {
         let installed = state.rules.remove(&id).ok_or_else(|| {
             RequestError::new(format!("no rule with id {id}: see `relay ctl list`"))
         })?;
-        self.publish(&state);
+        state.inputs.remove(&installed.rule.input);
+        if let Some(key) = installed.key {
+            self.publisher.update(|table| table.without_rule(&key, id));
+        }
         if let Err(e) = state.memberships.leave(&installed.membership) {
             tracing::warn!("rule {id} removed but its membership was not: {e}");
         }
@@ -310,27 +348,19 @@ impl<F: SocketFactory> Relay<F> {
 
     /// Removes the rule equal to `rule` (same input and outputs).
     pub fn remove_rule(&self, rule: &Rule) -> Result<u64, RequestError> {
-        let id = self
-            .lock()
-            .rules
-            .iter()
-            .find(|(_, r)| r.rule == *rule)
-            .map(|(id, _)| *id)
+        let state = self.lock();
+        let id = state
+            .inputs
+            .get(&rule.input)
+            .filter(|id| state.rules.get(id).is_some_and(|r| r.rule == *rule))
+            .copied()
             .ok_or_else(|| {
                 RequestError::new(format!(
                     "no rule {rule} is installed: see `relay ctl list` (or remove by id)"
                 ))
             })?;
+        drop(state);
         self.remove(id)
-    }
-
-    fn publish(&self, state: &State<F>) {
-        self.publisher.publish(RuleTable::new(
-            state
-                .rules
-                .values()
-                .filter_map(|r| Some((r.key?, r.compiled.clone()))),
-        ));
     }
 
     pub fn list(&self) -> Vec<RuleEntry> {
@@ -427,10 +457,34 @@ impl<F: SocketFactory> Relay<F> {
     }
 }
 
+/// Refuses a rule over the [`RelayLimits`], naming the limit and the flag that raises it.
+fn check_limits<F: SocketFactory>(
+    limits: &RelayLimits,
+    state: &State<F>,
+    rule: &Rule,
+) -> Result<(), RequestError> {
+    if rule.outputs.len() > limits.max_outputs {
+        return Err(RequestError::new(format!(
+            "rule has {} outputs, more than the limit of {} per rule: split it, or raise the \
+             limit with `relay run --max-outputs`",
+            rule.outputs.len(),
+            limits.max_outputs
+        )));
+    }
+    if state.rules.len() >= limits.max_rules {
+        return Err(RequestError::new(format!(
+            "the relay already has {} rules, its limit: remove rules, or raise the limit with \
+             `relay run --max-rules`",
+            limits.max_rules
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses a rule whose input another rule already uses.
 fn check_input_free<F: SocketFactory>(state: &State<F>, rule: &Rule) -> Result<(), RequestError> {
-    match state.rules.iter().find(|(_, r)| r.rule.input == rule.input) {
-        Some((id, _)) => Err(RequestError::new(format!(
+    match state.inputs.get(&rule.input) {
+        Some(id) => Err(RequestError::new(format!(
             "input {} is already used by rule {id}: remove it first or add outputs to it",
             rule.input
         ))),
@@ -579,5 +633,50 @@ mod tests {
         assert_eq!(report.drops.len(), DropReason::COUNT);
         assert_eq!(report.rules[0].outputs[0].output, "lo:239.2.0.1:5000");
         assert!(report.timing.is_none());
+    }
+
+    #[test]
+    fn limits_name_the_limit_and_the_flag() {
+        let (relay, publisher) = relay();
+        let relay = relay.with_limits(RelayLimits {
+            max_rules: 2,
+            max_outputs: 2,
+        });
+        let wide: Rule =
+            "lo:239.1.0.9:5000 -> lo:239.2.0.1:5000, lo:239.2.0.2:5000, lo:239.2.0.3:5000"
+                .parse()
+                .unwrap();
+        let err = relay.add(wide).unwrap_err();
+        assert!(
+            err.message.contains("3 outputs") && err.message.contains("--max-outputs"),
+            "{}",
+            err.message
+        );
+        for n in 1..=2 {
+            let rule = format!("lo:239.1.0.{n}:5000 -> lo:239.2.0.1:5000");
+            relay.add(rule.parse().unwrap()).unwrap();
+        }
+        let err = relay
+            .add("lo:239.1.0.3:5000 -> lo:239.2.0.1:5000".parse().unwrap())
+            .unwrap_err();
+        assert!(
+            err.message.contains("2 rules") && err.message.contains("--max-rules"),
+            "{}",
+            err.message
+        );
+        assert_eq!((relay.list().len(), publisher.current().len()), (2, 2));
+        // Removing one makes room again, and remove by text finds the rule by its input.
+        relay
+            .remove_rule(&"lo:239.1.0.1:5000 -> lo:239.2.0.1:5000".parse().unwrap())
+            .unwrap();
+        let other_outputs: Rule = "lo:239.1.0.2:5000 -> lo:239.2.0.9:5000".parse().unwrap();
+        assert!(
+            relay.remove_rule(&other_outputs).is_err(),
+            "same input, other outputs"
+        );
+        relay
+            .add("lo:239.1.0.3:5000 -> lo:239.2.0.1:5000".parse().unwrap())
+            .unwrap();
+        assert_eq!(publisher.current().len(), 2);
     }
 }

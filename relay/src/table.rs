@@ -1,12 +1,14 @@
 //! The compiled rule table the data plane looks packets up in, and the atomic swap that
 //! publishes a new table to the workers.
 //!
-//! A [`RuleTable`] is immutable. The control plane builds a new one on every change and
-//! [`TablePublisher::publish`]es it; each worker holds an `Arc<RuleTable>` and checks one atomic
-//! generation counter per receive batch ([`TableReader::refresh`]), so a change never stops
-//! traffic of other rules and never frees a table a worker still uses.
-//! Lookup is O(1): a hash map keyed by (input interface, group, port, source) with a small
-//! FxHash-style hasher.
+//! A [`RuleTable`] is immutable. Every change makes a new version that shares all untouched
+//! copy-on-write shards with the previous one (O(√n) per change instead of a full rebuild) and
+//! [`TablePublisher::update`] publishes it; each worker holds an `Arc<RuleTable>` and checks one
+//! atomic generation counter per receive batch ([`TableReader::refresh`]), so a change never
+//! stops traffic of other rules, a worker always sees one complete version, and no table a
+//! worker still uses is freed.
+//! Lookup is O(1): the key's hash picks a shard, a hash map keyed by (input interface, group,
+//! port, source) with a small FxHash-style hasher finds the rule.
 
 use crate::stats::{OutputStats, RuleStats};
 use netio::wire::FrameHeader;
@@ -88,29 +90,170 @@ pub struct CompiledRule {
     pub outputs: Box<[CompiledOutput]>,
 }
 
-/// Immutable lookup table from input flow to rule.
-#[derive(Debug, Default)]
+/// One shard of a [`RuleTable`]: an ordinary hash map, shared between table versions until a
+/// change touches it.
+type Shard = HashMap<FlowKey, Arc<CompiledRule>, BuildHasherDefault<FxHasher>>;
+
+/// Most shards a table uses (a table of 2^32 rules would still have 65,536-rule shards).
+const MAX_SHARDS: usize = 1 << 16;
+
+/// The shard count for `len` rules: the smallest power of two whose square is at least `len`,
+/// so a change copies about √len shard pointers and √len rules.
+fn shard_count_for(len: usize) -> usize {
+    let mut shards = 1usize;
+    while shards * shards < len && shards < MAX_SHARDS {
+        shards *= 2;
+    }
+    shards
+}
+
+/// Where the shard bits start in [`flow_hash`]: its bits 10..26 (the multiplier's best-mixed
+/// high bits, rotated down by [`FxHasher::finish`]). The shard maps index buckets with the low
+/// bits and tag them with the top 7, so the shard bits must be neither, or every rule of a
+/// shard would share them (bucket indexes stay below bit 10 up to ~900 rules per shard).
+const SHARD_SHIFT: u32 = 10;
+
+/// The hash every shard map uses for `key`; bits from [`SHARD_SHIFT`] on choose the shard.
+#[inline]
+fn flow_hash(key: &FlowKey) -> u64 {
+    use std::hash::BuildHasher;
+    BuildHasherDefault::<FxHasher>::default().hash_one(key)
+}
+
+/// Immutable lookup table from input flow to rule, split into copy-on-write shards.
+///
+/// A change ([`RuleTable::with_rule`], [`RuleTable::without_rule`]) builds a new table that
+/// shares every untouched shard with the old one: it copies the shard pointers (about √n) and
+/// the one shard it changes (about √n rules), not the whole table. When the rule count leaves
+/// the range the shard count suits, the table is re-sharded once (O(n), amortised O(1)).
+#[derive(Debug)]
 pub struct RuleTable {
-    map: HashMap<FlowKey, Arc<CompiledRule>, BuildHasherDefault<FxHasher>>,
-    has_source_specific: bool,
+    shards: Box<[Arc<Shard>]>,
+    len: usize,
+    /// Source-specific rules in the table; the lookup tries the exact source only when > 0.
+    source_specific: usize,
+}
+
+impl Default for RuleTable {
+    fn default() -> Self {
+        RuleTable {
+            shards: Box::new([Arc::default()]),
+            len: 0,
+            source_specific: 0,
+        }
+    }
 }
 
 impl RuleTable {
+    /// A table of `rules`; a later rule with the same key replaces an earlier one.
     pub fn new(rules: impl IntoIterator<Item = (FlowKey, Arc<CompiledRule>)>) -> Self {
-        let mut table = RuleTable::default();
+        let rules: Vec<_> = rules.into_iter().collect();
+        Self::sharded(shard_count_for(rules.len()), rules)
+    }
+
+    fn sharded(count: usize, rules: Vec<(FlowKey, Arc<CompiledRule>)>) -> Self {
+        let mut shards: Vec<Shard> = (0..count).map(|_| Shard::default()).collect();
+        let mut table = RuleTable {
+            shards: Box::new([]),
+            len: 0,
+            source_specific: 0,
+        };
         for (key, rule) in rules {
-            table.has_source_specific |= !key.source.is_unspecified();
-            table.map.insert(key, rule);
+            let shard = &mut shards[shard_of(count, &key)];
+            if shard.insert(key, rule).is_none() {
+                table.len += 1;
+                table.source_specific += usize::from(!key.source.is_unspecified());
+            }
         }
+        table.shards = shards.into_iter().map(Arc::new).collect();
         table
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
+    }
+
+    /// How many shards the table is split into (a power of two).
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Every (key, rule) of the table, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Arc<CompiledRule>)> {
+        self.shards.iter().flat_map(|shard| shard.iter())
+    }
+
+    /// The rule installed under exactly `key`.
+    pub fn get(&self, key: &FlowKey) -> Option<&Arc<CompiledRule>> {
+        self.shards[shard_of(self.shards.len(), key)].get(key)
+    }
+
+    /// A new table with `rule` under `key` (replacing the rule there); `self` is unchanged.
+    pub fn with_rule(&self, key: FlowKey, rule: Arc<CompiledRule>) -> RuleTable {
+        let replaces = self.get(&key).is_some();
+        let len = self.len + usize::from(!replaces);
+        if !replaces && len > self.shards.len() * self.shards.len() {
+            return self.resharded(shard_count_for(len), Some((key, rule)), None);
+        }
+        let mut next = self.copy_with(&key, |shard| {
+            shard.insert(key, rule);
+        });
+        if !replaces {
+            next.len += 1;
+            next.source_specific += usize::from(!key.source.is_unspecified());
+        }
+        next
+    }
+
+    /// A new table without the rule under `key` if that rule's id is `id` (a rule that has
+    /// since been replaced under the same key stays); `self` is unchanged.
+    pub fn without_rule(&self, key: &FlowKey, id: u64) -> RuleTable {
+        if self.get(key).is_none_or(|rule| rule.id != id) {
+            return self.copy_with(key, |_| {});
+        }
+        let len = self.len - 1;
+        let shards = self.shards.len();
+        if shards > 1 && len < shards * shards / 16 {
+            return self.resharded(shards / 2, None, Some(key));
+        }
+        let mut next = self.copy_with(key, |shard| {
+            shard.remove(key);
+        });
+        next.len = len;
+        next.source_specific -= usize::from(!key.source.is_unspecified());
+        next
+    }
+
+    /// Shares every shard but `key`'s, which is copied and changed by `change`.
+    fn copy_with(&self, key: &FlowKey, change: impl FnOnce(&mut Shard)) -> RuleTable {
+        let mut shards = self.shards.clone();
+        let index = shard_of(shards.len(), key);
+        change(Arc::make_mut(&mut shards[index]));
+        RuleTable {
+            shards,
+            len: self.len,
+            source_specific: self.source_specific,
+        }
+    }
+
+    /// Rebuilds the table with `count` shards, plus `insert` and minus `remove`.
+    fn resharded(
+        &self,
+        count: usize,
+        insert: Option<(FlowKey, Arc<CompiledRule>)>,
+        remove: Option<&FlowKey>,
+    ) -> RuleTable {
+        let rules = self
+            .iter()
+            .filter(|(key, _)| Some(*key) != remove)
+            .map(|(key, rule)| (*key, rule.clone()))
+            .chain(insert)
+            .collect();
+        Self::sharded(count, rules)
     }
 
     /// Finds the rule for a packet: a source-specific rule wins over an any-source rule.
@@ -128,14 +271,23 @@ impl RuleTable {
             port,
             source,
         };
-        if self.has_source_specific
-            && let Some(rule) = self.map.get(&key)
+        if self.source_specific > 0
+            && let Some(rule) = self.get(&key)
         {
             return Some(rule);
         }
         key.source = Ipv4Addr::UNSPECIFIED;
-        self.map.get(&key).map(|rule| &**rule)
+        self.get(&key).map(|rule| &**rule)
     }
+}
+
+/// The shard of `key` in a table of `count` shards (a power of two).
+#[inline]
+fn shard_of(count: usize, key: &FlowKey) -> usize {
+    if count == 1 {
+        return 0;
+    }
+    (flow_hash(key) >> SHARD_SHIFT) as usize & (count - 1)
 }
 
 /// Control-plane side of the table swap.
@@ -143,6 +295,8 @@ impl RuleTable {
 pub struct TablePublisher {
     current: Mutex<Arc<RuleTable>>,
     generation: AtomicU64,
+    /// Serialises [`TablePublisher::update`]s, so no change is built on a stale table.
+    writer: Mutex<()>,
 }
 
 impl TablePublisher {
@@ -159,6 +313,14 @@ impl TablePublisher {
     pub fn publish(&self, table: RuleTable) {
         *self.lock() = Arc::new(table);
         self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Publishes `change(current table)`: the incremental path ([`RuleTable::with_rule`],
+    /// [`RuleTable::without_rule`]). The new table is built outside the lock workers take.
+    pub fn update(&self, change: impl FnOnce(&RuleTable) -> RuleTable) {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let next = change(&self.current());
+        self.publish(next);
     }
 
     pub fn current(&self) -> Arc<RuleTable> {
@@ -280,5 +442,144 @@ mod tests {
         publisher.publish(RuleTable::new([(key([239, 1, 0, 1], 1, [0; 4]), rule(1))]));
         assert_eq!(reader.refresh().len(), 1);
         assert_eq!(reader.table().len(), 1);
+    }
+
+    /// The table's content as sorted (key bits, rule id) pairs.
+    fn content(table: &RuleTable) -> Vec<(u32, u32, u16, u32, u64)> {
+        let mut rules: Vec<_> = table
+            .iter()
+            .map(|(k, r)| {
+                let (group, source) = (k.group.to_bits(), k.source.to_bits());
+                (k.ifindex, group, k.port, source, r.id)
+            })
+            .collect();
+        rules.sort_unstable();
+        rules
+    }
+
+    /// One change of the property test: add (or replace) or remove a rule on a small key space,
+    /// so replacements and removals of present and absent keys all happen.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Add { slot: u16, source: bool },
+        Remove { slot: u16, source: bool },
+    }
+
+    fn slot_key(slot: u16, source: bool) -> FlowKey {
+        key(
+            [239, 1, (slot >> 8) as u8, slot as u8],
+            5000,
+            if source { [198, 18, 0, 1] } else { [0; 4] },
+        )
+    }
+
+    fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => (0..600u16, any::<bool>()).prop_map(|(slot, source)| Change::Add { slot, source }),
+            2 => (0..600u16, any::<bool>()).prop_map(|(slot, source)| Change::Remove { slot, source }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(32))]
+        /// Incremental changes give the same table as a full rebuild of the same rules, and
+        /// every older version stays exactly as it was (readers may still hold it).
+        #[test]
+        fn incremental_changes_equal_a_full_rebuild(changes in proptest::collection::vec(change(), 1..800)) {
+            let mut model: std::collections::HashMap<(u16, bool), u64> = Default::default();
+            let mut table = RuleTable::default();
+            let mut next_id = 1;
+            for change in changes {
+                let before = content(&table);
+                let previous = table;
+                table = match change {
+                    Change::Add { slot, source } => {
+                        model.insert((slot, source), next_id);
+                        next_id += 1;
+                        previous.with_rule(slot_key(slot, source), rule(next_id - 1))
+                    }
+                    Change::Remove { slot, source } => {
+                        let id = model.remove(&(slot, source)).unwrap_or(0);
+                        previous.without_rule(&slot_key(slot, source), id)
+                    }
+                };
+                proptest::prop_assert_eq!(content(&previous), before);
+                proptest::prop_assert!(table.shard_count() * table.shard_count() >= table.len());
+            }
+            let rebuilt = RuleTable::new(model.iter().map(|(&(slot, source), &id)| (slot_key(slot, source), rule(id))));
+            proptest::prop_assert_eq!(content(&table), content(&rebuilt));
+            proptest::prop_assert_eq!(table.len(), model.len());
+            let source_specific = model.keys().filter(|(_, source)| *source).count();
+            proptest::prop_assert_eq!(table.source_specific, source_specific);
+            for (&(slot, source), &id) in &model {
+                let k = slot_key(slot, source);
+                let found = table.lookup(k.ifindex, k.group, k.port, [198, 18, 0, 1].into());
+                let expected = if source { Some(id) } else { model.get(&(slot, true)).copied().or(Some(id)) };
+                proptest::prop_assert_eq!(found.map(|r| r.id), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn removing_a_replaced_rule_by_its_old_id_keeps_the_new_one() {
+        let k = key([239, 1, 0, 1], 5000, [0; 4]);
+        let table = RuleTable::default()
+            .with_rule(k, rule(1))
+            .with_rule(k, rule(2));
+        assert_eq!(table.len(), 1);
+        let table = table.without_rule(&k, 1);
+        assert_eq!(table.get(&k).map(|r| r.id), Some(2));
+        assert!(table.without_rule(&k, 2).is_empty());
+    }
+
+    #[test]
+    fn shards_grow_and_shrink_with_the_rule_count() {
+        let mut table = RuleTable::default();
+        for n in 0..5000u16 {
+            table = table.with_rule(slot_key(n, false), rule(u64::from(n)));
+        }
+        assert_eq!(table.shard_count(), 128, "128^2 >= 5000 > 64^2");
+        let busiest = table.shards.iter().map(|s| s.len()).max().unwrap();
+        assert!(busiest < 120, "shards are balanced: {busiest}");
+        for n in 0..4990u16 {
+            table = table.without_rule(&slot_key(n, false), u64::from(n));
+        }
+        assert_eq!(table.len(), 10);
+        assert!(table.shard_count() <= 16, "{}", table.shard_count());
+        for n in 4990..5000u16 {
+            let k = slot_key(n, false);
+            assert_eq!(
+                table
+                    .lookup(3, k.group, 5000, Ipv4Addr::UNSPECIFIED)
+                    .unwrap()
+                    .id,
+                u64::from(n)
+            );
+        }
+    }
+
+    #[test]
+    fn a_change_shares_the_untouched_shards() {
+        let table = RuleTable::new((0..1000u16).map(|n| (slot_key(n, false), rule(u64::from(n)))));
+        let next = table.with_rule(slot_key(2000, false), rule(2000));
+        let shared = table
+            .shards
+            .iter()
+            .zip(next.shards.iter())
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
+        assert_eq!(shared, table.shard_count() - 1);
+    }
+
+    #[test]
+    fn publisher_updates_build_on_the_current_table() {
+        let publisher = TablePublisher::new();
+        let mut reader = publisher.reader();
+        publisher.update(|t| t.with_rule(key([239, 1, 0, 1], 1, [0; 4]), rule(1)));
+        publisher.update(|t| t.with_rule(key([239, 1, 0, 2], 1, [0; 4]), rule(2)));
+        assert_eq!(reader.refresh().len(), 2);
+        publisher.update(|t| t.without_rule(&key([239, 1, 0, 1], 1, [0; 4]), 1));
+        assert_eq!(reader.refresh().len(), 1);
     }
 }

@@ -10,13 +10,14 @@
 //!   table, a rule without a usable output keeps forwarding to its other outputs;
 //! - compiled outputs follow their interface's index, MAC and address (a UDP egress socket is
 //!   opened again for a new index or address);
-//! - the table is republished only when some rule's key or outputs changed;
+//! - the table is updated (incrementally, one publication per re-sync) only when some rule's
+//!   key or outputs changed;
 //! - each rule's change of state (`active` / `waiting`) is logged once, as is each refused
 //!   re-join, so a re-sync every few seconds stays silent while nothing changes.
 
 use super::{InstalledRule, Relay, RequestError, State};
 use crate::resolve::{self, Interfaces, Resolved, Unusable};
-use crate::table::{CompiledOutput, CompiledRule, FlowKey};
+use crate::table::{CompiledOutput, CompiledRule, FlowKey, RuleTable};
 use netio::iface::{self, Interface, InterfaceError};
 use netio::membership::SocketFactory;
 use std::collections::BTreeSet;
@@ -32,46 +33,64 @@ impl<F: SocketFactory> Relay<F> {
         let interfaces = iface::list()?;
         follow_memberships(&mut state, &interfaces);
         let ids: Vec<u64> = state.rules.keys().copied().collect();
-        let mut changed = false;
-        for id in ids {
-            changed |= self.refresh_rule(&mut state, id, &interfaces);
+        let changes: Vec<TableChange> = ids
+            .into_iter()
+            .filter_map(|id| self.refresh_rule(&mut state, id, &interfaces))
+            .collect();
+        if changes.is_empty() {
+            return Ok(false);
         }
-        if changed {
-            self.publish(&state);
-        }
-        Ok(changed)
+        self.publisher
+            .update(|table| apply_changes(table, &changes));
+        Ok(true)
     }
 
-    /// Re-resolves one rule; returns whether its table entry changed.
-    fn refresh_rule(&self, state: &mut State<F>, id: u64, interfaces: &Interfaces) -> bool {
+    /// Re-resolves one rule; returns the change of its table entry, if any.
+    fn refresh_rule(
+        &self,
+        state: &mut State<F>,
+        id: u64,
+        interfaces: &Interfaces,
+    ) -> Option<TableChange> {
         // The common case, nothing changed, touches nothing.
-        match state.rules.get(&id) {
-            Some(installed) if !is_current(installed, interfaces) => {}
-            _ => return false,
+        if state
+            .rules
+            .get(&id)
+            .is_none_or(|installed| is_current(installed, interfaces))
+        {
+            return None;
         }
-        let Some(mut installed) = state.rules.remove(&id) else {
-            return false;
-        };
+        let mut installed = state.rules.remove(&id)?;
         let resolved = resolve::resolve(&installed.rule, interfaces);
         let mut waiting_for = resolved.waiting_for();
         let key = flow_key(&installed, &resolved);
         let outputs =
             self.recompile_outputs(state, &installed, &resolved, interfaces, &mut waiting_for);
-        let changed = key != installed.key || !same_outputs(&installed.compiled.outputs, &outputs);
-        if changed {
-            installed.key = key;
-            installed.compiled = Arc::new(CompiledRule {
+        let mut change = None;
+        if key != installed.key || !same_outputs(&installed.compiled.outputs, &outputs) {
+            let compiled = Arc::new(CompiledRule {
                 id,
                 stats: installed.compiled.stats.clone(),
                 outputs: outputs.into_boxed_slice(),
             });
+            // A rule out of the table (no input) whose outputs changed changes no table.
+            if key.is_some() || installed.key.is_some() {
+                change = Some(TableChange {
+                    id,
+                    old: installed.key,
+                    new: key,
+                    rule: compiled.clone(),
+                });
+            }
+            installed.key = key;
+            installed.compiled = compiled;
         }
         if waiting_for != installed.waiting_for {
             log_state_change(id, &installed, &waiting_for);
             installed.waiting_for = waiting_for;
         }
         state.rules.insert(id, installed);
-        changed
+        change
     }
 
     /// The compiled outputs of the rule's usable outputs: unchanged ones reused, the others
@@ -119,6 +138,29 @@ impl<F: SocketFactory> Relay<F> {
         }
         outputs
     }
+}
+
+/// One rule's move in the table: out from `old`, in under `new` with `rule`.
+struct TableChange {
+    id: u64,
+    old: Option<FlowKey>,
+    new: Option<FlowKey>,
+    rule: Arc<CompiledRule>,
+}
+
+/// `table` with every change applied (the incremental path of the table; one publication).
+fn apply_changes(table: &RuleTable, changes: &[TableChange]) -> RuleTable {
+    let mut next: Option<RuleTable> = None;
+    for change in changes {
+        if let Some(old) = change.old.filter(|old| Some(*old) != change.new) {
+            next = Some(next.as_ref().unwrap_or(table).without_rule(&old, change.id));
+        }
+        if let Some(new) = change.new {
+            let current = next.as_ref().unwrap_or(table);
+            next = Some(current.with_rule(new, change.rule.clone()));
+        }
+    }
+    next.unwrap_or_else(|| RuleTable::new(table.iter().map(|(k, r)| (*k, r.clone()))))
 }
 
 /// Detaches the memberships of missing input interfaces and joins those of present ones on
