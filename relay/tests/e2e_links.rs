@@ -8,119 +8,81 @@
 
 use labctl::names::RunId;
 use labctl::netns::netlink_in;
-use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
-use labctl::process::{SpawnOptions, Spawned, spawn_in_netns};
+use labctl::process::loadgen::ScratchDir;
 use labctl::testing::{require_root, with_topology};
 use labctl::topology::{BridgePlan, Interface, PREFIX_LEN, Plan, Template, Topology};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{Handle, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
+
+mod support;
+use support::{RelayProcess, send_from, sink_spec};
 
 /// How soon forwarding must resume after a link is back (the bound).
 const RESUME_BOUND: Duration = Duration::from_secs(1);
 const INPUT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 0, 1);
 const OUTPUT_GROUP: Ipv4Addr = Ipv4Addr::new(239, 2, 0, 1);
 
-struct RelayProcess {
-    child: Spawned,
-    control: PathBuf,
+/// Waits (3 s at most) until `list` and `stats` show the only rule `waiting` for
+/// `interface (missing)`.
+fn wait_waiting_for(relay: &RelayProcess, interface: &str) {
+    let expected = json!([format!("{interface} (missing)")]);
+    let end = Instant::now() + Duration::from_secs(3);
+    loop {
+        let list = relay.ctl(json!({"cmd":"list"}));
+        let rule = &list["rules"][0];
+        if rule["state"] == "waiting" && rule["waiting_for"] == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the rule does not show `waiting` for {interface} while it is missing: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = relay.ctl(json!({"cmd":"stats"}));
+    assert_eq!(stats["rules"][0]["state"], "waiting", "{stats}");
+    assert_eq!(stats["rules"][0]["waiting_for"], expected, "{stats}");
 }
 
-impl RelayProcess {
-    fn start(topo: &Topology, control: PathBuf, rule: String) -> RelayProcess {
-        let netns = &topo.relay_in().expect("relay namespace").netns;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relay"));
-        cmd.arg("run")
-            .arg("--control")
-            .arg(&control)
-            .arg("--rule")
-            .arg(rule);
-        let child = spawn_in_netns(
-            netns,
-            cmd,
-            SpawnOptions::with_deadline(Duration::from_secs(120)),
-        )
-        .expect("spawn relay");
-        let relay = RelayProcess { child, control };
-        let end = Instant::now() + Duration::from_secs(20);
-        while relay.try_ctl(json!({"cmd":"list"}))["ok"] != true {
-            if let Some(status) = relay.child.wait_timeout(Duration::from_millis(20)).unwrap() {
-                panic!("relay exited ({status}): {}", relay.child.stderr_text());
-            }
-            assert!(Instant::now() < end, "relay not ready");
+/// The only rule's `rx_packets` and its output's `tx_packets`.
+fn counters(relay: &RelayProcess) -> (u64, u64) {
+    let stats = relay.ctl(json!({"cmd":"stats"}));
+    let rule = &stats["rules"][0];
+    (
+        rule["rx_packets"].as_u64().unwrap_or(0),
+        rule["outputs"][0]["tx_packets"].as_u64().unwrap_or(0),
+    )
+}
+
+/// How long after `since` the relay forwarded a new packet (tx past `tx_before`), polling for
+/// up to 5 s.
+fn wait_forwarding(relay: &RelayProcess, since: Instant, tx_before: u64) -> Duration {
+    let end = since + Duration::from_secs(5);
+    loop {
+        let (rx, tx) = counters(relay);
+        if tx > tx_before {
+            return since.elapsed();
         }
-        relay
+        assert!(
+            Instant::now() < end,
+            "no packet forwarded 5 s after the link came back (rx {rx}, tx {tx}): {}",
+            relay.ctl(json!({"cmd":"stats"}))
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
+}
 
-    fn try_ctl(&self, request: Value) -> Value {
-        relay::control::request(&self.control, &request, Duration::from_secs(2))
-            .unwrap_or(Value::Null)
-    }
-
-    fn ctl(&self, request: Value) -> Value {
-        relay::control::request(&self.control, &request, Duration::from_secs(10))
-            .expect("control request")
-    }
-
-    /// Waits (3 s at most) until `list` and `stats` show the only rule `waiting` for
-    /// `interface (missing)`.
-    fn wait_waiting_for(&self, interface: &str) {
-        let expected = json!([format!("{interface} (missing)")]);
-        let end = Instant::now() + Duration::from_secs(3);
-        loop {
-            let list = self.ctl(json!({"cmd":"list"}));
-            let rule = &list["rules"][0];
-            if rule["state"] == "waiting" && rule["waiting_for"] == expected {
-                break;
-            }
-            assert!(
-                Instant::now() < end,
-                "the rule does not show `waiting` for {interface} while it is missing: {list}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let stats = self.ctl(json!({"cmd":"stats"}));
-        assert_eq!(stats["rules"][0]["state"], "waiting", "{stats}");
-        assert_eq!(stats["rules"][0]["waiting_for"], expected, "{stats}");
-    }
-
-    fn counters(&self) -> (u64, u64) {
-        let stats = self.ctl(json!({"cmd":"stats"}));
-        let rule = &stats["rules"][0];
-        (
-            rule["rx_packets"].as_u64().unwrap_or(0),
-            rule["outputs"][0]["tx_packets"].as_u64().unwrap_or(0),
-        )
-    }
-
-    /// How long after `since` the relay forwarded a new packet (tx past `tx_before`), polling
-    /// for up to 5 s.
-    fn wait_forwarding(&self, since: Instant, tx_before: u64) -> Duration {
-        let end = since + Duration::from_secs(5);
-        loop {
-            let (rx, tx) = self.counters();
-            if tx > tx_before {
-                return since.elapsed();
-            }
-            assert!(
-                Instant::now() < end,
-                "no packet forwarded 5 s after the link came back (rx {rx}, tx {tx}): {}",
-                self.ctl(json!({"cmd":"stats"}))
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn stop(self) {
-        let status = self.child.stop(Duration::from_secs(5)).expect("stop relay");
-        assert!(status.success(), "relay exit {status}");
-    }
+fn start_relay(topo: &Topology, scratch: &ScratchDir) -> RelayProcess {
+    RelayProcess::start(
+        topo,
+        scratch.path("relay.sock"),
+        &["--rule".to_string(), rule(topo)],
+    )
 }
 
 fn rule(topo: &Topology) -> String {
@@ -131,41 +93,10 @@ fn rule(topo: &Topology) -> String {
     format!("{rin}:{INPUT_GROUP}:5000 -> {rout}:{OUTPUT_GROUP}:5000")
 }
 
-fn sink_spec(topo: &Topology) -> SinkSpec {
-    let sink = &topo.sinks()[0];
-    SinkSpec {
-        netns: sink.netns.clone(),
-        interface: sink.ifname.clone(),
-        streams: 1,
-        group_base: OUTPUT_GROUP,
-        groups: Some(vec![OUTPUT_GROUP]),
-        port: 5000,
-        idle: Duration::from_secs(2),
-        duration: Duration::from_secs(60),
-        bind_device: false,
-        placement: Default::default(),
-    }
-}
-
-/// Sends `count` packets at `pps` to the input group; returns how many were sent.
+/// Sends `count` packets at `pps` to the input group from the generator's address.
 fn send(topo: &Topology, scratch: &ScratchDir, pps: f64, count: u64) -> u64 {
-    let g = topo.generator();
-    SendSpec {
-        netns: g.netns.clone(),
-        interface: g.ifname.clone(),
-        source: g.addr,
-        streams: 1,
-        group_base: INPUT_GROUP,
-        port: 5000,
-        rate: SendRate::PerStream(pps),
-        size: 500,
-        count: Some(count),
-        duration: Duration::from_secs(30),
-        placement: Default::default(),
-    }
-    .run(scratch)
-    .expect("loadgen send")
-    .sent_packets
+    let source = topo.generator().addr;
+    send_from(topo, scratch, source, INPUT_GROUP, pps, count)
 }
 
 /// The topology's plan: both ends of every veth, and the bridge.
@@ -277,7 +208,7 @@ fn bounce_veth(topo: &Topology, relay: &RelayProcess, name: &str) {
     let (up, down) = veth_of(&plan, name);
     let relay_end = if up.ifname == name { &up } else { &down };
     delete_veth(relay_end);
-    relay.wait_waiting_for(name);
+    wait_waiting_for(relay, name);
     recreate_veth(&up, &down, plan.bridge.as_ref());
 }
 
@@ -288,26 +219,26 @@ fn rules_follow_input_and_output_veths_deleted_and_created_again() {
     }
     with_topology(Template::Chain, |topo| {
         let scratch = ScratchDir::new("relay-e2e-links").unwrap();
-        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), rule(topo));
+        let relay = start_relay(topo, &scratch);
         let (rin, rout) = (
             topo.relay_in().unwrap().ifname.clone(),
             topo.relay_out()[0].ifname.clone(),
         );
 
         // Before: everything delivered.
-        let sink = sink_spec(topo).start(&scratch).unwrap();
+        let sink = sink_spec(topo, vec![OUTPUT_GROUP]).start(&scratch).unwrap();
         assert_eq!(send(topo, &scratch, 2000.0, 2000), 2000);
         let before = sink.finish(Duration::from_secs(10)).unwrap();
         assert_eq!(before.totals.received, 2000, "{:?}", before.totals);
 
         // The input veth (the generator's link) deleted and created again: a new index.
-        let sink = sink_spec(topo).start(&scratch).unwrap();
+        let sink = sink_spec(topo, vec![OUTPUT_GROUP]).start(&scratch).unwrap();
         bounce_veth(topo, &relay, &rin);
         let back = Instant::now();
-        let (_, tx_before) = relay.counters();
+        let (_, tx_before) = counters(&relay);
         let resumed = std::thread::scope(|s| {
             let sender = s.spawn(|| send(topo, &scratch, 1000.0, 3000));
-            let resumed = relay.wait_forwarding(back, tx_before);
+            let resumed = wait_forwarding(&relay, back, tx_before);
             assert_eq!(sender.join().unwrap(), 3000);
             resumed
         });
@@ -337,9 +268,9 @@ fn rules_follow_input_and_output_veths_deleted_and_created_again() {
             std::thread::sleep(Duration::from_millis(1000));
             bounce_veth(topo, &relay, &rout);
             let back = Instant::now();
-            let (_, tx_before) = relay.counters();
-            let sink = sink_spec(topo).start(&scratch).unwrap();
-            let resumed = relay.wait_forwarding(back, tx_before);
+            let (_, tx_before) = counters(&relay);
+            let sink = sink_spec(topo, vec![OUTPUT_GROUP]).start(&scratch).unwrap();
+            let resumed = wait_forwarding(&relay, back, tx_before);
             assert!(
                 resumed < RESUME_BOUND,
                 "forwarding resumed {resumed:?} after the output link came back"
@@ -375,7 +306,7 @@ fn joins_come_back_behind_a_snooping_bridge_after_the_input_veth_is_created_agai
     }
     with_topology(Template::Snooping, |topo| {
         let scratch = ScratchDir::new("relay-e2e-links-snoop").unwrap();
-        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), rule(topo));
+        let relay = start_relay(topo, &scratch);
         topo.wait_group_forwarded(INPUT_GROUP)
             .expect("the bridge forwards the relay's group");
         let rin = topo.relay_in().unwrap().ifname.clone();
@@ -390,7 +321,7 @@ fn joins_come_back_behind_a_snooping_bridge_after_the_input_veth_is_created_agai
             "{memberships}"
         );
 
-        let sink = sink_spec(topo).start(&scratch).unwrap();
+        let sink = sink_spec(topo, vec![OUTPUT_GROUP]).start(&scratch).unwrap();
         assert_eq!(send(topo, &scratch, 1000.0, 1000), 1000);
         let summary = sink.finish(Duration::from_secs(10)).unwrap();
         assert_eq!(summary.totals.received, 1000, "{:?}", summary.totals);

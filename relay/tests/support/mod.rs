@@ -1,5 +1,6 @@
-//! Shared helpers of the e2e tests in `e2e_memberships.rs` and `e2e_workers.rs`: a relay
-//! process in the topology's relay namespace, a sender with a chosen source address, a sink.
+//! Shared helpers of the e2e tests in `e2e_memberships.rs`, `e2e_workers.rs` and
+//! `e2e_links.rs`: a relay process in the topology's relay namespace, a sender with a chosen
+//! source address, a sink.
 
 #![allow(dead_code)] // each test file uses its own subset
 
