@@ -4,74 +4,15 @@
 //! workspace's tests). Every topology is torn down on pass or fail and checked to be gone.
 
 use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
-use labctl::process::{SpawnOptions, Spawned, spawn_in_netns};
 use labctl::testing::{require_root, with_topology};
 use labctl::topology::{Template, Topology};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A running relay and its control socket.
-struct RelayProcess {
-    child: Spawned,
-    control: PathBuf,
-}
+mod support;
 
-impl RelayProcess {
-    fn start(topo: &Topology, control: PathBuf, args: &[String]) -> RelayProcess {
-        let netns = &topo.relay_in().expect("relay namespace").netns;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relay"));
-        cmd.arg("run").arg("--control").arg(&control).args(args);
-        let child = spawn_in_netns(
-            netns,
-            cmd,
-            SpawnOptions::with_deadline(Duration::from_secs(120)),
-        )
-        .expect("spawn relay");
-        let end = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(reply) =
-                relay::control::request(&control, &json!({"cmd":"list"}), Duration::from_secs(2))
-                && reply["ok"] == true
-            {
-                break;
-            }
-            if let Some(status) = child.wait_timeout(Duration::from_millis(20)).unwrap() {
-                panic!(
-                    "relay exited during startup ({status}): {}",
-                    child.stderr_text()
-                );
-            }
-            assert!(
-                Instant::now() < end,
-                "relay not ready: {}",
-                child.stderr_text()
-            );
-        }
-        RelayProcess { child, control }
-    }
-
-    fn ctl(&self, request: Value) -> Value {
-        relay::control::request(&self.control, &request, Duration::from_secs(10))
-            .expect("control request")
-    }
-
-    /// SIGTERM; the relay must exit 0 and remove its socket.
-    fn stop(self) {
-        let status = self.child.stop(Duration::from_secs(5)).expect("stop relay");
-        assert!(
-            status.success(),
-            "relay exit {status}: {}",
-            self.child.stderr_text()
-        );
-        assert!(
-            !Path::new(&self.control).exists(),
-            "control socket left behind"
-        );
-    }
-}
+use support::RelayProcess;
 
 fn rule(input_if: &str, input: Ipv4Addr, outputs: &[(&str, Ipv4Addr)]) -> String {
     let outs: Vec<String> = outputs
@@ -85,19 +26,11 @@ fn nth(base: [u8; 4], n: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::from(base)) + n)
 }
 
+/// The shared sink, stopping 2 s after its last packet.
 fn sink_spec(topo: &Topology, groups: Vec<Ipv4Addr>) -> SinkSpec {
-    let sink = &topo.sinks()[0];
     SinkSpec {
-        netns: sink.netns.clone(),
-        interface: sink.ifname.clone(),
-        streams: groups.len() as u32,
-        group_base: groups[0],
-        groups: Some(groups),
-        port: 5000,
         idle: Duration::from_secs(2),
-        duration: Duration::from_secs(60),
-        bind_device: false,
-        placement: Default::default(),
+        ..support::sink_spec(topo, groups)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Shared helpers of the e2e tests in `e2e_memberships.rs`, `e2e_workers.rs` and
+//! Shared helpers of the e2e tests in `e2e.rs`, `e2e_memberships.rs`, `e2e_workers.rs` and
 //! `e2e_links.rs`: a relay process in the topology's relay namespace, a sender with a chosen
 //! source address, a sink.
 
