@@ -69,12 +69,24 @@ impl ControlMessage<'_> {
         let info: libc::in_pktinfo = read_payload(self.data)?;
         Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)))
     }
+
+    /// The tag control information of a VLAN tag the kernel took out of the frame, from a
+    /// `PACKET_AUXDATA` message (packet sockets with that option set); `None` for other
+    /// messages and for frames that carried no tag.
+    pub fn packet_vlan_tci(&self) -> Option<u16> {
+        if self.level != libc::SOL_PACKET || self.kind != libc::PACKET_AUXDATA {
+            return None;
+        }
+        let aux: libc::tpacket_auxdata = read_payload(self.data)?;
+        (aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0).then_some(aux.tp_vlan_tci)
+    }
 }
 
 /// Types whose every bit pattern is a valid value (plain C structs of integers).
 trait Payload: Copy {}
 impl Payload for libc::timespec {}
 impl Payload for libc::in_pktinfo {}
+impl Payload for libc::tpacket_auxdata {}
 
 /// Reads a `T` from the start of `data` if it is long enough.
 fn read_payload<T: Payload>(data: &[u8]) -> Option<T> {

@@ -24,6 +24,13 @@ pub struct Received {
     pub truncated: bool,
     /// Bytes of the frame available.
     pub len: usize,
+    /// The tag control information (priority and VLAN id) of a VLAN tag the kernel took out of
+    /// the frame before handing it over (`TP_STATUS_VLAN_VALID` in the ring header, or the
+    /// `PACKET_AUXDATA` message of `recvmsg`): Linux strips the outer 802.1Q/802.1ad tag of
+    /// every received frame into the socket buffer's metadata, so on a packet socket a tagged
+    /// frame looks untagged except for this field. `None`: no tag was taken out (or, for a
+    /// `recvmmsg` batch, the batch does not ask for auxiliary data).
+    pub vlan_tci: Option<u16>,
 }
 
 /// Opens `socket(AF_PACKET, SOCK_RAW, htons(protocol))`, close-on-exec. Protocol 0 receives
@@ -76,6 +83,12 @@ fn set_flag(fd: impl AsFd, name: i32) -> io::Result<()> {
 /// Never deliver frames this host sends to this packet socket (Linux >= 4.20).
 pub fn ignore_outgoing(fd: impl AsFd) -> io::Result<()> {
     set_flag(fd, PACKET_IGNORE_OUTGOING)
+}
+
+/// `recvmsg` on this packet socket returns a `PACKET_AUXDATA` control message per frame, which
+/// carries the VLAN tag the kernel took out of it ([`Received::vlan_tci`]).
+pub fn receive_auxdata(fd: impl AsFd) -> io::Result<()> {
+    set_flag(fd, libc::PACKET_AUXDATA)
 }
 
 /// Sends on this packet socket go straight to the driver, skipping the qdisc layer
