@@ -68,6 +68,8 @@ pub enum IoBackend {
 pub struct DataplaneConfig {
     pub workers: usize,
     pub ttl: u8,
+    /// How forwarded TTLs are chosen from `ttl` (`--ttl-mode`).
+    pub ttl_mode: crate::ttl::TtlMode,
     pub timing: bool,
     pub io: IoBackend,
     /// Frames taken per `recvmmsg` (receive batch size, `uring` backend).
@@ -88,6 +90,7 @@ impl Default for DataplaneConfig {
         DataplaneConfig {
             workers: 1,
             ttl: 8,
+            ttl_mode: Default::default(),
             timing: false,
             io: IoBackend::Ring,
             rx_slots: 64,
@@ -145,6 +148,11 @@ impl WorkerSockets {
                 1,
             )
             .context("enabling SO_TIMESTAMPNS for --timing")?;
+        }
+        if mapped.is_none() {
+            // The VLAN tag the kernel strips from a tagged frame comes as auxiliary data.
+            packet_socket::receive_auxdata(&rx)
+                .context("enabling PACKET_AUXDATA (VLAN tags of received frames)")?;
         }
         packet_socket::bind(&rx, 0, ETH_P_IP).context("binding the receive socket")?;
         let id = packet_socket::join_fanout(&rx, *fanout_group)
@@ -364,7 +372,8 @@ impl Worker {
                 FRAME_BUFFER_SIZE,
                 RecvMetadata {
                     link_addresses: true,
-                    control: config.timing,
+                    // PACKET_AUXDATA (VLAN tags), and timestamps with --timing.
+                    control: true,
                 },
             )),
         };
@@ -375,7 +384,7 @@ impl Worker {
             sockets.tx,
             table,
             stats,
-            config.ttl,
+            crate::ttl::TtlPolicy::new(config.ttl, config.ttl_mode),
             config.timing,
         );
         forward.handicap_ns = config.handicap_ns;
