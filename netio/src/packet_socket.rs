@@ -9,6 +9,11 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 /// Ethernet protocol number of IPv4 (host byte order).
 pub const ETH_P_IP: u16 = 0x0800;
+/// Every protocol. A socket bound to it is a tap that sees frames before the kernel's VLAN
+/// processing, so a tag the kernel stripped is still in the frame's metadata
+/// ([`Received::vlan_tci`]); a socket bound to [`ETH_P_IP`] gets tagged frames only after that
+/// tag was dropped (as untagged IPv4 frames of packet type PACKET_OTHERHOST).
+pub const ETH_P_ALL: u16 = 0x0003;
 /// `PACKET_IGNORE_OUTGOING` (Linux >= 4.20), not exported by every libc version.
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;

@@ -1,7 +1,10 @@
 //! The forwarding data plane: worker threads that receive frames on AF_PACKET, look them up
 //! in the rule table, and send one rebuilt frame per output.
 //!
-//! Each worker owns one receive socket bound to every interface (ETH_P_IP) and joined to one
+//! Each worker owns one receive socket bound to every interface and protocol (ETH_P_ALL: bound
+//! to ETH_P_IP it would get 802.1Q-tagged frames only after the kernel dropped their tag, so a
+//! tagged frame would look untagged; as a tap it sees the tag in the metadata, see
+//! [`crate::ingress`]; non-IPv4 frames are dropped by the parse as `not_ipv4`) and joined to one
 //! PACKET_FANOUT_HASH group shared by all workers of this relay (the kernel assigns a unique
 //! group id), so every frame is handled by exactly one worker and a stream stays on one worker
 //! (no reordering). PACKET_IGNORE_OUTGOING plus a PACKET_OUTGOING check make sure the relay never
@@ -22,7 +25,7 @@ use crate::stats::{self, Stage, WorkerStats};
 use crate::table::{TablePublisher, TableReader};
 use anyhow::Context;
 use io_uring::{IoUring, opcode, types};
-use netio::packet_socket::{self, ETH_P_IP};
+use netio::packet_socket::{self, ETH_P_ALL};
 use netio::recv_batch::{RecvBatch, RecvMetadata};
 use netio::ring::{BlockRing, BlockRingConfig, FrameRing, FrameRingConfig};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -133,7 +136,7 @@ impl WorkerSockets {
         worker: usize,
         fanout_group: &mut Option<u16>,
     ) -> anyhow::Result<WorkerSockets> {
-        let rx = packet_socket::open(ETH_P_IP)
+        let rx = packet_socket::open(ETH_P_ALL)
             .context("opening the AF_PACKET receive socket (needs CAP_NET_RAW)")?;
         if let Err(e) = packet_socket::ignore_outgoing(&rx) {
             tracing::warn!("PACKET_IGNORE_OUTGOING unavailable ({e}); filtering on pkttype only");
@@ -154,7 +157,7 @@ impl WorkerSockets {
             packet_socket::receive_auxdata(&rx)
                 .context("enabling PACKET_AUXDATA (VLAN tags of received frames)")?;
         }
-        packet_socket::bind(&rx, 0, ETH_P_IP).context("binding the receive socket")?;
+        packet_socket::bind(&rx, 0, ETH_P_ALL).context("binding the receive socket")?;
         let id = packet_socket::join_fanout(&rx, *fanout_group)
             .with_context(|| format!("joining worker {worker} to the PACKET_FANOUT group"))?;
         *fanout_group = Some(id);
