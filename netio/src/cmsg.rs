@@ -69,12 +69,24 @@ impl ControlMessage<'_> {
         let info: libc::in_pktinfo = read_payload(self.data)?;
         Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)))
     }
+
+    /// The tag control information of a VLAN tag the kernel took out of the frame, from a
+    /// `PACKET_AUXDATA` message (packet sockets with that option set); `None` for other
+    /// messages and for frames that carried no tag.
+    pub fn packet_vlan_tci(&self) -> Option<u16> {
+        if self.level != libc::SOL_PACKET || self.kind != libc::PACKET_AUXDATA {
+            return None;
+        }
+        let aux: libc::tpacket_auxdata = read_payload(self.data)?;
+        (aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0).then_some(aux.tp_vlan_tci)
+    }
 }
 
 /// Types whose every bit pattern is a valid value (plain C structs of integers).
 trait Payload: Copy {}
 impl Payload for libc::timespec {}
 impl Payload for libc::in_pktinfo {}
+impl Payload for libc::tpacket_auxdata {}
 
 /// Reads a `T` from the start of `data` if it is long enough.
 fn read_payload<T: Payload>(data: &[u8]) -> Option<T> {
@@ -166,6 +178,57 @@ mod tests {
         bytes.extend_from_slice(&spec_dst);
         bytes.extend_from_slice(&addr);
         bytes
+    }
+
+    /// A `tpacket_auxdata` as the kernel writes it: status, len, snaplen, mac, net, vlan_tci,
+    /// vlan_tpid.
+    fn auxdata_bytes(status: u32, tci: u16) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for word in [status, 60, 60] {
+            bytes.extend_from_slice(&word.to_ne_bytes());
+        }
+        for half in [0u16, 14, tci, 0x8100] {
+            bytes.extend_from_slice(&half.to_ne_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn reads_the_vlan_tag_of_packet_auxdata() {
+        assert_eq!(
+            auxdata_bytes(0, 0).len(),
+            size_of::<libc::tpacket_auxdata>()
+        );
+        let mut buf = ControlBuffer::default();
+        let valid = libc::TP_STATUS_USER | libc::TP_STATUS_VLAN_VALID;
+        let mut end = put(
+            &mut buf,
+            0,
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            &auxdata_bytes(valid, 0x2064),
+        );
+        end = put(
+            &mut buf,
+            end,
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            &auxdata_bytes(libc::TP_STATUS_USER, 0),
+        );
+        let tags: Vec<_> = buf.messages(end).map(|m| m.packet_vlan_tci()).collect();
+        assert_eq!(tags, vec![Some(0x2064), None], "no VLAN_VALID: no tag");
+        let other = ControlMessage {
+            level: libc::SOL_SOCKET,
+            kind: libc::PACKET_AUXDATA,
+            data: &[0; 20],
+        };
+        assert_eq!(other.packet_vlan_tci(), None);
+        let short = ControlMessage {
+            level: libc::SOL_PACKET,
+            kind: libc::PACKET_AUXDATA,
+            data: &[0xff; 8],
+        };
+        assert_eq!(short.packet_vlan_tci(), None, "too short to be an auxdata");
     }
 
     #[test]

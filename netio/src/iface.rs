@@ -20,6 +20,8 @@ pub struct Interface {
     pub mtu: u32,
     /// First IPv4 address, if the interface has one.
     pub ipv4: Option<Ipv4Addr>,
+    /// IFF_LOOPBACK: whatever is sent on it comes straight back in.
+    pub loopback: bool,
 }
 
 impl Interface {
@@ -64,7 +66,11 @@ pub fn list() -> Result<HashMap<String, Interface>, InterfaceError> {
                 mac: [0; 6],
                 mtu: 0,
                 ipv4: None,
+                loopback: false,
             });
+        slot.loopback |= entry
+            .flags
+            .contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK);
         if let Some(link) = address.as_link_addr() {
             slot.index = link.ifindex() as u32;
             if let Some(mac) = link.addr() {
@@ -170,6 +176,7 @@ mod tests {
         let lo = lookup("lo").unwrap();
         assert!(lo.index > 0);
         assert_eq!(lo.index, nix::net::if_::if_nametoindex("lo").unwrap());
+        assert!(lo.loopback, "lo carries IFF_LOOPBACK");
         assert_eq!(lo.ipv4, Some(Ipv4Addr::LOCALHOST));
         assert_eq!(lo.require_ipv4().unwrap(), Ipv4Addr::LOCALHOST);
         assert!(lo.mtu >= 1500);
@@ -191,6 +198,7 @@ mod tests {
             mac: [0; 6],
             mtu: 1500,
             ipv4: None,
+            loopback: false,
         };
         assert!(matches!(
             no_address.require_ipv4(),

@@ -9,6 +9,11 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 /// Ethernet protocol number of IPv4 (host byte order).
 pub const ETH_P_IP: u16 = 0x0800;
+/// Every protocol. A socket bound to it is a tap that sees frames before the kernel's VLAN
+/// processing, so a tag the kernel stripped is still in the frame's metadata
+/// ([`Received::vlan_tci`]); a socket bound to [`ETH_P_IP`] gets tagged frames only after that
+/// tag was dropped (as untagged IPv4 frames of packet type PACKET_OTHERHOST).
+pub const ETH_P_ALL: u16 = 0x0003;
 /// `PACKET_IGNORE_OUTGOING` (Linux >= 4.20), not exported by every libc version.
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
@@ -24,6 +29,13 @@ pub struct Received {
     pub truncated: bool,
     /// Bytes of the frame available.
     pub len: usize,
+    /// The tag control information (priority and VLAN id) of a VLAN tag the kernel took out of
+    /// the frame before handing it over (`TP_STATUS_VLAN_VALID` in the ring header, or the
+    /// `PACKET_AUXDATA` message of `recvmsg`): Linux strips the outer 802.1Q/802.1ad tag of
+    /// every received frame into the socket buffer's metadata, so on a packet socket a tagged
+    /// frame looks untagged except for this field. `None`: no tag was taken out (or, for a
+    /// `recvmmsg` batch, the batch does not ask for auxiliary data).
+    pub vlan_tci: Option<u16>,
 }
 
 /// Opens `socket(AF_PACKET, SOCK_RAW, htons(protocol))`, close-on-exec. Protocol 0 receives
@@ -76,6 +88,12 @@ fn set_flag(fd: impl AsFd, name: i32) -> io::Result<()> {
 /// Never deliver frames this host sends to this packet socket (Linux >= 4.20).
 pub fn ignore_outgoing(fd: impl AsFd) -> io::Result<()> {
     set_flag(fd, PACKET_IGNORE_OUTGOING)
+}
+
+/// `recvmsg` on this packet socket returns a `PACKET_AUXDATA` control message per frame, which
+/// carries the VLAN tag the kernel took out of it ([`Received::vlan_tci`]).
+pub fn receive_auxdata(fd: impl AsFd) -> io::Result<()> {
+    set_flag(fd, libc::PACKET_AUXDATA)
 }
 
 /// Sends on this packet socket go straight to the driver, skipping the qdisc layer

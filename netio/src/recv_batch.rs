@@ -124,15 +124,22 @@ impl RecvBatch {
     }
 
     /// Metadata of frame `index` of the last `recv` (interface and packet type are 0 unless
-    /// the batch asks for link addresses).
+    /// the batch asks for link addresses; the VLAN tag is read from `PACKET_AUXDATA`, so it
+    /// needs control messages and [`crate::packet_socket::receive_auxdata`] on the socket).
     #[inline]
     pub fn received(&self, index: usize) -> Received {
         let addr = &self.addrs[index];
+        let vlan_tci = if self.metadata.control {
+            self.control(index).find_map(|m| m.packet_vlan_tci())
+        } else {
+            None
+        };
         Received {
             ifindex: addr.sll_ifindex as u32,
             pkttype: addr.sll_pkttype,
             truncated: self.headers[index].msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
             len: self.len(index),
+            vlan_tci,
         }
     }
 

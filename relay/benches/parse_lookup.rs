@@ -34,6 +34,7 @@ fn table(rules: u32) -> RuleTable {
     RuleTable::new((0..rules).map(|n| {
         let key = FlowKey {
             ifindex: IFINDEX,
+            vlan: 0,
             group: group([239, 1, 0, 1], n),
             port: 5000,
             source: Ipv4Addr::UNSPECIFIED,
@@ -83,7 +84,7 @@ fn parse_and_lookup(c: &mut Criterion) {
                 let frame = &frames[i & 255];
                 i = i.wrapping_add(1);
                 let d = wire::parse_frame(black_box(frame)).expect("valid frame");
-                let rule = table.lookup(IFINDEX, d.destination, d.destination_port, d.source);
+                let rule = table.lookup(IFINDEX, 0, d.destination, d.destination_port, d.source);
                 black_box(rule.map(|r| r.id))
             });
         });
@@ -105,7 +106,7 @@ fn parse_lookup_build(c: &mut Criterion) {
                 i = i.wrapping_add(1);
                 let d = wire::parse_frame(black_box(frame)).expect("valid frame");
                 let rule = table
-                    .lookup(IFINDEX, d.destination, d.destination_port, d.source)
+                    .lookup(IFINDEX, 0, d.destination, d.destination_port, d.source)
                     .expect("installed");
                 let sum = checksum::sum(d.payload);
                 for output in rule.outputs.iter() {

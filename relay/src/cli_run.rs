@@ -14,6 +14,7 @@ use relay::rule::Rule;
 use relay::service::{Relay, RelayLimits};
 use relay::supervisor::FailHook;
 use relay::table::TablePublisher;
+use relay::ttl::TtlMode;
 use relay::udp_egress::EgressMode;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,9 +43,14 @@ pub struct RunArgs {
     /// Force helper socket buffers (SO_RCVBUFFORCE/SO_SNDBUFFORCE), e.g. 8M, 425K, 65536.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     helper_buffer: Option<usize>,
-    /// IP TTL of forwarded packets (lab rules: keep it <= 8).
+    /// Highest IP TTL of forwarded packets (lab rules: keep it <= 8); see --ttl-mode.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..))]
     ttl: u8,
+    /// How forwarded TTLs are chosen: `decrement` (router semantics: min(--ttl, arriving TTL -
+    /// 1), packets arriving with TTL <= 1 are dropped as ttl_expired) or `set` (always --ttl;
+    /// rules whose outputs can feed an input, same interface and group, are then refused).
+    #[arg(long, value_enum, default_value_t)]
+    ttl_mode: TtlMode,
     /// Receive backend: `ring` (TPACKET_V2 per-frame mmap ring), `uring` (recvmmsg batches)
     /// or `mmap` (TPACKET_V3 block ring, 1 ms block timeout); all send through io_uring.
     #[arg(long, value_enum, default_value_t)]
@@ -119,6 +125,7 @@ fn dataplane_config(args: &RunArgs) -> DataplaneConfig {
     DataplaneConfig {
         workers: usize::from(args.workers),
         ttl: args.ttl,
+        ttl_mode: args.ttl_mode,
         timing: args.timing,
         io: args.io,
         ring: Default::default(),
@@ -212,7 +219,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_limits(RelayLimits {
             max_rules: args.max_rules as usize,
             max_outputs: usize::from(args.max_outputs),
-        }),
+        })
+        .with_ttl_mode(args.ttl_mode),
     );
     for (index, rule) in rules.into_iter().enumerate() {
         if let Err(e) = relay.add(rule.clone()) {
@@ -326,6 +334,18 @@ mod tests {
                 "serde and clap agree"
             );
         }
+    }
+
+    #[test]
+    fn ttl_mode_defaults_to_decrement() {
+        use relay::ttl::TtlMode;
+        let args = Cli::try_parse_from(["relay"]).unwrap().run;
+        assert_eq!(args.ttl_mode, TtlMode::Decrement);
+        let args = Cli::try_parse_from(["relay", "--ttl-mode", "set"])
+            .unwrap()
+            .run;
+        assert_eq!(args.ttl_mode, TtlMode::Set);
+        assert!(Cli::try_parse_from(["relay", "--ttl-mode", "fixed"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The forwarding data plane: worker threads that receive frames on AF_PACKET, look them up
 //! in the rule table, and send one rebuilt frame per output.
 //!
-//! Each worker owns one receive socket bound to every interface (ETH_P_IP) and joined to one
+//! Each worker owns one receive socket bound to every interface and protocol (ETH_P_ALL: bound
+//! to ETH_P_IP it would get 802.1Q-tagged frames only after the kernel dropped their tag, so a
+//! tagged frame would look untagged; as a tap it sees the tag in the metadata, see
+//! [`crate::ingress`]; non-IPv4 frames are dropped by the parse as `not_ipv4`) and joined to one
 //! PACKET_FANOUT_HASH group shared by all workers of this relay (the kernel assigns a unique
 //! group id), so every frame is handled by exactly one worker and a stream stays on one worker
 //! (no reordering). PACKET_IGNORE_OUTGOING plus a PACKET_OUTGOING check make sure the relay never
@@ -29,7 +32,7 @@ use crate::supervisor::{self, FailHook, Fatal, RestartPolicy, WorkerExit};
 use crate::table::{TablePublisher, TableReader};
 use anyhow::Context;
 use io_uring::{IoUring, opcode, types};
-use netio::packet_socket::{self, ETH_P_IP};
+use netio::packet_socket::{self, ETH_P_ALL};
 use netio::recv_batch::{RecvBatch, RecvMetadata};
 use netio::ring::{BlockRing, BlockRingConfig, FrameRing, FrameRingConfig};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -76,6 +79,8 @@ pub enum IoBackend {
 pub struct DataplaneConfig {
     pub workers: usize,
     pub ttl: u8,
+    /// How forwarded TTLs are chosen from `ttl` (`--ttl-mode`).
+    pub ttl_mode: crate::ttl::TtlMode,
     pub timing: bool,
     pub io: IoBackend,
     /// Frames taken per `recvmmsg` (receive batch size, `uring` backend).
@@ -100,6 +105,7 @@ impl Default for DataplaneConfig {
         DataplaneConfig {
             workers: 1,
             ttl: 8,
+            ttl_mode: Default::default(),
             timing: false,
             io: IoBackend::Ring,
             rx_slots: 64,
@@ -169,7 +175,7 @@ impl WorkerSockets {
         worker: usize,
         fanout_group: &mut Option<u16>,
     ) -> anyhow::Result<WorkerSockets> {
-        let rx = packet_socket::open(ETH_P_IP)
+        let rx = packet_socket::open(ETH_P_ALL)
             .context("opening the AF_PACKET receive socket (needs CAP_NET_RAW)")?;
         if let Err(e) = packet_socket::ignore_outgoing(&rx) {
             tracing::warn!("PACKET_IGNORE_OUTGOING unavailable ({e}); filtering on pkttype only");
@@ -185,7 +191,12 @@ impl WorkerSockets {
             )
             .context("enabling SO_TIMESTAMPNS for --timing")?;
         }
-        packet_socket::bind(&rx, 0, ETH_P_IP).context("binding the receive socket")?;
+        if mapped.is_none() {
+            // The VLAN tag the kernel strips from a tagged frame comes as auxiliary data.
+            packet_socket::receive_auxdata(&rx)
+                .context("enabling PACKET_AUXDATA (VLAN tags of received frames)")?;
+        }
+        packet_socket::bind(&rx, 0, ETH_P_ALL).context("binding the receive socket")?;
         let id = packet_socket::join_fanout(&rx, *fanout_group)
             .with_context(|| format!("joining worker {worker} to the PACKET_FANOUT group"))?;
         *fanout_group = Some(id);
@@ -506,7 +517,8 @@ impl Worker {
                 FRAME_BUFFER_SIZE,
                 RecvMetadata {
                     link_addresses: true,
-                    control: config.timing,
+                    // PACKET_AUXDATA (VLAN tags), and timestamps with --timing.
+                    control: true,
                 },
             )),
         };
@@ -517,7 +529,7 @@ impl Worker {
             sockets.tx,
             table,
             stats,
-            config.ttl,
+            crate::ttl::TtlPolicy::new(config.ttl, config.ttl_mode),
             config.timing,
         );
         forward.handicap_ns = config.handicap_ns;

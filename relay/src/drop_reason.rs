@@ -1,9 +1,10 @@
 //! Why the relay did not forward a frame: one counter per reason.
 //!
 //! The reasons are relay policy (what the relay counts and reports in `stats`), so they live
-//! here; five of them are the wire verdicts of [`netio::wire::ParseError`] (the parse never
+//! here; six of them are the wire verdicts of [`netio::wire::ParseError`] (the parse never
 //! allocates or panics; every frame it refuses lands in exactly one of them), the others are
-//! the relay's own (no rule, a failed send, a full egress queue).
+//! the relay's own (no rule, a failed send, a full egress queue, an expired TTL, a frame with
+//! two VLAN tags).
 
 use netio::wire::ParseError;
 
@@ -19,10 +20,16 @@ pub enum DropReason {
     NoRule,
     EgressFailure,
     QueueFull,
+    /// Arrived with TTL 0 or 1 (`--ttl-mode decrement`).
+    TtlExpired,
+    /// The IPv4 header checksum does not verify.
+    BadIpChecksum,
+    /// Two VLAN tags (802.1ad QinQ): rules name at most one VLAN.
+    StackedVlan,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 11;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::NotIpv4,
         DropReason::NotUdp,
@@ -32,6 +39,9 @@ impl DropReason {
         DropReason::NoRule,
         DropReason::EgressFailure,
         DropReason::QueueFull,
+        DropReason::TtlExpired,
+        DropReason::BadIpChecksum,
+        DropReason::StackedVlan,
     ];
 
     /// Stable snake_case name used in `stats` output.
@@ -45,6 +55,9 @@ impl DropReason {
             DropReason::NoRule => "no_rule",
             DropReason::EgressFailure => "egress_failure",
             DropReason::QueueFull => "queue_full",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::BadIpChecksum => "bad_ip_checksum",
+            DropReason::StackedVlan => "stacked_vlan",
         }
     }
 }
@@ -58,6 +71,7 @@ impl From<ParseError> for DropReason {
             ParseError::Fragment => DropReason::Fragment,
             ParseError::Truncated => DropReason::Truncated,
             ParseError::BadHeaderLength => DropReason::BadHeaderLength,
+            ParseError::BadChecksum => DropReason::BadIpChecksum,
         }
     }
 }
@@ -85,6 +99,7 @@ mod tests {
             ParseError::Fragment,
             ParseError::Truncated,
             ParseError::BadHeaderLength,
+            ParseError::BadChecksum,
         ];
         let mut reasons: Vec<usize> = errors
             .iter()

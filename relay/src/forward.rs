@@ -1,16 +1,22 @@
 //! Per-packet work of a worker: parse, look up, and fan out to io_uring sends.
 //!
-//! [`Forwarder::handle_frame`] takes one received frame, parses it ([`netio::wire::parse_frame`]), finds
-//! its rule ([`crate::table`]) and, for every output, builds the egress frame (or, with
-//! `--egress udp`, copies the payload) into a free send slot and queues an io_uring `SendMsg`.
+//! [`Forwarder::handle_frame`] takes one received frame, parses it ([`netio::wire::parse_frame`],
+//! which also verifies the IPv4 header checksum), takes its VLAN id (a tag the kernel stripped
+//! into the frame's metadata, or one left in the frame; untagged = 0, two tags are dropped),
+//! finds its rule ([`crate::table`], keyed by interface, VLAN, group, port, source), applies the
+//! TTL policy ([`crate::ttl`]: by default min(`--ttl`, arriving TTL - 1), TTL <= 1 dropped) and,
+//! for every output, builds the egress frame (or, with `--egress udp`, copies the payload) into
+//! a free send slot and queues an io_uring `SendMsg`.
 //! [`Egress`] owns the io_uring, the bounded pool of send slots (the egress queue) and the
 //! accounting of send completions; when every slot is in flight it waits for completions
 //! (backpressure) instead of dropping. Nothing here allocates per packet.
 
 use crate::drop_reason::DropReason;
+use crate::ingress;
 use crate::ring::SlotArena;
 use crate::stats::{self, OutputStats, Stage, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, TableReader};
+use crate::ttl::TtlPolicy;
 use crate::udp_egress;
 use io_uring::IoUring;
 use netio::clock::realtime_ns;
@@ -36,7 +42,7 @@ pub(crate) struct Forwarder {
     pub(crate) egress: Egress,
     pub(crate) table: TableReader,
     pub(crate) stats: Arc<WorkerStats>,
-    ttl: u8,
+    ttl: TtlPolicy,
     pub(crate) timing: bool,
     /// Busy-wait per received frame, nanoseconds (test-only slowdown; 0 = off).
     pub(crate) handicap_ns: u64,
@@ -189,9 +195,11 @@ impl Egress {
     }
 
     /// Writes what `output` sends into slot `tx_slot` and returns the send for it: the payload
-    /// alone for a UDP-socket output (`--egress udp`), else the whole frame built by
-    /// [`wire::write_frame`] (source port and TOS from the input, TTL from `--ttl`). `None` if
-    /// the frame does not fit the slot.
+    /// alone for a UDP-socket output (`--egress udp`, sent with the socket's fixed `--ttl`),
+    /// else the whole frame built by [`wire::write_frame`] (source port and TOS from the input,
+    /// `ttl` as the TTL policy chose it for this packet: it is one field of the header written
+    /// anyway, and the header checksum is computed once per frame as before). `None` if the
+    /// frame does not fit the slot.
     #[inline(always)]
     fn fill_slot(
         &mut self,
@@ -289,7 +297,7 @@ impl Forwarder {
         tx: OwnedFd,
         table: TableReader,
         stats: Arc<WorkerStats>,
-        ttl: u8,
+        ttl: TtlPolicy,
         timing: bool,
     ) -> Forwarder {
         let completions = Vec::with_capacity(ring.params().cq_entries() as usize);
@@ -325,28 +333,26 @@ impl Forwarder {
             return;
         }
         let mut clock = StageClock::start(&self.stats, self.timing, kernel_ns);
-        let datagram = match wire::parse_frame(frame) {
-            Ok(d) => d,
-            Err(error) => {
-                self.stats.drop_packet(error.into());
+        let (datagram, vlan) = match ingress::classify(frame, &meta) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                self.stats.drop_packet(reason);
                 return;
             }
         };
         clock.lap(Stage::Parse);
-        let Some(rule) = self.table.table().lookup(
-            meta.ifindex,
-            datagram.destination,
-            datagram.destination_port,
-            datagram.source,
-        ) else {
-            self.stats.drop_packet(DropReason::NoRule);
-            return;
+        let table = self.table.table();
+        let (rule, ttl) = match ingress::route(table, self.ttl, meta.ifindex, vlan, &datagram) {
+            Ok(routed) => routed,
+            Err(reason) => {
+                self.stats.drop_packet(reason);
+                return;
+            }
         };
         // Release the timing lock before fan-out: waiting for send completions (a full egress
         // queue) records completion times under the same lock.
         let fanout_started = clock.finish(Stage::Lookup);
-        self.egress
-            .fan_out(&datagram, rule, self.ttl, fanout_started);
+        self.egress.fan_out(&datagram, rule, ttl, fanout_started);
         if let Some(started) = fanout_started {
             self.stats
                 .timings()

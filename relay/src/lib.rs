@@ -7,11 +7,15 @@
 //! - [`service`]: control-plane state (installed rules, memberships, reports); the IGMP
 //!   helper sockets themselves are `netio::membership` (pool / single / per-group)
 //! - [`rule`]: rule syntax, parse/print, validation
+//! - [`rule_guard`]: checks against installed rules and interfaces (no loops in `--ttl-mode
+//!   set`, no loopback outputs)
+//! - [`ttl`]: the TTL of forwarded packets (`--ttl`, `--ttl-mode`)
 //! - the wire formats (frame parse and egress frame builder) are `netio::wire`
 //! - [`table`]: O(1) rule lookup table and its atomic swap
 //! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress (sockets, receive rings
 //!   and `recvmmsg` batches from `netio`), io_uring batching, egress
 //! - `forward`: per-packet parse, lookup, fan-out and io_uring egress of a worker
+//! - [`ingress`]: the per-frame checks before fan-out (parse, checksum, VLAN, lookup, TTL)
 //! - [`ring`]: preallocated io_uring send slots
 //! - [`stats`]: counters and opt-in per-stage timing
 //! - [`supervisor`]: restarts failed workers within a budget, or ends the relay
@@ -35,14 +39,17 @@ pub mod control;
 pub mod dataplane;
 pub mod drop_reason;
 mod forward;
+pub mod ingress;
 pub mod link_watch;
 pub mod null_kernel;
 pub mod resolve;
 #[allow(unsafe_code)]
 pub mod ring;
 pub mod rule;
+pub mod rule_guard;
 pub mod service;
 pub mod stats;
 pub mod supervisor;
 pub mod table;
+pub mod ttl;
 pub mod udp_egress;

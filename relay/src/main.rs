@@ -14,7 +14,10 @@ use std::process::ExitCode;
     name = "relay",
     version,
     about = "Multicast relay: AF_PACKET ingress with PACKET_FANOUT workers, io_uring batching, fan-out rules, IGMP helper-socket pool, runtime control socket",
-    after_help = "Rule syntax: IN_IF:GROUP:PORT[@SOURCE] -> OUT_IF:GROUP:PORT[, OUT_IF:GROUP:PORT...]\n\
+    after_help = "Rule syntax: IN_IF:GROUP:PORT[@SOURCE][ vlan=VID] -> OUT_IF:GROUP:PORT[, OUT_IF:GROUP:PORT...]\n\
+                  Without vlan= a rule matches untagged frames only; vlan=VID (1-4094) matches that 802.1Q VLAN.\n\
+                  Refused: groups in 224.0.0.0/24 (link-local), outputs on loopback interfaces, and with\n\
+                  --ttl-mode set (or --egress udp) an output (interface, group) equal to any rule's input.\n\
                   Config file (--config): {\"rules\": [\"RULE\", {\"input\": \"IN_IF:GROUP:PORT[@SOURCE]\", \"outputs\": [\"OUT_IF:GROUP:PORT\"]}]}\n\
                   See relay/README.md for the control protocol and membership strategies."
 )]
@@ -48,8 +51,9 @@ struct CtlArgs {
 
 #[derive(Subcommand)]
 enum CtlRequest {
-    /// Add rules: 'IN_IF:GROUP:PORT[@SOURCE] -> OUT_IF:GROUP:PORT, ...' (several are sent over
-    /// one connection, one request each; a refused rule does not stop the others).
+    /// Add rules: 'IN_IF:GROUP:PORT[@SOURCE][ vlan=VID] -> OUT_IF:GROUP:PORT, ...' (vlan=VID:
+    /// frames of that 802.1Q VLAN; without it, untagged frames only). Several are sent over one
+    /// connection, one request each; a refused rule does not stop the others.
     Add {
         #[arg(required = true, value_name = "RULE")]
         rules: Vec<String>,

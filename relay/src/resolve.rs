@@ -129,6 +129,7 @@ mod tests {
             mac: [2, 0, 0, 0, 0, index as u8],
             mtu: 1500,
             ipv4,
+            loopback: false,
         };
         (name.into(), i)
     }

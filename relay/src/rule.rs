@@ -1,12 +1,19 @@
 //! Forwarding rules: what a rule says, how it is written and how it is checked.
 //!
-//! A rule maps one input stream, `(interface, group, port[, source])`, to one or more outputs,
-//! `(interface, group, port)`. Its text form is
-//! `IN_IF:GROUP:PORT[@SOURCE] -> OUT_IF:GROUP:PORT, OUT_IF:GROUP:PORT, ...`
+//! A rule maps one input stream, `(interface, VLAN, group, port[, source])`, to one or more
+//! outputs, `(interface, group, port)`. Its text form is
+//! `IN_IF:GROUP:PORT[@SOURCE][ vlan=VID] -> OUT_IF:GROUP:PORT, OUT_IF:GROUP:PORT, ...`
 //! and [`Rule`]'s `Display` prints exactly that canonical form, so parse and print round-trip.
-//! This module only checks what can be checked from the text (multicast groups, non-zero ports,
-//! interface name length, duplicate outputs); whether an interface exists is checked by the
-//! relay when the rule is installed.
+//!
+//! VLANs: without `vlan=` a rule matches untagged frames only (and priority-tagged ones, VLAN id
+//! 0); with `vlan=VID` (1-4094) it matches frames of that one 802.1Q VLAN only. Outputs are
+//! always sent untagged, so only inputs name a VLAN. (A VLAN device such as `eth0.100`
+//! receives its VLAN's frames untagged: a rule on `eth0.100` needs no `vlan=`.)
+//!
+//! This module only checks what can be checked from the text (multicast groups outside the
+//! link-local 224.0.0.0/24, non-zero ports, interface name length, VLAN ids, duplicate
+//! outputs); whether an interface exists, is not a loopback output, and whether the rule could
+//! loop is checked by the relay when the rule is installed ([`crate::rule_guard`]).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -31,6 +38,15 @@ pub enum RuleError {
     BadAddress(String),
     #[error("group {0} is not an IPv4 multicast address (224.0.0.0/4)")]
     NotMulticast(Ipv4Addr),
+    #[error(
+        "group {0} is link-local (224.0.0.0/24: IGMP, routing protocols, mDNS...), which is never \
+         forwarded: use a group outside 224.0.0.0/24, e.g. in 239.0.0.0/8"
+    )]
+    LinkLocalGroup(Ipv4Addr),
+    #[error("VLAN {0:?} must be a VLAN id 1-4094 (write vlan=VID after the input)")]
+    BadVlan(String),
+    #[error("output {0:?} names a VLAN: outputs are always sent untagged, only the input may")]
+    VlanOnOutput(String),
     #[error("source {0} must be a unicast IPv4 address")]
     BadSource(Ipv4Addr),
     #[error("port {0:?} must be a number 1-65535")]
@@ -47,13 +63,25 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-/// The input side of a rule; `source` makes it source-specific (IP_ADD_SOURCE_MEMBERSHIP).
+/// The input side of a rule; `source` makes it source-specific (IP_ADD_SOURCE_MEMBERSHIP),
+/// `vlan` makes it match the frames of that 802.1Q VLAN instead of untagged frames.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Input {
     #[serde(flatten)]
     pub endpoint: Endpoint,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+}
+
+/// Highest VLAN id a rule may name (4095 is reserved, 0 means "priority tag only").
+pub const MAX_VLAN_ID: u16 = 4094;
+
+/// True for the link-local block 224.0.0.0/24, which routers never forward.
+pub fn is_link_local_group(group: Ipv4Addr) -> bool {
+    let [a, b, c, _] = group.octets();
+    (a, b, c) == (224, 0, 0)
 }
 
 /// A forwarding rule: one input, one or more outputs.
@@ -95,6 +123,9 @@ impl FromStr for Endpoint {
         if !group.is_multicast() {
             return Err(RuleError::NotMulticast(group));
         }
+        if is_link_local_group(group) {
+            return Err(RuleError::LinkLocalGroup(group));
+        }
         let port = match port.trim().parse::<u16>() {
             Ok(p) if p != 0 => p,
             _ => return Err(RuleError::BadPort(port.trim().to_string())),
@@ -117,6 +148,7 @@ impl FromStr for Input {
     type Err = RuleError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (text, vlan) = split_vlan(text)?;
         let (endpoint, source) = match text.split_once('@') {
             Some((endpoint, source)) => {
                 let source = parse_addr(source)?;
@@ -130,7 +162,25 @@ impl FromStr for Input {
         Ok(Input {
             endpoint: endpoint.parse()?,
             source,
+            vlan,
         })
+    }
+}
+
+/// Splits a trailing ` vlan=VID` off an input (interface names hold no whitespace, so a
+/// whitespace-preceded `vlan=` is never part of one).
+fn split_vlan(text: &str) -> Result<(&str, Option<u16>), RuleError> {
+    let Some(at) = text.rfind("vlan=") else {
+        return Ok((text, None));
+    };
+    let head = &text[..at];
+    if !head.ends_with(char::is_whitespace) {
+        return Ok((text, None));
+    }
+    let value = text[at + "vlan=".len()..].trim();
+    match value.parse::<u16>() {
+        Ok(vid) if (1..=MAX_VLAN_ID).contains(&vid) => Ok((head, Some(vid))),
+        _ => Err(RuleError::BadVlan(value.to_string())),
     }
 }
 
@@ -139,6 +189,9 @@ impl fmt::Display for Input {
         write!(f, "{}", self.endpoint)?;
         if let Some(source) = self.source {
             write!(f, "@{source}")?;
+        }
+        if let Some(vlan) = self.vlan {
+            write!(f, " vlan={vlan}")?;
         }
         Ok(())
     }
@@ -156,6 +209,9 @@ impl FromStr for Rule {
         for output in outputs.split(',') {
             if output.trim().is_empty() {
                 continue;
+            }
+            if !matches!(split_vlan(output), Ok((_, None))) {
+                return Err(RuleError::VlanOnOutput(output.trim().to_string()));
             }
             let endpoint: Endpoint = output.parse()?;
             if parsed.contains(&endpoint) {
@@ -259,12 +315,75 @@ mod tests {
             ("a:239.1.0.1:1 -> b:239.2.0.1:1, b:239.2.0.1:1", |e| {
                 matches!(e, RuleError::DuplicateOutput(_))
             }),
+            ("a:224.0.0.251:5353 -> b:239.2.0.1:1", |e| {
+                matches!(e, RuleError::LinkLocalGroup(_))
+            }),
+            ("a:239.1.0.1:1 -> b:239.2.0.1:1, c:224.0.0.9:520", |e| {
+                matches!(e, RuleError::LinkLocalGroup(_))
+            }),
+            ("a:239.1.0.1:1 vlan=0 -> b:239.2.0.1:1", |e| {
+                matches!(e, RuleError::BadVlan(_))
+            }),
+            ("a:239.1.0.1:1 vlan=4095 -> b:239.2.0.1:1", |e| {
+                matches!(e, RuleError::BadVlan(_))
+            }),
+            ("a:239.1.0.1:1 vlan=x -> b:239.2.0.1:1", |e| {
+                matches!(e, RuleError::BadVlan(_))
+            }),
+            ("a:239.1.0.1:1 -> b:239.2.0.1:1 vlan=5", |e| {
+                matches!(e, RuleError::VlanOnOutput(_))
+            }),
         ];
         for (text, check) in cases {
             let err = text.parse::<Rule>().unwrap_err();
             assert!(check(&err), "{text}: unexpected error {err}");
             assert!(!err.to_string().is_empty());
         }
+    }
+
+    #[test]
+    fn link_local_is_exactly_224_0_0_0_24() {
+        assert!(is_link_local_group(Ipv4Addr::new(224, 0, 0, 0)));
+        assert!(is_link_local_group(Ipv4Addr::new(224, 0, 0, 255)));
+        assert!(!is_link_local_group(Ipv4Addr::new(224, 0, 1, 1)));
+        assert!(!is_link_local_group(Ipv4Addr::new(239, 0, 0, 1)));
+        let err = "a:224.0.0.1:1 -> b:239.2.0.1:1"
+            .parse::<Rule>()
+            .unwrap_err();
+        assert!(err.to_string().contains("link-local"), "{err}");
+        assert!("a:224.0.1.1:1 -> b:239.2.0.1:1".parse::<Rule>().is_ok());
+    }
+
+    #[test]
+    fn a_vlan_input_parses_prints_and_serializes() {
+        let text = "a:239.1.0.1:5000@198.18.0.1 vlan=100 -> b:239.2.0.1:5000";
+        let rule: Rule = text.parse().unwrap();
+        assert_eq!(rule.input.vlan, Some(100));
+        assert_eq!(rule.input.source, Some(Ipv4Addr::new(198, 18, 0, 1)));
+        assert_eq!(rule.to_string(), text);
+        let loose: Rule = "a:239.1.0.1:5000   vlan=4094->b:239.2.0.1:5000"
+            .parse()
+            .unwrap();
+        assert_eq!(loose.input.vlan, Some(4094));
+        let untagged: Rule = "a:239.1.0.1:5000 -> b:239.2.0.1:5000".parse().unwrap();
+        assert_eq!(untagged.input.vlan, None);
+        assert_ne!(untagged.input, rule.input);
+        let json = serde_json::to_value(&rule.input).unwrap();
+        assert_eq!(json["vlan"], 100);
+        let back: Input = serde_json::from_value(json).unwrap();
+        assert_eq!(back, rule.input);
+        assert!(
+            serde_json::to_value(&untagged.input)
+                .unwrap()
+                .get("vlan")
+                .is_none()
+        );
+        // An interface name may hold "vlan=" only where no whitespace precedes it.
+        let odd: Rule = "vlan=1:239.1.0.1:5000 -> b:239.2.0.1:5000".parse().unwrap();
+        assert_eq!(
+            (odd.input.endpoint.interface.as_str(), odd.input.vlan),
+            ("vlan=1", None)
+        );
     }
 
     #[test]
@@ -277,6 +396,7 @@ mod tests {
                     port: 1,
                 },
                 source: None,
+                vlan: None,
             },
             outputs: vec![],
         };

@@ -16,8 +16,10 @@ use crate::dataplane::SocketDropProbe;
 use crate::drop_reason::DropReason;
 use crate::resolve::{RuleState, Unusable};
 use crate::rule::{Endpoint, Input, Rule};
+use crate::rule_guard::{GuardError, RuleGuard};
 use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, FlowKey, TablePublisher};
+use crate::ttl::TtlMode;
 use crate::udp_egress::{EgressMode, UdpSockets};
 use netio::iface::{self, InterfaceError};
 use netio::membership::{
@@ -96,6 +98,8 @@ struct State<F: SocketFactory> {
     udp_sockets: UdpSockets,
     /// Memberships whose re-join after an interface change was refused (logged once).
     rejoin_refused: BTreeSet<MembershipKey>,
+    /// Loop and loopback checks, with their index of installed rules.
+    guard: RuleGuard,
 }
 
 /// The control plane of a running relay.
@@ -106,6 +110,7 @@ pub struct Relay<F: SocketFactory> {
     drop_probe: Option<SocketDropProbe>,
     egress: EgressMode,
     ttl: u8,
+    ttl_mode: TtlMode,
     timing: bool,
     limits: RelayLimits,
 }
@@ -206,12 +211,14 @@ impl<F: SocketFactory> Relay<F> {
                 memberships,
                 udp_sockets: UdpSockets::default(),
                 rejoin_refused: BTreeSet::new(),
+                guard: RuleGuard::new(TtlMode::default(), EgressMode::Packet),
             }),
             publisher,
             workers,
             drop_probe: None,
             egress: EgressMode::Packet,
             ttl,
+            ttl_mode: TtlMode::default(),
             timing,
             limits: RelayLimits::default(),
         }
@@ -226,7 +233,22 @@ impl<F: SocketFactory> Relay<F> {
     /// Sends outputs through UDP sockets instead of AF_PACKET frames (`--egress udp`).
     pub fn with_egress(mut self, egress: EgressMode) -> Self {
         self.egress = egress;
+        self.reset_guard();
         self
+    }
+
+    /// How forwarded TTLs are chosen (`--ttl-mode`; the workers apply it): with `set`, rules
+    /// that could loop are refused.
+    pub fn with_ttl_mode(mut self, ttl_mode: TtlMode) -> Self {
+        self.ttl_mode = ttl_mode;
+        self.reset_guard();
+        self
+    }
+
+    /// A fresh guard for the current modes (builders run before any rule is added).
+    fn reset_guard(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        state.guard = RuleGuard::new(self.ttl_mode, self.egress);
     }
 
     /// Lets `stats` read the kernel's drop counters of the workers' sockets.
@@ -248,18 +270,25 @@ impl<F: SocketFactory> Relay<F> {
         let mut state = self.lock();
         check_limits(&self.limits, &state, &rule)?;
         check_input_free(&state, &rule)?;
+        let refused = |state: &State<F>, e: GuardError| refusal(state, &rule, e);
+        state
+            .guard
+            .check_loops(&rule)
+            .map_err(|e| refused(&state, e))?;
         let interfaces = iface::list()?;
         let input_if = find_interface(&interfaces, &rule.input.endpoint.interface)?;
         let outputs = rule
             .outputs
             .iter()
             .map(|output| self.compile_output(&mut state, &interfaces, output))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.into_request(|e| refused(&state, e)))?;
         let membership = join_input(&mut state.memberships, &rule.input, input_if)?;
         let id = state.next_id;
         state.next_id += 1;
         let key = FlowKey {
             ifindex: input_if.index,
+            vlan: rule.input.vlan.unwrap_or(0),
             group: rule.input.endpoint.group,
             port: rule.input.endpoint.port,
             source: rule.input.source.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -273,6 +302,7 @@ impl<F: SocketFactory> Relay<F> {
         self.publisher
             .update(|table| table.with_rule(key, compiled.clone()));
         state.inputs.insert(rule.input.clone(), id);
+        state.guard.insert(id, &rule);
         state.rules.insert(
             id,
             InstalledRule {
@@ -294,8 +324,12 @@ impl<F: SocketFactory> Relay<F> {
         state: &mut State<F>,
         interfaces: &Interfaces,
         output: &Endpoint,
-    ) -> Result<CompiledOutput, RequestError> {
+    ) -> Result<CompiledOutput, OutputError> {
         let out_if = find_interface(interfaces, &output.interface)?;
+        state
+            .guard
+            .check_output_interface(output, out_if)
+            .map_err(OutputError::Refused)?;
         let source = out_if.require_ipv4()?;
         let udp = match self.egress {
             EgressMode::Packet => None,
@@ -303,12 +337,14 @@ impl<F: SocketFactory> Relay<F> {
                 state
                     .udp_sockets
                     .get(&output.interface, out_if.index, source, self.ttl)
-                    .map_err(|e| RequestError {
-                        message: format!(
-                            "opening the UDP egress socket on {}: {e}",
-                            output.interface
-                        ),
-                        errno: e.raw_os_error(),
+                    .map_err(|e| {
+                        OutputError::Request(RequestError {
+                            message: format!(
+                                "opening the UDP egress socket on {}: {e}",
+                                output.interface
+                            ),
+                            errno: e.raw_os_error(),
+                        })
                     })?,
             ),
         };
@@ -340,6 +376,7 @@ impl<F: SocketFactory> Relay<F> {
         if let Some(key) = installed.key {
             self.publisher.update(|table| table.without_rule(&key, id));
         }
+        state.guard.remove(id, &installed.rule);
         if let Err(e) = state.memberships.leave(&installed.membership) {
             tracing::warn!("rule {id} removed but its membership was not: {e}");
         }
@@ -481,6 +518,41 @@ fn check_limits<F: SocketFactory>(
     Ok(())
 }
 
+/// Why an output did not compile: a request error, or a refusal of the [`RuleGuard`] (printed
+/// with the rules' text by [`refusal`]).
+pub(crate) enum OutputError {
+    Request(RequestError),
+    Refused(GuardError),
+}
+
+impl<E: Into<RequestError>> From<E> for OutputError {
+    fn from(e: E) -> Self {
+        OutputError::Request(e.into())
+    }
+}
+
+impl OutputError {
+    pub(crate) fn into_request(
+        self,
+        refused: impl FnOnce(GuardError) -> RequestError,
+    ) -> RequestError {
+        match self {
+            OutputError::Request(e) => e,
+            OutputError::Refused(e) => refused(e),
+        }
+    }
+}
+
+/// A guard refusal as a request error naming the new rule and the installed one.
+fn refusal<F: SocketFactory>(state: &State<F>, rule: &Rule, e: GuardError) -> RequestError {
+    RequestError::new(e.message(rule, |id| {
+        state
+            .rules
+            .get(&id)
+            .map_or_else(|| format!("id {id}"), |r| r.rule.to_string())
+    }))
+}
+
 /// Refuses a rule whose input another rule already uses.
 fn check_input_free<F: SocketFactory>(state: &State<F>, rule: &Rule) -> Result<(), RequestError> {
     match state.inputs.get(&rule.input) {
@@ -571,6 +643,7 @@ mod tests {
             8,
             false,
         );
+        relay.lock().guard.allow_loopback_outputs = true;
         (relay, publisher)
     }
 
@@ -619,6 +692,47 @@ mod tests {
             .unwrap_err();
         assert!(err.message.contains("nosuchif0"));
         assert!(relay.list().is_empty());
+        assert!(publisher.current().is_empty());
+        assert!(relay.memberships().interfaces.is_empty());
+    }
+
+    #[test]
+    fn set_mode_refuses_loops_in_both_directions() {
+        let (relay, publisher) = relay();
+        let relay = relay.with_ttl_mode(TtlMode::Set);
+        relay.lock().guard.allow_loopback_outputs = true;
+        let hairpin: Rule = "lo:239.9.0.1:5000 -> lo:239.9.0.1:5000".parse().unwrap();
+        let err = relay.add(hairpin).unwrap_err();
+        assert!(err.message.contains("its own input"), "{}", err.message);
+        let a: Rule = "lo:239.1.0.1:5000 -> lo:239.2.0.1:5000".parse().unwrap();
+        let id_a = relay.add(a.clone()).unwrap();
+        // A new output feeding rule a's input, and a new input fed by rule a's output.
+        for text in [
+            "lo:239.3.0.1:5000 -> lo:239.1.0.1:6000",
+            "lo:239.2.0.1:5000 -> lo:239.4.0.1:5000",
+        ] {
+            let err = relay.add(text.parse().unwrap()).unwrap_err();
+            assert!(
+                err.message.contains(&format!("rule {id_a} ({a})")) && err.message.contains(text),
+                "names both rules: {}",
+                err.message
+            );
+        }
+        assert_eq!(publisher.current().len(), 1, "nothing else installed");
+        relay.remove(id_a).unwrap();
+        relay
+            .add("lo:239.2.0.1:5000 -> lo:239.4.0.1:5000".parse().unwrap())
+            .unwrap();
+    }
+
+    #[test]
+    fn loopback_outputs_are_refused() {
+        let (relay, publisher) = relay();
+        relay.lock().guard.allow_loopback_outputs = false;
+        let err = relay
+            .add("lo:239.1.0.1:5000 -> lo:239.2.0.1:5000".parse().unwrap())
+            .unwrap_err();
+        assert!(err.message.contains("loopback"), "{}", err.message);
         assert!(publisher.current().is_empty());
         assert!(relay.memberships().interfaces.is_empty());
     }

@@ -7,8 +7,8 @@
 //! atomic generation counter per receive batch ([`TableReader::refresh`]), so a change never
 //! stops traffic of other rules, a worker always sees one complete version, and no table a
 //! worker still uses is freed.
-//! Lookup is O(1): the key's hash picks a shard, a hash map keyed by (input interface, group,
-//! port, source) with a small FxHash-style hasher finds the rule.
+//! Lookup is O(1): the key's hash picks a shard, a hash map keyed by (input interface, VLAN id,
+//! group, port, source) with a small FxHash-style hasher finds the rule. The key is 16 bytes.
 
 use crate::stats::{OutputStats, RuleStats};
 use netio::wire::FrameHeader;
@@ -54,10 +54,12 @@ impl Hasher for FxHasher {
     }
 }
 
-/// What a packet is matched on. `source` is `0.0.0.0` for any-source rules.
+/// What a packet is matched on. `source` is `0.0.0.0` for any-source rules; `vlan` is the
+/// 802.1Q VLAN id of the frame, 0 for untagged (and priority-tagged) frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     pub ifindex: u32,
+    pub vlan: u16,
     pub group: Ipv4Addr,
     pub port: u16,
     pub source: Ipv4Addr,
@@ -66,7 +68,9 @@ pub struct FlowKey {
 impl std::hash::Hash for FlowKey {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64((u64::from(self.ifindex) << 16) | u64::from(self.port));
+        state.write_u64(
+            (u64::from(self.ifindex) << 32) | (u64::from(self.vlan) << 16) | u64::from(self.port),
+        );
         state.write_u64((u64::from(self.group.to_bits()) << 32) | u64::from(self.source.to_bits()));
     }
 }
@@ -261,12 +265,14 @@ impl RuleTable {
     pub fn lookup(
         &self,
         ifindex: u32,
+        vlan: u16,
         group: Ipv4Addr,
         port: u16,
         source: Ipv4Addr,
     ) -> Option<&CompiledRule> {
         let mut key = FlowKey {
             ifindex,
+            vlan,
             group,
             port,
             source,
@@ -377,6 +383,7 @@ mod tests {
     fn key(group: [u8; 4], port: u16, source: [u8; 4]) -> FlowKey {
         FlowKey {
             ifindex: 3,
+            vlan: 0,
             group: group.into(),
             port,
             source: source.into(),
@@ -391,24 +398,45 @@ mod tests {
         ]);
         let g = Ipv4Addr::new(239, 1, 0, 1);
         assert_eq!(
-            table.lookup(3, g, 5000, [198, 18, 0, 1].into()).unwrap().id,
+            table
+                .lookup(3, 0, g, 5000, [198, 18, 0, 1].into())
+                .unwrap()
+                .id,
             2
         );
         assert_eq!(
-            table.lookup(3, g, 5000, [198, 18, 0, 9].into()).unwrap().id,
+            table
+                .lookup(3, 0, g, 5000, [198, 18, 0, 9].into())
+                .unwrap()
+                .id,
             1
         );
-        assert!(table.lookup(4, g, 5000, [198, 18, 0, 1].into()).is_none());
-        assert!(table.lookup(3, g, 5001, [198, 18, 0, 1].into()).is_none());
+        assert!(
+            table
+                .lookup(4, 0, g, 5000, [198, 18, 0, 1].into())
+                .is_none()
+        );
+        assert!(
+            table
+                .lookup(3, 0, g, 5001, [198, 18, 0, 1].into())
+                .is_none()
+        );
     }
 
     #[test]
     fn source_specific_only_rule_does_not_match_other_sources() {
         let table = RuleTable::new([(key([239, 1, 0, 1], 5000, [198, 18, 0, 1]), rule(7))]);
         let g = Ipv4Addr::new(239, 1, 0, 1);
-        assert!(table.lookup(3, g, 5000, [198, 18, 0, 2].into()).is_none());
+        assert!(
+            table
+                .lookup(3, 0, g, 5000, [198, 18, 0, 2].into())
+                .is_none()
+        );
         assert_eq!(
-            table.lookup(3, g, 5000, [198, 18, 0, 1].into()).unwrap().id,
+            table
+                .lookup(3, 0, g, 5000, [198, 18, 0, 1].into())
+                .unwrap()
+                .id,
             7
         );
     }
@@ -421,6 +449,7 @@ mod tests {
         for n in 0..1024u32 {
             let k = FlowKey {
                 ifindex: 3,
+                vlan: 0,
                 group: Ipv4Addr::from(0xef01_0001 + n),
                 port: 5000,
                 source: Ipv4Addr::UNSPECIFIED,
@@ -432,6 +461,32 @@ mod tests {
             "only {} distinct buckets",
             low_bits.len()
         );
+    }
+
+    #[test]
+    fn the_vlan_id_is_part_of_the_key() {
+        let tagged = FlowKey {
+            vlan: 100,
+            ..key([239, 1, 0, 1], 5000, [0; 4])
+        };
+        let table = RuleTable::new([
+            (tagged, rule(1)),
+            (key([239, 1, 0, 2], 5000, [0; 4]), rule(2)),
+        ]);
+        let (g1, g2, s) = (
+            Ipv4Addr::new(239, 1, 0, 1),
+            Ipv4Addr::new(239, 1, 0, 2),
+            Ipv4Addr::new(198, 18, 0, 1),
+        );
+        assert_eq!(table.lookup(3, 100, g1, 5000, s).unwrap().id, 1);
+        assert!(table.lookup(3, 0, g1, 5000, s).is_none(), "untagged");
+        assert!(table.lookup(3, 101, g1, 5000, s).is_none(), "other VLAN");
+        assert_eq!(table.lookup(3, 0, g2, 5000, s).unwrap().id, 2);
+        assert!(
+            table.lookup(3, 100, g2, 5000, s).is_none(),
+            "tagged, untagged rule"
+        );
+        assert_eq!(std::mem::size_of::<FlowKey>(), 16, "the key stays small");
     }
 
     #[test]
@@ -514,7 +569,7 @@ mod tests {
             proptest::prop_assert_eq!(table.source_specific, source_specific);
             for (&(slot, source), &id) in &model {
                 let k = slot_key(slot, source);
-                let found = table.lookup(k.ifindex, k.group, k.port, [198, 18, 0, 1].into());
+                let found = table.lookup(k.ifindex, k.vlan, k.group, k.port, [198, 18, 0, 1].into());
                 let expected = if source { Some(id) } else { model.get(&(slot, true)).copied().or(Some(id)) };
                 proptest::prop_assert_eq!(found.map(|r| r.id), expected);
             }
@@ -551,7 +606,7 @@ mod tests {
             let k = slot_key(n, false);
             assert_eq!(
                 table
-                    .lookup(3, k.group, 5000, Ipv4Addr::UNSPECIFIED)
+                    .lookup(3, 0, k.group, 5000, Ipv4Addr::UNSPECIFIED)
                     .unwrap()
                     .id,
                 u64::from(n)

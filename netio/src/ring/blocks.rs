@@ -167,6 +167,8 @@ impl BlockRing {
                     pkttype: sll.sll_pkttype,
                     truncated: hdr.tp_snaplen < hdr.tp_len,
                     len: snap,
+                    vlan_tci: (hdr.tp_status & libc::TP_STATUS_VLAN_VALID != 0)
+                        .then_some(hdr.hv1.tp_vlan_tci as u16),
                 };
                 let ts = self
                     .with_timestamps

@@ -135,6 +135,8 @@ impl FrameRing {
                     pkttype: sll.sll_pkttype,
                     truncated: (snap as u32) < hdr.tp_len,
                     len: snap,
+                    vlan_tci: (hdr.tp_status & libc::TP_STATUS_VLAN_VALID != 0)
+                        .then_some(hdr.tp_vlan_tci),
                 };
                 let ts = self
                     .with_timestamps

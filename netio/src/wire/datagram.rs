@@ -2,7 +2,7 @@
 //! path runs on every frame. It never allocates and never panics.
 
 use super::ParseError;
-use super::ethernet::{ETHERTYPE_IPV4, EthernetFrame};
+use super::ethernet::{ETHERTYPE_IPV4, EthernetFrame, vlan_field};
 use super::ipv4::{Ipv4Packet, PROTOCOL_UDP};
 use super::udp::{self, UdpPacket};
 use std::net::Ipv4Addr;
@@ -15,8 +15,17 @@ pub struct UdpDatagram<'a> {
     pub source_port: u16,
     pub destination_port: u16,
     pub tos: u8,
+    /// The IPv4 time to live the datagram arrived with.
+    pub ttl: u8,
+    /// VLAN tags in the frame in front of the IPv4 header (0 for [`parse_ipv4`]).
+    pub vlan_tags: u8,
+    /// VLAN id (low 12 bits of the TCI) of the outermost tag in the frame; 0 if untagged.
+    pub vlan_id: u16,
     pub payload: &'a [u8],
 }
+
+/// The 12-bit VLAN id of a tag control information field.
+pub const VLAN_ID_MASK: u16 = 0x0fff;
 
 /// Parses an Ethernet frame (untagged, or with one or two 802.1Q/802.1ad tags) down to its UDP
 /// payload. Errors, the first that applies: the frame ends inside its Ethernet header or a tag,
@@ -24,20 +33,34 @@ pub struct UdpDatagram<'a> {
 /// of [`parse_ipv4`]. Ethernet padding after the IPv4 total length is ignored.
 #[inline]
 pub fn parse_frame(frame: &[u8]) -> Result<UdpDatagram<'_>, ParseError> {
-    let link = EthernetFrame::new_checked(frame)?.link_header()?;
+    let eth = EthernetFrame::new_checked(frame)?;
+    let link = eth.link_header()?;
     if link.ethertype != ETHERTYPE_IPV4 {
         return Err(ParseError::NotIpv4);
     }
-    parse_ipv4(frame.get(link.len..).ok_or(ParseError::Truncated)?)
+    let mut datagram = parse_ipv4(frame.get(link.len..).ok_or(ParseError::Truncated)?)?;
+    if link.vlan_tags > 0 {
+        // The outer tag's TCI follows its TPID at the EtherType offset; link_header checked
+        // that the frame holds it.
+        let tci_at = super::ethernet::field::ETHERTYPE.start + vlan_field::TCI.start;
+        let tci = u16::from_be_bytes([frame[tci_at], frame[tci_at + 1]]);
+        datagram.vlan_tags = link.vlan_tags as u8;
+        datagram.vlan_id = tci & VLAN_ID_MASK;
+    }
+    Ok(datagram)
 }
 
 /// Parses an IPv4 packet (no link-layer header) down to its UDP payload. Errors, the first that
 /// applies: those of [`Ipv4Packet::new_checked_with_payload`] (room for a UDP header required);
-/// a fragment, [`ParseError::Fragment`]; not UDP, [`ParseError::NotUdp`]; those of
+/// a header checksum that does not verify, [`ParseError::BadChecksum`]; a fragment,
+/// [`ParseError::Fragment`]; not UDP, [`ParseError::NotUdp`]; those of
 /// [`UdpPacket::new_checked`] on the IPv4 payload.
 #[inline]
 pub fn parse_ipv4(ip: &[u8]) -> Result<UdpDatagram<'_>, ParseError> {
     let ip = Ipv4Packet::new_checked_with_payload(ip, udp::HEADER_LEN)?;
+    if !ip.verify_checksum() {
+        return Err(ParseError::BadChecksum);
+    }
     if ip.is_fragment() {
         return Err(ParseError::Fragment);
     }
@@ -51,6 +74,9 @@ pub fn parse_ipv4(ip: &[u8]) -> Result<UdpDatagram<'_>, ParseError> {
         source_port: udp.source_port(),
         destination_port: udp.destination_port(),
         tos: ip.tos(),
+        ttl: ip.ttl(),
+        vlan_tags: 0,
+        vlan_id: 0,
         payload: udp.payload(),
     })
 }
@@ -58,6 +84,7 @@ pub fn parse_ipv4(ip: &[u8]) -> Result<UdpDatagram<'_>, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Ipv4Packet;
     use crate::wire::ethernet::{ETHERTYPE_QINQ, ETHERTYPE_VLAN};
     use crate::wire::{FrameHeader, PAYLOAD_OFFSET, checksum, write_frame};
     use proptest::prelude::*;
@@ -87,6 +114,52 @@ mod tests {
         }
         out.extend_from_slice(&frame[12..]);
         out
+    }
+
+    /// Recomputes the IPv4 header checksum of an untagged frame whose IHL fits the frame.
+    fn refill_ip_checksum(frame: &mut [u8]) {
+        let ihl = usize::from(frame[14] & 0x0f) * 4;
+        if ihl >= 20 && frame.len() >= 14 + ihl {
+            Ipv4Packet::new_unchecked(&mut frame[14..14 + ihl]).fill_checksum();
+        }
+    }
+
+    #[test]
+    fn a_corrupted_ip_header_is_a_bad_checksum() {
+        let good = sample_frame(b"0123456789");
+        for (at, mask) in [
+            (14 + 1, 0x04u8),
+            (14 + 8, 0x01),
+            (14 + 15, 0x80),
+            (24, 0xff),
+        ] {
+            let mut frame = good.clone();
+            frame[at] ^= mask;
+            assert_eq!(
+                parse_frame(&frame),
+                Err(ParseError::BadChecksum),
+                "byte {at}"
+            );
+        }
+        // The payload is not covered by the header checksum.
+        let mut frame = good.clone();
+        *frame.last_mut().unwrap() ^= 1;
+        assert!(parse_frame(&frame).is_ok());
+    }
+
+    #[test]
+    fn reports_the_ttl_and_the_outer_vlan_tag() {
+        let plain = sample_frame(b"hi");
+        let d = parse_frame(&plain).unwrap();
+        assert_eq!((d.ttl, d.vlan_tags, d.vlan_id), (4, 0, 0));
+        let mut one = tagged(&plain, &[ETHERTYPE_VLAN]);
+        one[14..16].copy_from_slice(&0xe064u16.to_be_bytes()); // PCP 7, VID 100
+        let d = parse_frame(&one).unwrap();
+        assert_eq!((d.vlan_tags, d.vlan_id), (1, 100));
+        let two = tagged(&plain, &[ETHERTYPE_QINQ, ETHERTYPE_VLAN]);
+        let d = parse_frame(&two).unwrap();
+        assert_eq!((d.vlan_tags, d.vlan_id), (2, 5));
+        assert_eq!(parse_ipv4(&plain[14..]).unwrap().vlan_tags, 0);
     }
 
     #[test]
@@ -138,9 +211,12 @@ mod tests {
             Err(ParseError::Truncated)
         );
 
+        // Edits inside the IP header come with a fixed-up checksum, so each case shows its
+        // own reason rather than a bad checksum.
         let with = |at: usize, bytes: &[u8]| {
             let mut frame = good.clone();
             frame[at..at + bytes.len()].copy_from_slice(bytes);
+            refill_ip_checksum(&mut frame);
             parse_frame(&frame).map(|d| d.payload.to_vec())
         };
         assert_eq!(with(12, &[0x08, 0x06]), Err(ParseError::NotIpv4), "ARP");
@@ -174,7 +250,7 @@ mod tests {
     }
 
     /// The relay's parser before it moved here, kept as the oracle that the drop reasons did
-    /// not change.
+    /// not change (plus the header checksum check added since, at the place it now runs).
     fn legacy_parse_frame(frame: &[u8]) -> Result<&[u8], ParseError> {
         use ParseError::*;
         let be16 = |at: usize| Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]));
@@ -207,6 +283,10 @@ mod tests {
         }
         if ip.len() < total_len {
             return Err(Truncated);
+        }
+        // Added with the checksum check (issue 9): the legacy relay did not verify it.
+        if crate::wire::checksum::tests::reference_checksum(&ip[..header_len]) != 0 {
+            return Err(BadChecksum);
         }
         if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
             return Err(Fragment);

@@ -24,6 +24,9 @@ pub enum ParseError {
     /// header plus a UDP header, UDP length outside the IPv4 payload).
     #[error("inconsistent header length")]
     BadHeaderLength,
+    /// The IPv4 header checksum does not verify (the header was corrupted on the way).
+    #[error("bad IPv4 header checksum")]
+    BadChecksum,
 }
 
 /// Why [`super::write_frame`] wrote nothing.

@@ -129,7 +129,14 @@ impl<F: SocketFactory> Relay<F> {
                     output.stats = stats.clone();
                     outputs.push(output);
                 }
-                Err(RequestError { message, .. }) => {
+                Err(error) => {
+                    let message = error
+                        .into_request(|refused| {
+                            RequestError::new(
+                                refused.message(&installed.rule, |id| format!("rule {id}")),
+                            )
+                        })
+                        .message;
                     waiting_for.push(Unusable::Failed(endpoint.interface.clone(), message));
                     waiting_for.sort();
                     waiting_for.dedup();
@@ -212,6 +219,7 @@ fn flow_key(installed: &InstalledRule, resolved: &Resolved<'_>) -> Option<FlowKe
     let input = &installed.rule.input;
     resolved.input.as_ref().ok().map(|i| FlowKey {
         ifindex: i.index,
+        vlan: input.vlan.unwrap_or(0),
         group: input.endpoint.group,
         port: input.endpoint.port,
         source: input.source.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -319,6 +327,8 @@ mod tests {
             8,
             false,
         );
+        // The rules of these tests send to `lo`, which real relays refuse as an output.
+        relay.lock().guard.allow_loopback_outputs = true;
         (relay, publisher)
     }
 
@@ -446,7 +456,7 @@ mod tests {
             assert!(
                 publisher
                     .current()
-                    .lookup(old_in, group, 5000, any)
+                    .lookup(old_in, 0, group, 5000, any)
                     .is_some()
             );
 
@@ -468,8 +478,8 @@ mod tests {
             assert!(relay.resync().unwrap());
             assert_eq!(relay.list()[0].state, RuleState::Active);
             let table = publisher.current();
-            assert!(table.lookup(new_in, group, 5000, any).is_some());
-            assert!(table.lookup(old_in, group, 5000, any).is_none());
+            assert!(table.lookup(new_in, 0, group, 5000, any).is_some());
+            assert!(table.lookup(old_in, 0, group, 5000, any).is_none());
             assert_eq!(relay.memberships().interfaces[0].sockets[0].groups.len(), 1);
 
             // A deleted output: the rule waits, stays in the table, and its output comes back
@@ -481,12 +491,12 @@ mod tests {
                 vec!["out0 (missing)".to_string()]
             );
             let rule = publisher.current();
-            let compiled = rule.lookup(new_in, group, 5000, any).unwrap();
+            let compiled = rule.lookup(new_in, 0, group, 5000, any).unwrap();
             assert!(compiled.outputs.is_empty());
             let new_out = create(&handle, "out0", Ipv4Addr::new(198, 18, 2, 1)).await;
             relay.resync().unwrap();
             let table = publisher.current();
-            let compiled = table.lookup(new_in, group, 5000, any).unwrap();
+            let compiled = table.lookup(new_in, 0, group, 5000, any).unwrap();
             assert_eq!(compiled.outputs[0].ifindex, new_out);
             assert_eq!(relay.list()[0].state, RuleState::Active);
 
@@ -496,13 +506,13 @@ mod tests {
             set_mac(&handle, "out0", mac).await;
             assert!(relay.resync().unwrap());
             let table = publisher.current();
-            let compiled = table.lookup(new_in, group, 5000, any).unwrap();
+            let compiled = table.lookup(new_in, 0, group, 5000, any).unwrap();
             assert_eq!(compiled.outputs[0].header.source_mac, mac);
             let moved = Ipv4Addr::new(198, 18, 2, 9);
             readdress(&handle, "out0", moved).await;
             assert!(relay.resync().unwrap());
             let table = publisher.current();
-            let compiled = table.lookup(new_in, group, 5000, any).unwrap();
+            let compiled = table.lookup(new_in, 0, group, 5000, any).unwrap();
             assert_eq!(compiled.outputs[0].header.source, moved);
             rename(&handle, "in0", "in9").await;
             relay.resync().unwrap();
@@ -517,7 +527,7 @@ mod tests {
             assert!(
                 publisher
                     .current()
-                    .lookup(new_in, group, 5000, any)
+                    .lookup(new_in, 0, group, 5000, any)
                     .is_some()
             );
             assert_eq!(relay.memberships().interfaces[0].sockets[0].groups.len(), 1);
