@@ -255,8 +255,12 @@ impl Topology {
     /// go with them), the state file.
     pub fn down(mut self) -> Result<()> {
         self.torn_down = true;
+        // The cleanup stays registered until the teardown is done: a signal arriving meanwhile
+        // runs it again (after this one, under the namespace gate) before labctl exits, instead
+        // of exiting half-way through this one.
+        let result = teardown(&self.run_id, self.namespaces.values());
         process::unregister_cleanup(&self.cleanup_key());
-        teardown(&self.run_id, self.namespaces.values())
+        result
     }
 
     /// Keeps the topology up after this value is gone (for `labctl topo up`).
@@ -289,10 +293,10 @@ impl Drop for Topology {
             return;
         }
         self.torn_down = true;
-        process::unregister_cleanup(&self.cleanup_key());
         if let Err(e) = teardown(&self.run_id, self.namespaces.values()) {
             eprintln!("labctl: tearing down topology {}: {e:#}", self.run_id);
         }
+        process::unregister_cleanup(&self.cleanup_key());
     }
 }
 
