@@ -49,9 +49,8 @@ pub struct RuleGuard {
     inputs: HashMap<Place, Vec<u64>>,
     /// Outputs by (interface, group): rule ids.
     outputs: HashMap<Place, Vec<u64>>,
-    /// Unit tests of the service only: `lo` is the one interface with an address in every
-    /// namespace, so they send to it.
-    #[cfg(test)]
+    /// Tests, benches and fuzzing only (see `Relay::allowing_loopback_outputs`): `lo` is the one
+    /// interface with an address in every namespace, so they send to it.
     pub(crate) allow_loopback_outputs: bool,
 }
 
@@ -65,7 +64,6 @@ impl RuleGuard {
             refuse_loops: ttl_mode == TtlMode::Set || egress == EgressMode::Udp,
             inputs: HashMap::new(),
             outputs: HashMap::new(),
-            #[cfg(test)]
             allow_loopback_outputs: false,
         }
     }
@@ -81,7 +79,6 @@ impl RuleGuard {
         output: &Endpoint,
         interface: &Interface,
     ) -> Result<(), GuardError> {
-        #[cfg(test)]
         if self.allow_loopback_outputs {
             return Ok(());
         }

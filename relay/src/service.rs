@@ -245,6 +245,14 @@ impl<F: SocketFactory> Relay<F> {
         self
     }
 
+    /// Accepts outputs on loopback interfaces, which a relay refuses (their frames come straight
+    /// back in). Only for benches and fuzzing that have no other interface than `lo`; `relay
+    /// run` never calls it. Call it after the other builders.
+    pub fn allowing_loopback_outputs(self) -> Self {
+        self.lock().guard.allow_loopback_outputs = true;
+        self
+    }
+
     /// A fresh guard for the current modes (builders run before any rule is added).
     fn reset_guard(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
