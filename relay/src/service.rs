@@ -617,41 +617,25 @@ fn membership_key(input: &Input) -> MembershipKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netio::membership::{JoinSocket, Limits, Strategy};
-    use std::io;
+    use crate::null_kernel::NullKernel;
+    use netio::membership::{Limits, Strategy};
 
-    struct NullSocket;
-    impl JoinSocket for NullSocket {
-        fn join(&mut self, _: &JoinTarget) -> io::Result<()> {
-            Ok(())
-        }
-        fn leave(&mut self, _: &JoinTarget) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    struct NullFactory;
-    impl SocketFactory for NullFactory {
-        type Socket = NullSocket;
-        fn open(&mut self, _: &str) -> io::Result<NullSocket> {
-            Ok(NullSocket)
-        }
-    }
-
-    /// Needs an interface with an IPv4 address: `lo` has 127.0.0.1 in every namespace.
-    fn relay() -> (Relay<NullFactory>, Arc<TablePublisher>) {
+    /// A relay whose joins always succeed. Needs an interface with an IPv4 address: `lo` has
+    /// 127.0.0.1 in every namespace (and is allowed as an output here). Shared with `resync`.
+    pub(super) fn relay() -> (Relay<NullKernel>, Arc<TablePublisher>) {
         let limits = Limits {
             igmp_max_memberships: 20,
             optmem_max: 131072,
         };
         let publisher = TablePublisher::new();
         let relay = Relay::new(
-            Memberships::new(Strategy::Pool, limits, NullFactory),
+            Memberships::new(Strategy::Pool, limits, NullKernel),
             publisher.clone(),
             vec![Arc::new(WorkerStats::default())],
             8,
             false,
-        );
-        relay.lock().guard.allow_loopback_outputs = true;
+        )
+        .allowing_loopback_outputs();
         (relay, publisher)
     }
 

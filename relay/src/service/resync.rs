@@ -287,50 +287,11 @@ fn log_state_change(id: u64, installed: &InstalledRule, waiting_for: &[Unusable]
 
 #[cfg(test)]
 mod tests {
-    use super::super::Relay;
+    use super::super::tests::relay;
     use crate::resolve::RuleState;
-    use crate::stats::WorkerStats;
-    use crate::table::TablePublisher;
     use futures::TryStreamExt;
-    use netio::membership::{JoinSocket, JoinTarget, Limits, Memberships, SocketFactory, Strategy};
-    use std::io;
     use std::net::{IpAddr, Ipv4Addr};
     use std::sync::Arc;
-
-    struct NullSocket;
-    impl JoinSocket for NullSocket {
-        fn join(&mut self, _: &JoinTarget) -> io::Result<()> {
-            Ok(())
-        }
-        fn leave(&mut self, _: &JoinTarget) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    struct NullFactory;
-    impl SocketFactory for NullFactory {
-        type Socket = NullSocket;
-        fn open(&mut self, _: &str) -> io::Result<NullSocket> {
-            Ok(NullSocket)
-        }
-    }
-
-    fn relay() -> (Relay<NullFactory>, Arc<TablePublisher>) {
-        let limits = Limits {
-            igmp_max_memberships: 20,
-            optmem_max: 131072,
-        };
-        let publisher = TablePublisher::new();
-        let relay = Relay::new(
-            Memberships::new(Strategy::Pool, limits, NullFactory),
-            publisher.clone(),
-            vec![Arc::new(WorkerStats::default())],
-            8,
-            false,
-        );
-        // The rules of these tests send to `lo`, which real relays refuse as an output.
-        relay.lock().guard.allow_loopback_outputs = true;
-        (relay, publisher)
-    }
 
     #[test]
     fn a_resync_without_changes_is_silent() {
