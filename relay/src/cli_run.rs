@@ -183,6 +183,38 @@ fn start_shutdown_watchdog() {
     }
 }
 
+/// The control plane: rules, memberships on helper sockets, limits and modes from `args`.
+fn new_relay(
+    args: &RunArgs,
+    limits: Limits,
+    publisher: Arc<TablePublisher>,
+    dataplane: &Dataplane,
+) -> Arc<Relay<KernelSockets>> {
+    let memberships = Memberships::new(
+        args.membership,
+        limits,
+        KernelSockets {
+            forced_buffer: args.helper_buffer,
+        },
+    );
+    Arc::new(
+        Relay::new(
+            memberships,
+            publisher,
+            dataplane.worker_stats().to_vec(),
+            args.ttl,
+            args.timing,
+        )
+        .with_drop_probe(dataplane.drop_probe())
+        .with_egress(args.egress)
+        .with_limits(RelayLimits {
+            max_rules: args.max_rules as usize,
+            max_outputs: usize::from(args.max_outputs),
+        })
+        .with_ttl_mode(args.ttl_mode),
+    )
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut rules = args.rules.clone();
     if let Some(path) = &args.config {
@@ -199,29 +231,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("reading net.ipv4.igmp_max_memberships / net.core.optmem_max")?;
     let publisher = TablePublisher::new();
     let dataplane = Dataplane::start(dataplane_config(&args), publisher.clone())?;
-    let memberships = Memberships::new(
-        strategy,
-        limits,
-        KernelSockets {
-            forced_buffer: args.helper_buffer,
-        },
-    );
-    let relay = Arc::new(
-        Relay::new(
-            memberships,
-            publisher,
-            dataplane.worker_stats().to_vec(),
-            args.ttl,
-            args.timing,
-        )
-        .with_drop_probe(dataplane.drop_probe())
-        .with_egress(args.egress)
-        .with_limits(RelayLimits {
-            max_rules: args.max_rules as usize,
-            max_outputs: usize::from(args.max_outputs),
-        })
-        .with_ttl_mode(args.ttl_mode),
-    );
+    let relay = new_relay(&args, limits, publisher, &dataplane);
     for (index, rule) in rules.into_iter().enumerate() {
         if let Err(e) = relay.add(rule.clone()) {
             relay.leave_all();
