@@ -9,11 +9,13 @@
 //! Modules depend one way, each only on modules listed before it (lowest first; checked by
 //! reading their `crate::` paths, tests aside):
 //!
-//! 1. [`names`], [`netns`], [`binaries`], [`stats`], [`privilege`]: no lab module below them
+//! 1. [`names`], [`netns`], [`binaries`], [`stats`], [`privilege`], [`toml_location`]: no lab
+//!    module below them
 //! 2. [`process`]: spawning in a namespace, placement of a process, scratch directories (uses
 //!    netns, binaries)
 //! 3. [`topology`]: building and tearing down topologies (uses names, netns, process, privilege)
-//! 4. [`scenario`]: scenario files (uses topology's limits)
+//! 4. [`definition`]: system definition files and their templates (uses toml_location);
+//!    [`scenario`]: scenario files (uses topology's limits, definition)
 //! 5. [`results`]: results.json and what both sweep and report read (uses scenario, stats)
 //! 6. [`placement`]: CPUs and scheduling of the roles (uses process, topology, scenario, results)
 //! 7. [`systems`]: the systems under test (uses process, topology, scenario, results)
@@ -36,10 +38,12 @@ pub mod placement;
 pub mod privilege;
 pub mod process;
 pub mod testing;
+pub mod toml_location;
 pub mod topology;
 
 // Sweeps and reports.
 pub mod compare;
+pub mod definition;
 pub mod report;
 pub mod results;
 pub mod scenario;

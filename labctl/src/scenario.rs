@@ -35,8 +35,6 @@ pub const SCENARIO_DIR: &str = "scenarios";
 )]
 #[serde(into = "String", try_from = "String")]
 pub enum SystemKind {
-    // TODO(i8-merge): netio::membership::Strategy - the relay kinds embed the relay's membership
-    // strategy (pool / single); `systems::relay` passes it as the `--membership` string.
     /// This relay with its helper-socket pool.
     #[value(name = "relay/pool")]
     RelayPool,
@@ -46,19 +44,17 @@ pub enum SystemKind {
     /// One helper socket per interface with 8 MB forced buffers (the proposed fix).
     #[value(name = "relay/single-8mb")]
     RelaySingle8mb,
-    /// Real socat, one process per stream and output.
-    #[value(name = "socat")]
-    Socat,
-    /// Kernel multicast routing driven by smcroute.
-    #[value(name = "kernel")]
-    Kernel,
+    /// A system described by a definition file (`systems/NAME.toml`): socat, kernel routing
+    /// and any other relay; [`System::definition`] names it.
+    #[value(skip)]
+    Defined,
     /// Sender straight to the sink, no relay: the machine's ceiling.
     #[value(name = "direct")]
     Direct,
 }
 
 impl SystemKind {
-    /// Every system, in report order.
+    /// Every built-in system, in report order (defined systems come before `direct`).
     pub fn all() -> &'static [SystemKind] {
         <SystemKind as clap::ValueEnum>::value_variants()
     }
@@ -76,7 +72,7 @@ impl fmt::Display for SystemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match clap::ValueEnum::to_possible_value(self) {
             Some(value) => f.write_str(value.get_name()),
-            None => write!(f, "{self:?}"),
+            None => f.write_str("defined"),
         }
     }
 }
@@ -86,8 +82,15 @@ impl std::str::FromStr for SystemKind {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         <SystemKind as clap::ValueEnum>::from_str(text, false).map_err(|_| {
-            let known: Vec<String> = SystemKind::all().iter().map(|k| k.to_string()).collect();
-            format!("unknown system {text:?}: use one of {}", known.join(", "))
+            let known: Vec<String> = SystemKind::all()
+                .iter()
+                .map(|k| k.to_string())
+                .chain(crate::definition::shipped_names())
+                .collect();
+            format!(
+                "unknown system {text:?}: use one of {}, or a definition file's path",
+                known.join(", ")
+            )
         })
     }
 }
@@ -106,29 +109,59 @@ impl TryFrom<String> for SystemKind {
     }
 }
 
-/// A system under test as a scenario names it: a [`SystemKind`], and for this project's relay
-/// optionally a named build (`relay/pool@base`: the relay binary and extra arguments of
-/// `[builds.base]`). Same-run A/B comparisons put two builds side by side.
+/// A system under test as a scenario names it: a built-in [`SystemKind`] (for this project's
+/// relay optionally a named build, `relay/pool@base`: the relay binary and extra arguments of
+/// `[builds.base]`), or a definition file by name (`socat` -> `systems/socat.toml`) or path.
+/// Same-run A/B comparisons put two builds side by side.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct System {
     pub kind: SystemKind,
     /// Name of a `[builds.NAME]` table; `None` = the current build with no extra arguments.
     pub build: Option<String>,
+    /// With [`SystemKind::Defined`]: the definition's name or path, as the scenario gives it.
+    pub definition: Option<String>,
 }
 
+/// Shipped definitions that come first in reports, in this order (the baselines).
+const BASELINE_ORDER: [&str; 2] = ["socat", "kernel"];
+
 impl System {
-    /// A system of the current build.
+    /// A built-in system of the current build.
     pub const fn of(kind: SystemKind) -> System {
-        System { kind, build: None }
+        System {
+            kind,
+            build: None,
+            definition: None,
+        }
     }
 
-    /// Report order: by kind, then by build name (the current build first).
-    pub fn order_key(&self) -> (usize, Option<&str>) {
+    /// The system of definition `name` (a name in `systems/` or a path).
+    pub fn defined(name: &str) -> System {
+        System {
+            kind: SystemKind::Defined,
+            build: None,
+            definition: Some(name.to_owned()),
+        }
+    }
+
+    /// True for the system of definition `name`.
+    pub fn is_defined(&self, name: &str) -> bool {
+        self.definition.as_deref() == Some(name)
+    }
+
+    /// Report order: by kind (defined systems before `direct`), the baselines socat and kernel
+    /// first among definitions, then by name and build (the current build first).
+    pub fn order_key(&self) -> (usize, usize, Option<&str>, Option<&str>) {
+        let definition = self.definition.as_deref();
         (
             SystemKind::all()
                 .iter()
                 .position(|k| *k == self.kind)
-                .unwrap_or(usize::MAX),
+                .unwrap_or(SystemKind::all().len() - 1),
+            definition
+                .and_then(|d| BASELINE_ORDER.iter().position(|b| *b == d))
+                .unwrap_or(BASELINE_ORDER.len()),
+            definition,
             self.build.as_deref(),
         )
     }
@@ -142,9 +175,10 @@ impl From<SystemKind> for System {
 
 impl fmt::Display for System {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.build {
-            Some(build) => write!(f, "{}@{build}", self.kind),
-            None => write!(f, "{}", self.kind),
+        match (&self.definition, &self.build) {
+            (Some(name), _) => f.write_str(name),
+            (None, Some(build)) => write!(f, "{}@{build}", self.kind),
+            (None, None) => write!(f, "{}", self.kind),
         }
     }
 }
@@ -157,7 +191,18 @@ impl std::str::FromStr for System {
             Some((kind, build)) => (kind, Some(build)),
             None => (text, None),
         };
-        let kind: SystemKind = kind.parse()?;
+        let kind: SystemKind = match kind.parse() {
+            Ok(kind) => kind,
+            Err(_) if build.is_none() && is_definition_name(text) => {
+                return Ok(System::defined(text));
+            }
+            Err(_) if is_definition_name(kind) => {
+                return Err(format!(
+                    "{text:?}: only this project's relay (relay/...) has builds; {kind} has none"
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(build) = build {
             if !kind.is_relay() {
                 return Err(format!(
@@ -173,8 +218,14 @@ impl std::str::FromStr for System {
         Ok(System {
             kind,
             build: build.map(str::to_owned),
+            definition: None,
         })
     }
+}
+
+/// A definition's name (`socat`, `my-relay`) or path (`./my/relay.toml`).
+fn is_definition_name(text: &str) -> bool {
+    is_plain_name(text) || (text.ends_with(".toml") && !text.contains(char::is_whitespace))
 }
 
 impl Serialize for System {
@@ -531,7 +582,7 @@ impl Scenario {
             .validate()
             .map_err(|message| ScenarioError::Invalid {
                 path: path.to_path_buf(),
-                line: field_line(text, &message).unwrap_or(1),
+                line: crate::toml_location::field_line(text, &message).unwrap_or(1),
                 message,
             })?;
         Ok(scenario)
@@ -664,6 +715,7 @@ impl Scenario {
         self.validate_numbers()?;
         self.validate_sysctls()?;
         self.validate_builds()?;
+        self.validate_definitions()?;
         if let Some(z) = &self.zero_loss {
             let finite = [z.min_pps, z.max_pps, z.resolution]
                 .iter()
@@ -811,6 +863,15 @@ impl Scenario {
         Ok(())
     }
 
+    /// Every defined system's file exists and is a valid definition.
+    fn validate_definitions(&self) -> Result<(), String> {
+        for name in self.systems.iter().filter_map(|s| s.definition.as_deref()) {
+            crate::definition::Definition::find(name)
+                .map_err(|e| format!("field `systems`: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Every `@build` a system names is defined, and every build name is plain.
     fn validate_builds(&self) -> Result<(), String> {
         if let Some(name) = self.builds.keys().find(|n| !is_plain_name(n)) {
@@ -863,76 +924,14 @@ fn scenario_dirs() -> Vec<PathBuf> {
 }
 
 fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> ScenarioError {
-    let offset = err.span().map_or(0, |s| s.start).min(text.len());
-    let (line, column) = line_column(text, offset);
-    let message = err.message().trim().to_owned();
-    let field = field_name(text, offset, &message);
+    let at = crate::toml_location::locate(text, err);
     ScenarioError::Parse {
         path: path.to_path_buf(),
-        line,
-        column,
-        field,
-        message,
+        line: at.line,
+        column: at.column,
+        field: at.field,
+        message: at.message,
     }
-}
-
-/// The line of the field a validation message names (``field `a.b`: ...``), from the TOML
-/// document's spans.
-fn field_line(text: &str, message: &str) -> Option<usize> {
-    let field = message.strip_prefix("field `")?.split('`').next()?;
-    let document = toml::de::DeTable::parse(text).ok()?;
-    let mut table = document.get_ref();
-    let mut span = None;
-    for (i, part) in field.split('.').enumerate() {
-        let (key, value) = table.get_key_value(part)?;
-        span = Some(key.span());
-        let last = i + 1 == field.split('.').count();
-        if !last {
-            let toml::de::DeValue::Table(inner) = value.get_ref() else {
-                break;
-            };
-            table = inner;
-        }
-    }
-    span.map(|s| line_column(text, s.start).0)
-}
-
-/// 1-based line and column of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text.as_bytes()[..offset];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    (line, offset - line_start + 1)
-}
-
-/// The field an error is about: the key on the error's line (`key = value`), else the name in
-/// backticks in serde's message (`missing field `name``), else the enclosing table.
-fn field_name(text: &str, offset: usize, message: &str) -> String {
-    let line_start = text[..offset].rfind('\n').map_or(0, |p| p + 1);
-    let line_end = text[offset..].find('\n').map_or(text.len(), |p| offset + p);
-    let line = &text[line_start..line_end];
-    if message.starts_with("unknown field")
-        || message.starts_with("missing field")
-        || !line.contains('=')
-    {
-        if let Some(name) = message.split('`').nth(1) {
-            return name.to_owned();
-        }
-    }
-    if let Some((key, _)) = line.split_once('=') {
-        let key = key.trim().trim_matches('"');
-        if !key.is_empty() {
-            return key.to_owned();
-        }
-    }
-    let table = line.trim();
-    if table.starts_with('[') {
-        return table.trim_matches(|c| c == '[' || c == ']').to_owned();
-    }
-    "(document)".to_owned()
 }
 
 #[cfg(test)]
@@ -979,8 +978,17 @@ mod tests {
     #[test]
     fn quick_is_the_headline_and_ci_is_short() {
         let quick = Scenario::load(&shipped_dir().join("quick.toml")).unwrap();
-        for &s in SystemKind::all() {
+        for &s in SystemKind::all()
+            .iter()
+            .filter(|k| **k != SystemKind::Defined)
+        {
             assert!(quick.systems.contains(&System::of(s)), "quick lacks {s}");
+        }
+        for name in ["socat", "kernel"] {
+            assert!(
+                quick.systems.contains(&System::defined(name)),
+                "quick lacks {name}"
+            );
         }
         let ci = Scenario::load(&shipped_dir().join("ci.toml")).unwrap();
         assert!(
@@ -1042,17 +1050,26 @@ mod tests {
     fn system_names_are_unchanged_and_round_trip() {
         // The names results.json and scenario files carry: a fixed contract, spelled out here
         // only to check it.
-        let expected = [
-            "relay/pool",
-            "relay/single",
-            "relay/single-8mb",
-            "socat",
-            "kernel",
-            "direct",
-        ];
-        let names: Vec<String> = SystemKind::all().iter().map(|k| k.to_string()).collect();
+        let expected = ["relay/pool", "relay/single", "relay/single-8mb", "direct"];
+        let names: Vec<String> = SystemKind::all()
+            .iter()
+            .filter(|k| **k != SystemKind::Defined)
+            .map(|k| k.to_string())
+            .collect();
         assert_eq!(names, expected);
-        for &kind in SystemKind::all() {
+        // socat and kernel are shipped definitions now, under the same names.
+        for name in ["socat", "kernel", "./my/relay.toml"] {
+            let system: System = name.parse().unwrap();
+            assert_eq!(system, System::defined(name));
+            assert_eq!(system.to_string(), name);
+            let json = serde_json::to_string(&system).unwrap();
+            assert_eq!(serde_json::from_str::<System>(&json).unwrap(), system);
+        }
+        for kind in SystemKind::all()
+            .iter()
+            .copied()
+            .filter(|k| *k != SystemKind::Defined)
+        {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{kind}\""));
             assert_eq!(serde_json::from_str::<SystemKind>(&json).unwrap(), kind);

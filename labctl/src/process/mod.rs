@@ -508,7 +508,22 @@ pub fn install_signal_cleanup() -> Result<()> {
 /// SIGKILL after `grace`, each through a pidfd (see [`stray`]). Used at teardown so a namespace
 /// never outlives a stray process, and by `labctl clean`.
 pub fn stop_pids_in_netns(netns: &str, grace: Duration) -> Result<usize> {
-    stray::stop_in_netns(netns, grace)
+    stray::stop_in_netns(netns, rustix::process::Signal::TERM, grace)
+}
+
+/// [`stop_pids_in_netns`] with another first signal, by name (`TERM`, `INT`, `HUP`, `QUIT`,
+/// `USR1`, `USR2`; anything else is SIGTERM).
+pub fn stop_pids_in_netns_with(netns: &str, signal: &str, grace: Duration) -> Result<usize> {
+    use rustix::process::Signal;
+    let signal = match signal {
+        "INT" => Signal::INT,
+        "HUP" => Signal::HUP,
+        "QUIT" => Signal::QUIT,
+        "USR1" => Signal::USR1,
+        "USR2" => Signal::USR2,
+        _ => Signal::TERM,
+    };
+    stray::stop_in_netns(netns, signal, grace)
 }
 
 #[cfg(test)]

@@ -39,9 +39,9 @@ impl Held {
     }
 }
 
-/// Stops the processes found in namespace `netns`: SIGTERM, then SIGKILL after `grace`.
+/// Stops the processes found in namespace `netns`: `signal`, then SIGKILL after `grace`.
 /// Returns how many were found.
-pub fn stop_in_netns(netns: &str, grace: Duration) -> Result<usize> {
+pub fn stop_in_netns(netns: &str, signal: Signal, grace: Duration) -> Result<usize> {
     if !crate::netns::exists(netns) {
         return Ok(0);
     }
@@ -51,7 +51,7 @@ pub fn stop_in_netns(netns: &str, grace: Duration) -> Result<usize> {
         .filter_map(|pid| Held::open(pid, ns_inode))
         .collect();
     for process in &held {
-        process.signal(Signal::TERM);
+        process.signal(signal);
     }
     let end = Instant::now() + grace;
     while Instant::now() < end && held.iter().any(|p| !p.exited()) {

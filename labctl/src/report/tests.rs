@@ -23,13 +23,14 @@ streams = [10, 40, 200]
 fn fixture_point(p: crate::scenario::Point) -> PointResult {
     let streams = u64::from(p.streams);
     let offered = streams * 600;
+    let socat = p.system.is_defined("socat");
     let (accepted, delivered_fraction, cpu) = match (p.system.kind, p.streams) {
         (SystemKind::RelaySingle | SystemKind::RelaySingle8mb, s) if s > 20 => {
             (20, 20.0 / f64::from(s), 2.0)
         }
-        (SystemKind::Socat, 200) => (200, 0.71, 20.0),
-        (SystemKind::Socat, _) => (p.streams, 1.0, 20.0),
-        (SystemKind::Kernel, _) => (p.streams, 1.0, 0.1),
+        (_, 200) if socat => (200, 0.71, 20.0),
+        _ if socat => (p.streams, 1.0, 20.0),
+        _ if p.system.is_defined("kernel") => (p.streams, 1.0, 0.1),
         (_, s) => (s, 1.0, 2.0),
     };
     let mut r = PointResult::empty(p.clone(), Status::Ok);
@@ -45,16 +46,8 @@ fn fixture_point(p: crate::scenario::Point) -> PointResult {
     if p.system.kind != SystemKind::Direct {
         r.usage = Some(Usage {
             cpu_s: cpu * r.delivered as f64 / 1e6,
-            peak_rss_kib: if p.system.kind == SystemKind::Socat {
-                4700 * streams
-            } else {
-                9000
-            },
-            processes: if p.system.kind == SystemKind::Socat {
-                p.streams
-            } else {
-                1
-            },
+            peak_rss_kib: if socat { 4700 * streams } else { 9000 },
+            processes: if socat { p.streams } else { 1 },
             fds: 12,
         });
     }
@@ -193,7 +186,7 @@ fn findings_report_a_skipped_system_with_its_reason() {
     for p in r
         .points
         .iter_mut()
-        .filter(|p| p.point.system.kind == SystemKind::Socat)
+        .filter(|p| p.point.system.is_defined("socat"))
     {
         *p = PointResult::empty(
             p.point.clone(),
@@ -326,7 +319,7 @@ fn a_generator_bound_point_is_named_and_never_counted_as_delivered() {
     let mut r = fixture();
     for p in &mut r.points {
         // TEST FIXTURE: asked 200 x 200 = 40k pps; for socat the sender managed 10k.
-        let short = p.point.streams == 200 && p.point.system.kind == SystemKind::Socat;
+        let short = p.point.streams == 200 && p.point.system.is_defined("socat");
         p.sent_pps = Some(if short { 10_000.0 } else { p.point.total_pps() });
         if short {
             p.delivered = p.offered;
@@ -418,7 +411,7 @@ fn cross_check_mismatches_are_reported() {
             sender_sent: p.offered,
             ..Default::default()
         };
-        if p.point.system.kind == SystemKind::Kernel && p.point.streams == 40 {
+        if p.point.system.is_defined("kernel") && p.point.streams == 40 {
             c.max_mismatch = 0.02;
             c.mismatches.push("fixture mismatch".into());
         }
@@ -439,16 +432,12 @@ fn join_delay_is_a_finding_and_a_table_cell() {
     for p in r.points.iter_mut() {
         p.join_delay_ms = None;
         p.join_delay_max_ms = None;
-        match p.point.system.kind {
-            SystemKind::RelayPool => {
-                p.join_delay_ms = Some(f64::from(p.point.streams) / 10.0);
-                p.join_delay_max_ms = Some(f64::from(p.point.streams) / 5.0);
-            }
-            SystemKind::Socat => {
-                p.join_delay_ms = Some(20.0);
-                p.join_delay_max_ms = Some(30.0);
-            }
-            _ => {}
+        if p.point.system.kind == SystemKind::RelayPool {
+            p.join_delay_ms = Some(f64::from(p.point.streams) / 10.0);
+            p.join_delay_max_ms = Some(f64::from(p.point.streams) / 5.0);
+        } else if p.point.system.is_defined("socat") {
+            p.join_delay_ms = Some(20.0);
+            p.join_delay_max_ms = Some(30.0);
         }
     }
     r.refresh_aggregates();

@@ -99,11 +99,13 @@ fn run_placed(
         file.update(|r| r.isolation.ceilings = ceilings)?;
     }
     let ceilings = file.snapshot().isolation.ceilings;
+    let definitions = point::load_definitions(scenario)?;
     let bench = point::Bench {
         scenario,
         placement,
         ceilings: &ceilings,
         build_paths: &opts.build_paths,
+        definitions: &definitions,
     };
     measure_points(&bench, &file, opts.quiet)?;
     file.update(|r| r.finished = Some(now_rfc3339()))?;

@@ -7,6 +7,7 @@ use super::join_delay;
 use super::sample::Sampler;
 use super::traffic::{self, Traffic};
 use super::zero_loss;
+use crate::definition::Definition;
 use crate::placement::Placement;
 use crate::process::loadgen::SendRate;
 use crate::results::{Ceiling, PointResult, Status};
@@ -16,6 +17,7 @@ use crate::topology::{Role, Template, Topology, TopologyOptions};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Sinks stop by themselves after this long without packets (once traffic started): a fallback,
@@ -25,8 +27,8 @@ const SINK_IDLE: Duration = Duration::from_secs(5);
 /// Prefix of the note that names a point's topology run id.
 pub const TOPOLOGY_NOTE: &str = "topology run id ";
 
-/// What every point of a sweep shares: the scenario, the CPU placement, the measured ceilings
-/// and the relay builds given on the command line.
+/// What every point of a sweep shares: the scenario, the CPU placement, the measured ceilings,
+/// the relay builds given on the command line and the loaded system definitions.
 #[derive(Debug, Clone, Copy)]
 pub struct Bench<'a> {
     pub scenario: &'a Scenario,
@@ -34,12 +36,35 @@ pub struct Bench<'a> {
     pub ceilings: &'a [Ceiling],
     /// `labctl run --build NAME=PATH`: relay binaries that override `[builds.NAME] relay`.
     pub build_paths: &'a BTreeMap<String, PathBuf>,
+    /// Definitions of the scenario's defined systems, by the name the scenario gives.
+    pub definitions: &'a Definitions,
+}
+
+/// Loaded definitions by name.
+pub type Definitions = BTreeMap<String, Arc<Definition>>;
+
+/// Loads the definition of every defined system of `scenario`.
+pub fn load_definitions(scenario: &Scenario) -> Result<Definitions> {
+    let mut out = Definitions::new();
+    for name in scenario
+        .systems
+        .iter()
+        .filter_map(|s| s.definition.as_deref())
+    {
+        out.insert(name.to_owned(), Arc::new(Definition::find(name)?));
+    }
+    Ok(out)
 }
 
 impl<'a> Bench<'a> {
     /// What to start for `point`'s system: its kind and, for a relay build, binary and args.
     pub fn system_spec(&self, point: &Point) -> SystemSpec {
         let mut spec = SystemSpec::of(point.system.kind);
+        spec.definition = point
+            .system
+            .definition
+            .as_ref()
+            .and_then(|name| self.definitions.get(name).cloned());
         if let Some(name) = &point.system.build {
             let build = self.scenario.build_of(&point.system);
             spec.relay_binary = self
@@ -125,13 +150,12 @@ impl From<anyhow::Error> for Outcome {
 }
 
 fn measure_inner(bench: &Bench<'_>, point: &Point) -> Result<PointResult, Outcome> {
-    // Skip before building anything when a tool is missing.
-    match point.system.kind {
-        SystemKind::Socat => systems::find_tool("socat", "socat").map(drop),
-        SystemKind::Kernel => systems::find_tool("smcrouted", "smcroute").map(drop),
-        _ => Ok(()),
-    }
-    .map_err(|e| Outcome::Skipped(e.to_string()))?;
+    // Skip before building anything when a tool is missing or the system cannot do the point.
+    let spec = bench.system_spec(point);
+    systems::preflight(&spec, point.fanout).map_err(|e| match e {
+        StartError::Skip(reason) => Outcome::Skipped(reason),
+        StartError::Failed(e) => Outcome::Failed(e),
+    })?;
 
     let scenario = bench.scenario;
     let template = template_of(scenario, point)?;
@@ -140,7 +164,7 @@ fn measure_inner(bench: &Bench<'_>, point: &Point) -> Result<PointResult, Outcom
         for (k, v) in scenario
             .sysctls_for(&point.variant)
             .into_iter()
-            .chain(systems::required_sysctls(point.system.kind))
+            .chain(systems::required_sysctls(&spec))
         {
             opts.sysctls.push((Role::Relay, k, v));
         }
@@ -165,9 +189,13 @@ fn with_topology(
     point: &Point,
     topology: &Topology,
 ) -> Result<PointResult, Outcome> {
+    let spec = bench.system_spec(point);
     let mut layout = Layout::new(point.system.kind, topology, point.streams, point.fanout);
     layout.system_placement = bench.placement.system.clone();
-    let mut system = match systems::start(&bench.system_spec(point), &layout) {
+    if let Some(def) = &spec.definition {
+        layout.same_group = !def.can().rename;
+    }
+    let mut system = match systems::start(&spec, &layout) {
         Ok(s) => s,
         Err(StartError::Skip(reason)) => return Err(Outcome::Skipped(reason)),
         Err(StartError::Failed(e)) => {
@@ -219,12 +247,15 @@ fn install_rules(
     probe_only: bool,
     result: &mut PointResult,
 ) -> Result<()> {
-    let timed =
-        if probe_only || !bench.scenario.join_delay || point.system.kind == SystemKind::Direct {
-            point.streams..point.streams
-        } else {
-            join_delay::sample(point.streams)
-        };
+    let timed = if probe_only
+        || !bench.scenario.join_delay
+        || point.system.kind == SystemKind::Direct
+        || !system.can_add_live()
+    {
+        point.streams..point.streams
+    } else {
+        join_delay::sample(point.streams)
+    };
     system
         .install(layout, 0..timed.start, false)
         .context("installing the rules")?;

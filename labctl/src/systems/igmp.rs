@@ -10,6 +10,16 @@ pub fn joined_groups(pid: u32, ifname: &str) -> std::io::Result<HashSet<Ipv4Addr
     Ok(parse(&text, ifname))
 }
 
+/// Groups joined on interface `ifname` in namespace `netns`, read from a thread inside it
+/// (works when no process lives in the namespace).
+pub fn joined_in_netns(netns: &str, ifname: &str) -> anyhow::Result<HashSet<Ipv4Addr>> {
+    let ifname = ifname.to_owned();
+    crate::netns::run_in_netns(netns, move || {
+        let text = std::fs::read_to_string("/proc/thread-self/net/igmp")?;
+        Ok(parse(&text, &ifname))
+    })
+}
+
 /// Parses `/proc/net/igmp`: a device line `IDX DEV : COUNT QUERIER` followed by group lines
 /// `GROUP USERS TIMER REPORTER`, the group as the in-memory (network order) u32 in hex.
 fn parse(text: &str, ifname: &str) -> HashSet<Ipv4Addr> {

@@ -1,21 +1,23 @@
 //! Systems under test: what runs in the relay namespace and forwards the input groups.
 //!
-//! [`start`] brings a [`SystemKind`] up on a built topology with no rules yet and returns a
+//! [`start`] brings a system up on a built topology with no rules yet and returns a
 //! [`Running`] system: its processes by PID (for /proc sampling). [`Running::install`] then adds
 //! the forwarding rules of a range of input streams (one at a time, so the first refused
 //! membership is the system's capacity, and optionally stamped with CLOCK_MONOTONIC for the
 //! join delay), and [`Running::capacity`] waits for the memberships and reports what was
-//! refused. A missing tool (socat, smcroute) is a [`StartError::Skip`], not a failure.
+//! refused. This project's relay is built in ([`relay`]); every other system - socat, kernel
+//! routing, anyone's relay - comes from a definition file ([`defined`], `systems/*.toml`). A
+//! missing tool of a shipped definition is a [`StartError::Skip`], not a failure.
 //!
 //! Addresses follow docs/interfaces.md: input i is 239.1.0.1 + i, output k of input i is
-//! 239.(2+k).0.1 + i on port 5000 + k ([`Layout`]). The kernel cannot rename: its outputs keep
-//! the input group and port.
+//! 239.(2+k).0.1 + i on port 5000 + k ([`Layout`]). A system that cannot rename (the kernel)
+//! keeps the input group and port on every output.
 
+mod defined;
 mod igmp;
-mod kernel;
 mod relay;
-mod socat;
 
+use crate::definition::Definition;
 use crate::process::{ProcessPlacement, Spawned};
 use crate::results::Capacity;
 use crate::scenario::SystemKind;
@@ -24,6 +26,7 @@ use anyhow::Result;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use igmp::joined_groups;
@@ -58,6 +61,8 @@ pub struct Layout {
 
 impl Layout {
     /// The layout of `system` on `topology` for `streams` inputs x `fanout` outputs.
+    /// `same_group`: outputs keep the input group (`direct`, systems that cannot rename) is
+    /// decided by the caller for defined systems; built-ins rename, `direct` does not.
     pub fn new(system: SystemKind, topology: &Topology, streams: u32, fanout: u32) -> Layout {
         Layout {
             streams,
@@ -67,7 +72,7 @@ impl Layout {
             relay_out: topology.relay_out().to_vec(),
             generator: topology.generator().clone(),
             sinks: topology.sinks().to_vec(),
-            same_group: matches!(system, SystemKind::Kernel | SystemKind::Direct),
+            same_group: system == SystemKind::Direct,
             system_placement: ProcessPlacement::default(),
         }
     }
@@ -142,8 +147,7 @@ enum Installer {
     /// `direct`: nothing to install.
     Nothing,
     Relay(relay::Installer),
-    Socat(socat::Installer),
-    Kernel(kernel::Installer),
+    Defined(Box<defined::Installer>),
 }
 
 /// One rule add, stamped: input stream index and CLOCK_MONOTONIC nanoseconds just before the
@@ -157,7 +161,19 @@ pub struct RuleAdd {
 impl Running {
     /// PIDs of the system's processes (for /proc sampling).
     pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(Spawned::pid).collect()
+        match &self.installer {
+            Installer::Defined(d) => d.pids(),
+            _ => self.children.iter().map(Spawned::pid).collect(),
+        }
+    }
+
+    /// True when rules can be added one at a time while the system runs (the join delay is
+    /// measured only then).
+    pub fn can_add_live(&self) -> bool {
+        match &self.installer {
+            Installer::Defined(d) => d.can_add_live(),
+            _ => true,
+        }
     }
 
     /// Installs the rules of the inputs in `range`, one at a time, in order. With `timed`, every
@@ -173,16 +189,16 @@ impl Running {
         match &mut self.installer {
             Installer::Nothing => Ok(Vec::new()),
             Installer::Relay(r) => r.install(layout, range),
-            Installer::Socat(s) => s.install(layout, range, &mut self.children),
-            Installer::Kernel(k) => k.install(layout, range, timed),
+            Installer::Defined(d) => d.install(layout, range, timed, &mut self.children),
         }
     }
 
-    /// Adds (`add`) or removes the rule of input `i` at run time; only this project's relay can.
+    /// Adds (`add`) or removes the rule of input `i` at run time.
     pub fn change_rule(&mut self, layout: &Layout, i: u32, add: bool) -> Result<()> {
         match &mut self.installer {
             Installer::Relay(r) => r.change(layout, i, add),
-            _ => anyhow::bail!("{} cannot change rules at run time here", self.kind),
+            Installer::Defined(d) => d.change(layout, i, add, &mut self.children),
+            Installer::Nothing => anyhow::bail!("{} has no rules", self.kind),
         }
     }
 
@@ -192,8 +208,7 @@ impl Running {
         let capacity = match &self.installer {
             Installer::Nothing => return Ok(None),
             Installer::Relay(r) => r.capacity(layout),
-            Installer::Socat(s) => s.capacity(layout, &self.children)?,
-            Installer::Kernel(k) => k.capacity(layout, &self.children)?,
+            Installer::Defined(d) => d.capacity(layout, &self.children)?,
         };
         Ok(Some(capacity))
     }
@@ -202,8 +217,12 @@ impl Running {
     /// description of the processes that had died before the stop, if any.
     pub fn stop(self) -> Option<String> {
         let mut dead = Vec::new();
+        if let Installer::Defined(d) = &self.installer {
+            dead = d.died(&self.children);
+            d.stop_all();
+        }
         for child in &self.children {
-            if !child.is_running() {
+            if !child.is_running() && !matches!(self.installer, Installer::Defined(_)) {
                 dead.push(format!(
                     "PID {} exited early: {}",
                     child.pid(),
@@ -227,14 +246,16 @@ impl Running {
 }
 
 /// What to start: a kind and, for this project's relay, the binary and extra arguments of a
-/// named build (`relay/pool@NAME`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// named build (`relay/pool@NAME`); for a defined system, its definition.
+#[derive(Debug, Clone)]
 pub struct SystemSpec {
     pub kind: SystemKind,
     /// The relay binary; `None` = the current build (`binaries::locate("relay")`).
     pub relay_binary: Option<PathBuf>,
     /// Extra `relay run` arguments.
     pub relay_args: Vec<String>,
+    /// With [`SystemKind::Defined`]: the loaded definition.
+    pub definition: Option<Arc<Definition>>,
 }
 
 impl SystemSpec {
@@ -244,6 +265,7 @@ impl SystemSpec {
             kind,
             relay_binary: None,
             relay_args: Vec::new(),
+            definition: None,
         }
     }
 }
@@ -262,8 +284,12 @@ pub fn start(spec: &SystemSpec, layout: &Layout) -> Result<Running, StartError> 
         SystemKind::RelayPool | SystemKind::RelaySingle | SystemKind::RelaySingle8mb => {
             relay::start(spec, layout)
         }
-        SystemKind::Socat => socat::start(layout),
-        SystemKind::Kernel => kernel::start(layout),
+        SystemKind::Defined => match &spec.definition {
+            Some(def) => defined::start(def, layout),
+            None => Err(StartError::Failed(anyhow::anyhow!(
+                "a defined system needs its definition"
+            ))),
+        },
     }
 }
 
@@ -274,26 +300,11 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Sysctls a system needs in the relay namespace (on top of the scenario's).
-pub fn required_sysctls(kind: SystemKind) -> Vec<(String, String)> {
-    match kind {
-        SystemKind::Kernel => vec![("net.ipv4.ip_forward".to_owned(), "1".to_owned())],
-        _ => Vec::new(),
-    }
-}
-
-/// Path of an external tool on PATH, or a skip reason saying how to install it.
-pub fn find_tool(name: &str, package: &str) -> Result<PathBuf, StartError> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            StartError::Skip(format!(
-                "{name} is not installed (apt-get install {package})"
-            ))
-        })
+pub fn required_sysctls(spec: &SystemSpec) -> Vec<(String, String)> {
+    spec.definition
+        .as_ref()
+        .map(|d| d.sysctls().clone().into_iter().collect())
+        .unwrap_or_default()
 }
 
 /// Capacity from the joined set: the first input group (in order) that is not joined.
@@ -321,6 +332,18 @@ fn stderr_suffix(child: &Spawned) -> String {
         Some(line) if !line.trim().is_empty() => format!(": {}", line.trim()),
         _ => String::new(),
     }
+}
+
+/// Checks made before a point builds anything: a defined system's required programs are
+/// installed and it can do the point's fan-out. `Skip` says why the point is not measured.
+pub fn preflight(spec: &SystemSpec, fanout: u32) -> Result<(), StartError> {
+    let Some(def) = &spec.definition else {
+        return Ok(());
+    };
+    if let Some(refusal) = def.refusal(fanout) {
+        return Err(StartError::Skip(refusal));
+    }
+    defined::check_requirements(def)
 }
 
 /// errno guessed from a tool's error text (socat, smcroutectl print strerror()).

@@ -292,6 +292,6 @@ mod tests {
             args(SystemKind::RelaySingle8mb),
             ("single".into(), Some("8M"))
         );
-        assert!(membership_of(SystemKind::Socat).is_err());
+        assert!(membership_of(SystemKind::Defined).is_err());
     }
 }
