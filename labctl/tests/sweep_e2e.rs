@@ -14,11 +14,13 @@ use std::path::Path;
 fn measure(scenario: &Scenario, p: &Point) -> PointResult {
     let placement = Placement::detect(scenario.isolation);
     let builds = BTreeMap::new();
+    let definitions = point::load_definitions(scenario).expect("the scenario's definitions");
     let bench = point::Bench {
         scenario,
         placement: &placement,
         ceilings: &[],
         build_paths: &builds,
+        definitions: &definitions,
     };
     point::measure(&bench, p)
 }
@@ -95,7 +97,7 @@ topology = "snooping"
                     let c = capacity.expect("capacity");
                     assert_eq!((c.first_refused, c.accepted), (None, 30), "{p}: {c:?}");
                     let usage = r.usage.expect("usage of the system's processes");
-                    let expected_processes = if other == SystemKind::Socat { 30 } else { 1 };
+                    let expected_processes = if p.system.is_defined("socat") { 30 } else { 1 };
                     assert_eq!(usage.processes, expected_processes, "{p}");
                     assert!(usage.peak_rss_kib > 0, "{p}");
                     // Join delay: real (behind the snooping bridge), ordered, and bounded by

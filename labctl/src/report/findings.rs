@@ -13,6 +13,7 @@ pub fn findings(r: &Results) -> Vec<String> {
     let mut out = Vec::new();
     out.extend(isolation(r));
     out.extend(skipped(r));
+    out.extend(super::snooping::silent_behind_snooping(r));
     out.extend(headline(r));
     out.extend(capacity(r));
     out.extend(eight_megabytes(r));

@@ -6,6 +6,7 @@
 
 pub mod charts;
 pub mod findings;
+mod snooping;
 
 use crate::results::{Aggregate, Results, Stat};
 use crate::scenario::System;

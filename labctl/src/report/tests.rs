@@ -457,3 +457,44 @@ fn join_delay_is_a_finding_and_a_table_cell() {
         "the data table shows median / worst"
     );
 }
+
+#[test]
+fn a_system_silent_behind_the_snooping_switch_is_asked_whether_it_joins() {
+    let mut r = fixture();
+    r.scenario.definition.topology = crate::scenario::TopologyKind::Snooping;
+    assert!(
+        !has(&findings::findings(&r), "delivered nothing behind"),
+        "every system delivers in the fixture"
+    );
+    for p in r
+        .points
+        .iter_mut()
+        .filter(|p| p.point.system.is_defined("kernel"))
+    {
+        // TEST FIXTURE: a kernel that never joined its input groups.
+        p.delivered = 0;
+        p.lost = p.offered;
+        p.capacity = Some(Capacity {
+            tried: p.point.streams,
+            accepted: 0,
+            first_refused: Some(0),
+            refused_group: Some("239.1.0.1".into()),
+            errno: None,
+            error: None,
+        });
+        p.derive();
+    }
+    r.refresh_aggregates();
+    let f = findings::findings(&r);
+    assert!(
+        has(
+            &f,
+            "kernel delivered nothing behind the IGMP-snooping switch: does it join its input groups? It joined 0 of 10 input groups"
+        ),
+        "{f:#?}"
+    );
+    assert!(!has(&f, "socat delivered nothing"), "{f:#?}");
+    // The same silence on plain links is not this finding.
+    r.scenario.definition.topology = crate::scenario::TopologyKind::Chain;
+    assert!(!has(&findings::findings(&r), "delivered nothing behind"));
+}

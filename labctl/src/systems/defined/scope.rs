@@ -37,7 +37,10 @@ impl Values {
             "fan-out {} needs as many egress links",
             layout.fanout
         );
-        let bin_dir = std::env::current_exe()
+        // Where this build's relay and loadgen are (labctl's own directory when they are not
+        // found: `binaries::locate` explains that case when they are needed).
+        let bin_dir = crate::binaries::locate("relay")
+            .or_else(|_| std::env::current_exe().map_err(anyhow::Error::from))
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_default();

@@ -1,0 +1,204 @@
+//! End-to-end tests of systems from definition files (root only; loud skip otherwise): a relay
+//! defined from scratch in a test definition is measured like a built-in, a relay that never
+//! joins is named behind the snooping switch, and a broken definition stops `labctl run` with a
+//! one-line error before anything is built. They need the release `relay` and `loadgen`
+//! binaries (`./lab test` builds them) and smcroute for the second test.
+
+use labctl::placement::Placement;
+use labctl::report::findings;
+use labctl::results::{Environment, PointResult, Results, Status};
+use labctl::scenario::Scenario;
+use labctl::sweep::point;
+use labctl::testing::{lab_namespaces, namespaces_of, require_root};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The tests of this file run one at a time: each checks that it leaves no namespace behind,
+/// which another test's topology would confuse.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Measures every point of `scenario` the way a sweep does (no ceiling) and returns the results
+/// with their aggregates; checks that no namespace is left behind.
+fn measure_all(scenario: &Scenario) -> Results {
+    let placement = Placement::detect(scenario.isolation);
+    let builds = BTreeMap::new();
+    let definitions = point::load_definitions(scenario).expect("definitions load");
+    let bench = point::Bench {
+        scenario,
+        placement: &placement,
+        ceilings: &[],
+        build_paths: &builds,
+        definitions: &definitions,
+    };
+    let mut results = Results::new(scenario, Path::new("t.toml"), Environment::default());
+    for p in scenario.points() {
+        let r = point::measure(&bench, &p);
+        eprintln!(
+            "{p}: {:?} delivered {:?} % capacity {:?} notes {:?}",
+            r.status, r.delivered_pct, r.capacity, r.notes
+        );
+        results.points.push(r);
+    }
+    results.refresh_aggregates();
+    for p in &results.points {
+        let run_id = p
+            .notes
+            .iter()
+            .find_map(|n| n.strip_prefix(point::TOPOLOGY_NOTE))
+            .and_then(|n| n.split_whitespace().next())
+            .expect("the point names its topology");
+        let left = namespaces_of(run_id);
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+    results
+}
+
+fn point_at(r: &Results, fanout: u32) -> &PointResult {
+    r.points
+        .iter()
+        .find(|p| p.point.fanout == fanout)
+        .expect("the point")
+}
+
+#[test]
+fn a_relay_defined_from_scratch_is_measured_like_a_built_in() {
+    if !require_root("a_relay_defined_from_scratch_is_measured_like_a_built_in") {
+        return;
+    }
+    let _serial = serial();
+    let text = format!(
+        "name = \"defined-e2e\"\nsystems = [\"{}\"]\nstreams = [6]\nfanout = [1, 3]\nrate_pps = [100.0]\nduration_s = 1.0\ntopology = \"snooping\"\n",
+        data("relay-defined.toml")
+    );
+    let scenario = Scenario::parse(&text, Path::new("defined-e2e.toml")).unwrap();
+    let r = measure_all(&scenario);
+    for fanout in [1, 3] {
+        let p = point_at(&r, fanout);
+        assert_eq!(p.status, Status::Ok, "fan-out {fanout}: {:?}", p.notes);
+        assert_eq!(p.delivered_pct, Some(100.0), "fan-out {fanout}");
+        assert_eq!(p.offered, 6 * 100 * u64::from(fanout), "fan-out {fanout}");
+        let capacity = p
+            .capacity
+            .clone()
+            .expect("capacity from the namespace's joins");
+        assert_eq!((capacity.accepted, capacity.first_refused), (6, None));
+        let usage = p.usage.expect("the relay's processes were sampled");
+        assert_eq!(
+            usage.processes, 1,
+            "one relay daemon (the rule commands ended)"
+        );
+        assert!(usage.peak_rss_kib > 0);
+        let median = p.join_delay_ms.expect("rules added one by one are timed");
+        assert!(median > 0.0 && median < 3000.0, "{median}");
+        assert!(
+            p.notes.iter().any(|n| n.contains("version: relay 0.1")),
+            "{:?}",
+            p.notes
+        );
+    }
+}
+
+#[test]
+fn a_relay_that_never_joins_is_named_behind_the_snooping_switch() {
+    if !require_root("a_relay_that_never_joins_is_named_behind_the_snooping_switch") {
+        return;
+    }
+    let _serial = serial();
+    let text = format!(
+        "name = \"nojoin-e2e\"\nsystems = [\"{}\"]\nstreams = [3]\nfanout = [1, 2]\nrate_pps = [100.0]\nduration_s = 1.0\ntopology = \"snooping\"\njoin_delay = false\n",
+        data("kernel-nojoin.toml")
+    );
+    let scenario = Scenario::parse(&text, Path::new("nojoin-e2e.toml")).unwrap();
+    let r = measure_all(&scenario);
+    if r.points
+        .iter()
+        .any(|p| matches!(p.status, Status::Skipped { .. }))
+    {
+        eprintln!("SKIPPED (smcroute is not installed: ./lab setup): nojoin");
+        return;
+    }
+    // Fan-out 1 runs behind the snooping bridge; fan-out 2 on plain veths.
+    let behind = point_at(&r, 1);
+    assert_eq!(behind.delivered, 0, "{:?}", behind.notes);
+    assert!(behind.offered > 0);
+    assert_eq!(behind.capacity.as_ref().map(|c| c.accepted), Some(0));
+    let plain = point_at(&r, 2);
+    assert_eq!(plain.delivered_pct, Some(100.0), "{:?}", plain.notes);
+    let f = findings::findings(&r);
+    let expected = format!(
+        "{} delivered nothing behind the IGMP-snooping switch, while it delivered on plain links: does it join its input groups? It joined 0 of 3 input groups",
+        data("kernel-nojoin.toml")
+    );
+    assert!(f.iter().any(|l| l.contains(&expected)), "{f:#?}");
+}
+
+fn labctl() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_labctl"))
+}
+
+#[test]
+fn a_broken_definition_stops_the_run_with_one_line_before_anything_is_built() {
+    if !require_root("a_broken_definition_stops_the_run_with_one_line_before_anything_is_built") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[start]\ncommand = \"r\"\n[rules]\nadd = [\"ctl {{ input.grop }}\"]\n",
+            "field `rules.add[0]`: unknown placeholder `input.grop`",
+        ),
+        (
+            "[rules]\nadd = [\"ctl\"]\n",
+            "field `start.command`: missing",
+        ),
+        (
+            "[start]\ncommand = \"r\"\n[rules.config]\npath = \"p\"\ntemplate_file = \"missing.j2\"\napply = \"a\"\n",
+            "field `rules.config.template_file`: cannot read",
+        ),
+    ];
+    for (i, (definition, expected)) in cases.iter().enumerate() {
+        let def = dir.path().join(format!("broken{i}.toml"));
+        std::fs::write(&def, definition).unwrap();
+        let scenario = dir.path().join(format!("s{i}.toml"));
+        std::fs::write(
+            &scenario,
+            format!(
+                "name = \"broken\"\nsystems = [\"{}\"]\nstreams = [1]\n",
+                def.display()
+            ),
+        )
+        .unwrap();
+        let out = dir.path().join(format!("out{i}"));
+        let before = lab_namespaces();
+        let run = std::process::Command::new(labctl())
+            .arg("run")
+            .arg(&scenario)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            stderr.contains(&def.display().to_string()) && stderr.contains("system "),
+            "names the file and the system: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(!out.exists(), "nothing written for a broken definition");
+        assert_eq!(lab_namespaces(), before, "no namespace built");
+    }
+}
