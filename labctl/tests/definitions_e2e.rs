@@ -202,3 +202,37 @@ fn a_broken_definition_stops_the_run_with_one_line_before_anything_is_built() {
         assert_eq!(lab_namespaces(), before, "no namespace built");
     }
 }
+
+#[test]
+fn a_build_that_is_not_an_executable_stops_the_run_with_one_line() {
+    if !require_root("a_build_that_is_not_an_executable_stops_the_run_with_one_line") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let not_executable = dir.path().join("relay");
+    std::fs::write(&not_executable, "not a program").unwrap();
+    let scenario = dir.path().join("b.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"b\"\nsystems = [\"relay/pool@x\"]\nstreams = [1]\n[builds.x]\nrelay = \"{}\"\n",
+            not_executable.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    for extra in [None, Some(format!("x={}", not_executable.display()))] {
+        let mut cmd = std::process::Command::new(labctl());
+        cmd.arg("run").arg(&scenario).arg("--out").arg(&out);
+        if let Some(build) = &extra {
+            cmd.arg("--build").arg(build);
+        }
+        let run = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{stderr}");
+        assert!(stderr.contains("not an executable file"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(!out.exists(), "nothing written");
+    }
+}

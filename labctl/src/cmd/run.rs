@@ -31,6 +31,36 @@ fn parse_build(text: &str) -> Result<(String, PathBuf), String> {
     Ok((name.to_owned(), PathBuf::from(path)))
 }
 
+/// Every build a system names must have an executable relay: from `--build NAME=PATH`, else
+/// from `[builds.NAME] relay` (none there = the current build).
+fn check_build_binaries(
+    scenario: &Scenario,
+    path: &std::path::Path,
+    given: &[(String, PathBuf)],
+) -> anyhow::Result<()> {
+    for system in &scenario.systems {
+        let Some(name) = &system.build else { continue };
+        let from_cli = given.iter().find(|(n, _)| n == name).map(|(_, p)| p);
+        let (binary, source) = match (from_cli, scenario.build_of(system)) {
+            (Some(p), _) => (p, format!("--build {name}=...")),
+            (None, Some(b)) => match &b.relay {
+                Some(p) => (
+                    p,
+                    format!("{}: field `builds.{name}.relay`", path.display()),
+                ),
+                None => continue,
+            },
+            (None, None) => continue,
+        };
+        anyhow::ensure!(
+            labctl::binaries::is_executable(binary),
+            "{source}: system {system}: relay binary {} is not an executable file",
+            binary.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn exec(args: Args) -> anyhow::Result<()> {
     let path = Scenario::resolve(&args.scenario)?;
     let scenario = Scenario::load(&path)?;
@@ -51,11 +81,12 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
             }
         );
         anyhow::ensure!(
-            binary.is_file(),
-            "--build {name}={}: no such file",
+            labctl::binaries::is_executable(binary),
+            "--build {name}={}: not an executable file",
             binary.display()
         );
     }
+    check_build_binaries(&scenario, &path, &args.builds)?;
     let points = scenario.points().len();
     if !args.quiet {
         eprintln!(

@@ -1,6 +1,7 @@
 //! Running a definition's commands in the relay namespace: rendered argv, the definition's
 //! environment and working directory, the system's CPUs, a deadline for commands that must end.
 
+use crate::binaries;
 use crate::definition::Definition;
 use crate::process::{ProcessPlacement, SpawnOptions, Spawned, spawn_in_netns};
 use anyhow::{Context, Result, bail};
@@ -80,19 +81,14 @@ pub fn field_error(def: &Definition, field: &str, message: &str) -> anyhow::Erro
 pub fn find_program(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         let path = Path::new(program);
-        return is_executable(path).then(|| path.to_path_buf());
+        return binaries::is_executable(path).then(|| path.to_path_buf());
     }
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .map(|dir| dir.join(program))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .find(|p| binaries::is_executable(p))
 }
 
 /// The last non-empty lines of a process's output, for error messages (at most 3 lines).
