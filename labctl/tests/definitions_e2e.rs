@@ -52,7 +52,9 @@ fn measure_all(scenario: &Scenario) -> Results {
         results.points.push(r);
     }
     results.refresh_aggregates();
-    for p in &results.points {
+    // A measured point names its topology; none of its namespaces may be left. (A point that
+    // failed before it was measured names none: the sweep tests check that teardown.)
+    for p in results.points.iter().filter(|p| p.status.is_measured()) {
         let run_id = p
             .notes
             .iter()
@@ -234,5 +236,41 @@ fn a_build_that_is_not_an_executable_stops_the_run_with_one_line() {
         assert!(stderr.contains("not an executable file"), "{stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
         assert!(!out.exists(), "nothing written");
+    }
+}
+
+#[test]
+fn a_system_that_dies_at_start_or_is_never_ready_fails_its_point_with_the_reason() {
+    if !require_root(
+        "a_system_that_dies_at_start_or_is_never_ready_fails_its_point_with_the_reason",
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[start]\ncommand = \"sh -c 'echo cannot bind the control socket >&2; exit 3'\"\n[rules]\nadd = [\"true\"]\n",
+            "exited at start (exit status: 3): cannot bind the control socket",
+        ),
+        (
+            "[start]\ncommand = \"sleep 30\"\n[ready]\ncommand = \"sh -c 'echo still starting; exit 1'\"\ndeadline_s = 1\n[rules]\nadd = [\"true\"]\n",
+            "field `ready`: not ready within 1s (last check said: still starting)",
+        ),
+    ];
+    for (i, (definition, expected)) in cases.iter().enumerate() {
+        let def = dir.path().join(format!("failing{i}.toml"));
+        std::fs::write(&def, definition).unwrap();
+        let text = format!(
+            "name = \"failing\"\nsystems = [\"{}\"]\nstreams = [1]\nrate_pps = [100.0]\nduration_s = 0.5\njoin_delay = false\n",
+            def.display()
+        );
+        let scenario = Scenario::parse(&text, Path::new("failing.toml")).unwrap();
+        let r = measure_all(&scenario);
+        let reason = match &r.points[0].status {
+            Status::Failed { reason } => reason.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(reason.contains(expected), "{reason}");
     }
 }
