@@ -274,3 +274,39 @@ fn a_system_that_dies_at_start_or_is_never_ready_fails_its_point_with_the_reason
         assert!(reason.contains(expected), "{reason}");
     }
 }
+
+#[test]
+fn a_defined_relay_removes_and_re_adds_a_rule_at_run_time() {
+    if !require_root("a_defined_relay_removes_and_re_adds_a_rule_at_run_time") {
+        return;
+    }
+    let _serial = serial();
+    use labctl::definition::Definition;
+    use labctl::scenario::{System, SystemKind};
+    use labctl::systems::{self, Layout, SystemSpec};
+    let name = data("relay-defined.toml");
+    let definition = std::sync::Arc::new(Definition::find(&name).expect("the test definition"));
+    labctl::testing::with_topology(labctl::topology::Template::Chain, |topology| {
+        let layout = Layout::new(SystemKind::Defined, topology, 3, 1);
+        let mut spec = SystemSpec::of(System::defined(&name).kind);
+        spec.definition = Some(definition.clone());
+        let mut system = systems::start(&spec, &layout).expect("the relay starts");
+        system.install(&layout, 0..3, false).expect("rules added");
+        let joined = |system: &mut systems::Running| {
+            system
+                .capacity(&layout)
+                .expect("capacity")
+                .expect("a system with rules has a capacity")
+                .accepted
+        };
+        assert_eq!(joined(&mut system), 3);
+        // Removing the last rule leaves its group (the relay's `remove` by exact rule text).
+        system.change_rule(&layout, 2, false).expect("rule removed");
+        assert_eq!(joined(&mut system), 2, "group 3 left after its rule went");
+        system
+            .change_rule(&layout, 2, true)
+            .expect("rule added again");
+        assert_eq!(joined(&mut system), 3);
+        assert_eq!(system.stop(), None, "no process died");
+    });
+}
