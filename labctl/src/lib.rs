@@ -9,8 +9,8 @@
 //! Modules depend one way, each only on modules listed before it (lowest first; checked by
 //! reading their `crate::` paths, tests aside):
 //!
-//! 1. [`names`], [`netns`], [`binaries`], [`stats`], [`privilege`], [`toml_location`]: no lab
-//!    module below them
+//! 1. [`names`], [`netns`], [`binaries`], [`stats`], [`privilege`], [`toml_location`],
+//!    [`shipped`]: no lab module below them
 //! 2. [`process`]: spawning in a namespace, placement of a process, scratch directories (uses
 //!    netns, binaries)
 //! 3. [`topology`]: building and tearing down topologies (uses names, netns, process, privilege)
@@ -37,6 +37,7 @@ pub mod netns;
 pub mod placement;
 pub mod privilege;
 pub mod process;
+pub mod shipped;
 pub mod testing;
 pub mod toml_location;
 pub mod topology;

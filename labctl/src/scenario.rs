@@ -596,21 +596,14 @@ impl Scenario {
         if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
             return Ok(as_path.to_path_buf());
         }
-        let candidates = scenario_dirs()
+        let candidates = crate::shipped::dirs(SCENARIO_DIR)
             .into_iter()
             .map(|dir| dir.join(format!("{name_or_path}.toml")))
             .collect::<Vec<_>>();
         if let Some(found) = candidates.iter().find(|p| p.is_file()) {
             return Ok(found.clone());
         }
-        let known = scenario_dirs()
-            .iter()
-            .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
-            .filter_map(|e| {
-                let p = e.path();
-                (p.extension()? == "toml").then(|| p.file_stem()?.to_str().map(str::to_owned))?
-            })
-            .collect::<std::collections::BTreeSet<_>>();
+        let known = crate::shipped::toml_names(SCENARIO_DIR);
         Err(ScenarioError::NotFound {
             name: name_or_path.to_owned(),
             tried: candidates
@@ -621,7 +614,7 @@ impl Scenario {
             known: if known.is_empty() {
                 "(none found)".to_owned()
             } else {
-                known.into_iter().collect::<Vec<_>>().join(", ")
+                known.join(", ")
             },
         })
     }
@@ -909,18 +902,6 @@ pub fn is_namespaced_sysctl(key: &str) -> bool {
         || key.starts_with("net.ipv6.")
         || key == "net.core.optmem_max"
         || key == "net.core.somaxconn"
-}
-
-fn scenario_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![PathBuf::from(SCENARIO_DIR)];
-    // The workspace root, as compiled in (labctl/..).
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(SCENARIO_DIR);
-    if workspace.is_dir() {
-        dirs.push(workspace);
-    }
-    dirs
 }
 
 fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> ScenarioError {

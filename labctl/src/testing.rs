@@ -2,6 +2,8 @@
 //! the root check that skips loudly, the leftover check, and a topology that is torn down and
 //! verified gone whether the test body passes or panics.
 
+use crate::results::PointResult;
+use crate::scenario::{Point, Scenario};
 use crate::topology::{Template, Topology, TopologyOptions};
 use std::collections::BTreeSet;
 
@@ -51,4 +53,21 @@ pub fn with_topology(template: Template, body: impl FnOnce(&Topology)) {
         panic!("topology {id} down: {err:#}");
     }
     assert!(left.is_empty(), "run {id} left namespaces behind: {left:?}");
+}
+
+/// Measures one point the way a sweep does (placement from the scenario, the scenario's system
+/// definitions, no ceiling, no relay builds from the command line).
+pub fn measure_point(scenario: &Scenario, point: &Point) -> PointResult {
+    let placement = crate::placement::Placement::detect(scenario.isolation);
+    let builds = std::collections::BTreeMap::new();
+    let definitions =
+        crate::sweep::point::load_definitions(scenario).expect("the scenario's definitions load");
+    let bench = crate::sweep::point::Bench {
+        scenario,
+        placement: &placement,
+        ceilings: &[],
+        build_paths: &builds,
+        definitions: &definitions,
+    };
+    crate::sweep::point::measure(&bench, point)
 }

@@ -4,13 +4,11 @@
 //! one-line error before anything is built. They need the release `relay` and `loadgen`
 //! binaries (`./lab test` builds them) and smcroute for the second test.
 
-use labctl::placement::Placement;
 use labctl::report::findings;
 use labctl::results::{Environment, PointResult, Results, Status};
 use labctl::scenario::Scenario;
 use labctl::sweep::point;
 use labctl::testing::{lab_namespaces, namespaces_of, require_root};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The tests of this file run one at a time: each checks that it leaves no namespace behind,
@@ -32,19 +30,9 @@ fn data(name: &str) -> String {
 /// Measures every point of `scenario` the way a sweep does (no ceiling) and returns the results
 /// with their aggregates; checks that no namespace is left behind.
 fn measure_all(scenario: &Scenario) -> Results {
-    let placement = Placement::detect(scenario.isolation);
-    let builds = BTreeMap::new();
-    let definitions = point::load_definitions(scenario).expect("definitions load");
-    let bench = point::Bench {
-        scenario,
-        placement: &placement,
-        ceilings: &[],
-        build_paths: &builds,
-        definitions: &definitions,
-    };
     let mut results = Results::new(scenario, Path::new("t.toml"), Environment::default());
     for p in scenario.points() {
-        let r = point::measure(&bench, &p);
+        let r = labctl::testing::measure_point(scenario, &p);
         eprintln!(
             "{p}: {:?} delivered {:?} % capacity {:?} notes {:?}",
             r.status, r.delivered_pct, r.capacity, r.notes

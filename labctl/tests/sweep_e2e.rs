@@ -3,26 +3,14 @@
 //! workspace's `cargo test`) and socat + smcroute installed (`./lab setup`). Each checks that no
 //! namespace of its own is left behind.
 
-use labctl::placement::Placement;
 use labctl::results::{PointResult, Results, Status};
 use labctl::scenario::{Point, Scenario, SystemKind};
 use labctl::sweep::{self, SweepOptions, point};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Measures one point the way a sweep does (placement from the scenario, no ceiling).
 fn measure(scenario: &Scenario, p: &Point) -> PointResult {
-    let placement = Placement::detect(scenario.isolation);
-    let builds = BTreeMap::new();
-    let definitions = point::load_definitions(scenario).expect("the scenario's definitions");
-    let bench = point::Bench {
-        scenario,
-        placement: &placement,
-        ceilings: &[],
-        build_paths: &builds,
-        definitions: &definitions,
-    };
-    point::measure(&bench, p)
+    labctl::testing::measure_point(scenario, p)
 }
 
 fn is_root(test: &str) -> bool {

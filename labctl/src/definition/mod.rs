@@ -178,7 +178,7 @@ pub fn resolve(name: &str) -> Result<PathBuf, DefinitionError> {
     if name.ends_with(".toml") || name.contains('/') {
         return Ok(PathBuf::from(name));
     }
-    let candidates: Vec<PathBuf> = system_dirs()
+    let candidates: Vec<PathBuf> = crate::shipped::dirs(SYSTEM_DIR)
         .into_iter()
         .map(|dir| dir.join(format!("{name}.toml")))
         .collect();
@@ -198,28 +198,7 @@ pub fn resolve(name: &str) -> Result<PathBuf, DefinitionError> {
 
 /// Names of the definitions found in the system directories (sorted).
 pub fn shipped_names() -> Vec<String> {
-    system_dirs()
-        .iter()
-        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
-        .filter_map(|e| {
-            let p = e.path();
-            (p.extension()? == "toml").then(|| p.file_stem()?.to_str().map(str::to_owned))?
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
-fn system_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![PathBuf::from(SYSTEM_DIR)];
-    // The workspace root, as compiled in (labctl/..).
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(SYSTEM_DIR);
-    if workspace.is_dir() {
-        dirs.push(workspace);
-    }
-    dirs
+    crate::shipped::toml_names(SYSTEM_DIR)
 }
 
 #[cfg(test)]
