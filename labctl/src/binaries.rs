@@ -44,7 +44,8 @@ pub fn locate(name: &str) -> Result<PathBuf> {
     )
 }
 
-fn is_executable(path: &Path) -> bool {
+/// True for an existing regular file with an execute bit.
+pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
