@@ -965,6 +965,7 @@ mod tests {
         assert_eq!(
             seen,
             [
+                "ab",
                 "ci",
                 "enobufs",
                 "fanout",

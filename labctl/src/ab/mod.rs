@@ -135,8 +135,16 @@ fn compare_point(results: &Results, a: &Aggregate, b: Option<&Aggregate>, noise:
     let scenario = &results.scenario.definition;
     let a_repeats = counted(results, a);
     let b_repeats = b.map(|b| counted(results, b)).unwrap_or_default();
+    // A metric the scenario does not measure (no zero-loss search) has no row.
+    let measured = |metric: AbMetric| {
+        a_repeats
+            .values()
+            .chain(b_repeats.values())
+            .any(|p| metric.value(p).is_some() || metric.unresolved(p).is_some())
+    };
     AbMetric::ALL
         .iter()
+        .filter(|&&metric| measured(metric) || a.measured() == 0)
         .map(|&metric| {
             let mut row = Row {
                 point: point_label(&a.key),

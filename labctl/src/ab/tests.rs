@@ -197,6 +197,22 @@ fn a_point_b_failed_is_not_judged() {
 }
 
 #[test]
+fn a_metric_the_scenario_does_not_measure_has_no_row() {
+    let mut r = run(STEADY, STEADY);
+    for p in r.points.iter_mut() {
+        p.zero_loss = None;
+    }
+    let report = compare(&r, DEFAULT_NOISE_FOR_TESTS);
+    assert_eq!(report.rows.len(), 2 * (AbMetric::ALL.len() - 1));
+    assert!(
+        report
+            .rows
+            .iter()
+            .all(|r| r.metric != AbMetric::ZeroLossPps)
+    );
+}
+
+#[test]
 fn a_run_without_builds_a_and_b_is_a_problem() {
     let s = Scenario::parse(
         "name = \"t\"\nsystems = [\"relay/pool\"]\nstreams = [10]\n",
