@@ -9,26 +9,36 @@ use labctl::sweep::{SweepOptions, run};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Is relay build B faster or slower than build A, and by how much?
-///
-/// Runs a short scenario (default scenarios/ab.toml: relay/pool@a and relay/pool@b on the chain
-/// topology at 1 and 40 streams, a fixed-rate run and a zero-loss throughput search per point,
-/// 5 interleaved repeats; about 6 minutes on 2 cores) with A and B taking turns at every point
-/// and repeat, then prints per point and metric B's change against A with its 95 % confidence
-/// interval (paired repeats) and a verdict, and writes the usual report (results.json,
-/// index.html, plus ab.txt with the table) with both builds side by side.
-///
-/// Verdict, criterion-style: "faster" or "slower" only when the whole 95 % interval of B's
-/// relative change lies beyond the metric's noise threshold (so the change is also significant
-/// at 95 %); otherwise "no change detected". Thresholds: delivered % 1 %, CPU per packet and
-/// latency --noise (5 %), zero-loss rate the larger of --noise and the search's resolution.
-/// "Faster" is better in the metric's direction: higher delivered % and zero-loss rate, lower
-/// CPU per packet and latency. CPU per packet is not judged at points with too few packets to
-/// resolve it (the 1-stream point), and said so.
+/// The help text after the options: what runs, how long, the verdict rule, the exit status.
+/// (A doc comment on this struct would not be shown: the subcommand's one-line doc in main.rs
+/// is its `about`.)
+const AFTER_HELP: &str = "\
+What it runs: the scenario (default scenarios/ab.toml: relay/pool@a and relay/pool@b on the chain \
+topology at 1 and 40 streams, a fixed-rate run then a zero-loss throughput search per point, 5 \
+interleaved repeats; about 6 minutes on 2 cores) with A and B taking turns at every point and \
+repeat, so drift of the machine hits both alike. Then, per point and metric: A's and B's means, \
+B's relative change with its 95 % confidence interval (Student's t on the per-pair ratios \
+B_i / A_i - 1) and a verdict; then the usual report (results.json, index.html, and ab.txt with \
+the table), both builds side by side.
+
+Verdict, criterion-style: \"faster\" or \"slower\" only when the whole 95 % interval of B's change \
+lies beyond the metric's noise threshold (so it is also significant at 95 %), otherwise \"no change \
+detected\". Thresholds: delivered % 1 %; CPU per packet (the system's CPUs, the relay process) \
+--noise; zero-loss rate the larger of --noise and the search's resolution; median latency the \
+larger of --noise and 20 %. \"Faster\" = better in the metric's direction: higher delivered % and \
+zero-loss rate, lower CPU per packet and latency. CPU per packet is not judged at a point whose \
+repeats have too few packets to resolve it (the 1-stream point), and the table says why.
+
+A_RELAY / B_RELAY: a relay binary (e.g. target/release/relay), or rev:GIT_REV to build that \
+revision of this repository's relay first (git archive + cargo build --release into \
+$CARGO_TARGET_DIR/ab-rev/, or target/ab-rev/; kept for the next run), e.g. \
+`labctl ab rev:main target/release/relay`.
+
+Exit status: 0 when it ran, whatever the verdict; 3 with --fail-on-slower when B is slower on \
+some metric; 1 on an error (bad argument, nothing could be judged).";
+
 #[derive(clap::Args)]
-#[command(
-    after_help = "A_RELAY / B_RELAY: a relay binary (e.g. target/release/relay), or rev:GIT_REV to build that revision of this repository's relay first (git archive + cargo build --release into $CARGO_TARGET_DIR/ab-rev/, kept for the next run), e.g. `labctl ab rev:main target/release/relay`.\n\nExit status: 0 when it ran, whatever the verdict; 3 with --fail-on-slower when B is slower on some metric; 1 on an error (bad argument, nothing could be judged)."
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// Build A, the reference: a relay binary or rev:GIT_REV.
     #[arg(value_name = "A_RELAY")]
