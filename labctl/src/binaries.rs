@@ -44,7 +44,7 @@ pub fn locate(name: &str) -> Result<PathBuf> {
     )
 }
 
-/// True for a file with an execute bit.
+/// True for an existing regular file with an execute bit.
 pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)

@@ -19,7 +19,8 @@
 //! 5. [`results`]: results.json and what both sweep and report read (uses scenario, stats)
 //! 6. [`placement`]: CPUs and scheduling of the roles (uses process, topology, scenario, results)
 //! 7. [`systems`]: the systems under test (uses process, topology, scenario, results)
-//! 8. [`report`], [`compare`]: read results (use results, scenario, stats)
+//! 8. [`report`], [`compare`]: read results (use results, scenario, stats); [`ab`]: the A/B
+//!    verdicts of two relay builds (uses compare's metric directions, and binaries)
 //! 9. [`sweep`]: runs points and writes results and the report (uses everything above);
 //!    [`soak`]: a long run of the relay under rule churn and link flaps (uses sweep's sampler)
 //! 10. [`doctor`], [`clean`], [`testing`]: whole-lab checks, cleanup and test support
@@ -43,6 +44,7 @@ pub mod toml_location;
 pub mod topology;
 
 // Sweeps and reports.
+pub mod ab;
 pub mod compare;
 pub mod definition;
 pub mod report;

@@ -1,8 +1,9 @@
 //! `labctl`: the mcast-lab command line. One module per subcommand under `cmd/`.
 //!
 //! Every subcommand returns its [`cmd::Outcome`] (or an error); `main` alone decides the exit
-//! status: 0 done, 3 `compare`'s gate failed, 1 an error. After SIGINT/SIGTERM the signal
-//! thread exits with 130 once children and topologies are cleaned up.
+//! status: 0 done, 3 `compare`'s gate failed (or `soak`'s verdict, or `ab --fail-on-slower`
+//! found B slower), 1 an error. After SIGINT/SIGTERM the signal thread exits with 130 once
+//! children and topologies are cleaned up.
 
 mod cmd;
 
@@ -40,6 +41,8 @@ enum Command {
     Report(cmd::report::Args),
     /// Compare two results.json; non-zero exit on a regression beyond noise.
     Compare(cmd::compare::Args),
+    /// Is relay build B faster or slower than build A? Both side by side, verdicts with 95 % CIs.
+    Ab(cmd::ab::Args),
     /// The relay under rule churn and link flaps for minutes (default 10): memory flat,
     /// descriptors steady, losses only while a link was down; exit 3 when not.
     Soak(cmd::soak::Args),
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Report(a) => done(cmd::report::exec(a)),
         Command::Compare(a) => cmd::compare::exec(a),
         Command::Soak(a) => cmd::soak::exec(a),
+        Command::Ab(a) => cmd::ab::exec(a),
     };
     // After SIGINT/SIGTERM the cleanup thread owns the exit (status 130).
     labctl::process::exit_if_interrupted();

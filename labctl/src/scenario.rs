@@ -945,6 +945,7 @@ mod tests {
         assert_eq!(
             seen,
             [
+                "ab",
                 "ci",
                 "enobufs",
                 "fanout",

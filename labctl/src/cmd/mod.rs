@@ -1,4 +1,5 @@
 //! One module per `labctl` subcommand: argument parsing and output; the work lives in the library.
+pub mod ab;
 pub mod bench;
 pub mod clean;
 pub mod compare;
@@ -15,7 +16,7 @@ pub enum Outcome {
     /// Exit 0.
     Done,
     /// `labctl compare`: the gate fails (or, with `--expect-regression`, found nothing);
-    /// `labctl soak`: its verdict fails. Exit [`labctl::compare::REGRESSION_EXIT_CODE`].
+    /// `labctl soak`: its verdict fails; `labctl ab --fail-on-slower`: B is slower. Exit [`labctl::compare::REGRESSION_EXIT_CODE`].
     GateFailed,
 }
 

@@ -1,0 +1,126 @@
+//! The metrics `labctl ab` judges, their better direction, noise threshold, and when a point's
+//! repeats can resolve them at all.
+//!
+//! | metric | better | noise threshold | judged when |
+//! |---|---|---|---|
+//! | delivered % | higher | 1 % | the point was not bound by the load generator or the sink |
+//! | zero-loss pps | higher | the larger of `--noise` and the search's resolution | repeats whose search ended on a bound (generator, sink, top of range) are left out |
+//! | CPU s/Mpkt (the system's CPUs) | lower | `--noise` (5 %) | at least [`MIN_CPU_PACKETS`] packets per repeat |
+//! | proc CPU s/Mpkt (the relay process) | lower | `--noise` | at least [`MIN_PROCESS_CPU_S`] of process CPU per repeat (10 ms ticks) |
+//! | latency p50 | lower | the larger of `--noise` and [`LATENCY_NOISE`] (20 %) | the point was not bound |
+//!
+//! Why these thresholds: the rule calls a change only when the whole 95 % interval clears the
+//! threshold, so a false alarm needs every pair to lean the same way by more than it. Measured
+//! A/A on the 2-core VM (40 streams, 6 pairs, another engineer's build running): delivered %
+//! identical, CPU s/Mpkt per-pair ratios spread 0.3 %, process CPU 6 %, median latency 11 % (a
+//! few repeats 20 % slower when something else ran), the zero-loss rate identical except one
+//! repeat. The zero-loss rate is quantised by the search: two runs of one build land one bracket
+//! apart, so its threshold is at least the resolution (one bracket never counts as a change).
+//! The p99 latency, peak RSS and join delay are in the report, not judged: a tail percentile
+//! moves with whatever else ran in that second.
+
+use crate::compare::judge::Better;
+use crate::results::PointResult;
+use crate::scenario::Scenario;
+
+/// Fewest delivered packets per repeat for a CPU-per-packet figure: under it the system's idle
+/// and background work dominates the machine-CPU figure.
+pub const MIN_CPU_PACKETS: u64 = 50_000;
+/// Least process CPU time per repeat for the process figure: /proc counts 10 ms ticks, so
+/// 0.25 s is resolved to 4 %.
+pub const MIN_PROCESS_CPU_S: f64 = 0.25;
+/// Noise threshold of delivered % (relative; about percentage points near 100 %).
+pub const DELIVERED_NOISE: f64 = 0.01;
+/// Least noise threshold of the median latency (see above: it moves about 11 % per repeat).
+pub const LATENCY_NOISE: f64 = 0.20;
+/// Default noise threshold of the other metrics.
+pub const DEFAULT_NOISE: f64 = 0.05;
+
+/// A judged metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbMetric {
+    DeliveredPct,
+    ZeroLossPps,
+    CpuPerMpkt,
+    ProcessCpuPerMpkt,
+    LatencyP50Us,
+}
+
+impl AbMetric {
+    pub const ALL: [AbMetric; 5] = [
+        AbMetric::DeliveredPct,
+        AbMetric::ZeroLossPps,
+        AbMetric::CpuPerMpkt,
+        AbMetric::ProcessCpuPerMpkt,
+        AbMetric::LatencyP50Us,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AbMetric::DeliveredPct => "delivered %",
+            AbMetric::ZeroLossPps => "zero-loss pps",
+            AbMetric::CpuPerMpkt => "CPU s/Mpkt",
+            AbMetric::ProcessCpuPerMpkt => "proc CPU s/Mpkt",
+            AbMetric::LatencyP50Us => "latency p50 us",
+        }
+    }
+
+    pub fn better(self) -> Better {
+        match self {
+            AbMetric::DeliveredPct | AbMetric::ZeroLossPps => Better::Higher,
+            _ => Better::Lower,
+        }
+    }
+
+    /// True for the metrics of the fixed-rate run (not the zero-loss search): a bound point
+    /// has no verdict on them.
+    pub fn needs_valid_point(self) -> bool {
+        self != AbMetric::ZeroLossPps
+    }
+
+    /// Noise threshold (fraction) given `--noise` and the scenario.
+    pub fn threshold(self, noise: f64, scenario: &Scenario) -> f64 {
+        match self {
+            AbMetric::DeliveredPct => DELIVERED_NOISE,
+            AbMetric::ZeroLossPps => {
+                noise.max(scenario.zero_loss.as_ref().map_or(0.0, |z| z.resolution))
+            }
+            AbMetric::LatencyP50Us => noise.max(LATENCY_NOISE),
+            _ => noise,
+        }
+    }
+
+    /// The metric's value in one repeat; `None` when it was not measured or, for the zero-loss
+    /// rate, is only a lower bound.
+    pub fn value(self, p: &PointResult) -> Option<f64> {
+        match self {
+            AbMetric::DeliveredPct => p.delivered_pct,
+            AbMetric::ZeroLossPps => p.zero_loss.filter(|z| z.bound.is_none()).map(|z| z.pps),
+            AbMetric::CpuPerMpkt => p.cpu_s_per_mpkt,
+            AbMetric::ProcessCpuPerMpkt => p.process_cpu_s_per_mpkt,
+            AbMetric::LatencyP50Us => p.latency_ns.map(|l| l.p50 as f64 / 1000.0),
+        }
+    }
+
+    /// Why one repeat cannot resolve the metric, if it cannot.
+    pub fn unresolved(self, p: &PointResult) -> Option<String> {
+        match self {
+            AbMetric::CpuPerMpkt if p.delivered < MIN_CPU_PACKETS => Some(format!(
+                "{} packets per repeat: too few for CPU per packet (needs {MIN_CPU_PACKETS})",
+                p.delivered
+            )),
+            AbMetric::ProcessCpuPerMpkt => match p.usage {
+                Some(u) if u.cpu_s < MIN_PROCESS_CPU_S => Some(format!(
+                    "{:.2} s of process CPU per repeat: too few 10 ms ticks (needs {MIN_PROCESS_CPU_S} s)",
+                    u.cpu_s
+                )),
+                _ => None,
+            },
+            AbMetric::ZeroLossPps => p.zero_loss.and_then(|z| {
+                z.bound
+                    .map(|b| format!("the search ended on a bound ({b:?}): only a lower bound"))
+            }),
+            _ => None,
+        }
+    }
+}

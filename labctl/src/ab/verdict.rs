@@ -1,0 +1,215 @@
+//! The verdict rule of `labctl ab`, criterion-style: B is "faster" or "slower" than A on a
+//! metric only when the change is significant at 95 % AND the whole 95 % interval of the
+//! relative change lies beyond the metric's noise threshold; anything else is "no change
+//! detected" (a real but small difference included: it is shown, not called).
+//!
+//! "Faster" means better in the metric's own direction (more delivered, a higher zero-loss
+//! rate, less CPU per packet, lower latency), "slower" worse.
+
+use crate::compare::judge::Better;
+use crate::stats::paired_relative_difference;
+
+/// What a metric's change amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// B better than A beyond the noise threshold, at 95 %.
+    Faster,
+    /// B worse than A beyond the noise threshold, at 95 %.
+    Slower,
+    /// Neither: the interval reaches into the noise band.
+    NoChange,
+}
+
+impl Change {
+    pub fn label(self) -> &'static str {
+        match self {
+            Change::Faster => "faster",
+            Change::Slower => "slower",
+            Change::NoChange => "no change detected",
+        }
+    }
+}
+
+/// The change of B against A on one metric of one point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judgement {
+    /// Mean over the pairs of B / A - 1 (0.05 = B's value 5 % higher).
+    pub relative: f64,
+    /// 95 % interval of `relative`.
+    pub interval: (f64, f64),
+    /// Pairs (repeats measured on both sides) it rests on.
+    pub pairs: usize,
+    pub change: Change,
+    /// True when the interval excludes 0 but not the noise band: a difference too small to call.
+    pub within_noise: bool,
+}
+
+/// Judges paired repeats `(a, b)` of a metric whose better direction is `better`, against a
+/// noise threshold (a fraction: 0.05 = ±5 %). `Err` says why there is no judgement.
+pub fn judge(pairs: &[(f64, f64)], better: Better, threshold: f64) -> Result<Judgement, String> {
+    let usable = pairs.iter().filter(|(a, _)| a.abs() > f64::EPSILON).count();
+    if usable < 2 {
+        return Err(format!(
+            "{usable} usable pair(s) of repeats: at least 2 are needed for an interval"
+        ));
+    }
+    let d = paired_relative_difference(pairs)
+        .ok_or_else(|| "A's values are 0: no relative change".to_owned())?;
+    let interval = d
+        .interval
+        .ok_or_else(|| "no interval from the repeats".to_owned())?;
+    // The interval in the "better" direction: positive = B better.
+    let (lo, hi) = match better {
+        Better::Higher => interval,
+        Better::Lower => (-interval.1, -interval.0),
+    };
+    let change = if lo > threshold {
+        Change::Faster
+    } else if hi < -threshold {
+        Change::Slower
+    } else {
+        Change::NoChange
+    };
+    Ok(Judgement {
+        relative: d.relative,
+        interval,
+        pairs: usable,
+        change,
+        within_noise: change == Change::NoChange && d.is_significant(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ab::metrics;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    fn pairs(a: &[f64], b: &[f64]) -> Vec<(f64, f64)> {
+        a.iter().copied().zip(b.iter().copied()).collect()
+    }
+
+    #[test]
+    fn direction_decides_faster_or_slower() {
+        let a = [100.0, 102.0, 98.0, 101.0, 99.0];
+        let b: Vec<f64> = a.iter().map(|v| v * 1.3).collect();
+        // 30 % higher: faster for a rate, slower for CPU per packet.
+        let up = judge(&pairs(&a, &b), Better::Higher, 0.05).unwrap();
+        assert_eq!(up.change, Change::Faster, "{up:?}");
+        assert!((up.relative - 0.3).abs() < 1e-9);
+        assert_eq!(up.pairs, 5);
+        let cpu = judge(&pairs(&a, &b), Better::Lower, 0.05).unwrap();
+        assert_eq!(cpu.change, Change::Slower, "{cpu:?}");
+        let down: Vec<f64> = a.iter().map(|v| v * 0.7).collect();
+        assert_eq!(
+            judge(&pairs(&a, &down), Better::Lower, 0.05)
+                .unwrap()
+                .change,
+            Change::Faster
+        );
+        assert_eq!(
+            judge(&pairs(&a, &down), Better::Higher, 0.05)
+                .unwrap()
+                .change,
+            Change::Slower
+        );
+    }
+
+    #[test]
+    fn a_significant_change_inside_the_noise_band_is_no_change() {
+        // 3 % slower every time: significant, but the interval does not clear 5 %.
+        let a = [100.0, 101.0, 99.0, 100.0];
+        let b = [103.0, 104.1, 101.9, 103.0];
+        let j = judge(&pairs(&a, &b), Better::Lower, 0.05).unwrap();
+        assert_eq!(j.change, Change::NoChange, "{j:?}");
+        assert!(j.within_noise);
+        // With a 2 % threshold the same data is slower.
+        let j = judge(&pairs(&a, &b), Better::Lower, 0.02).unwrap();
+        assert_eq!(j.change, Change::Slower, "{j:?}");
+    }
+
+    #[test]
+    fn a_large_but_uncertain_change_is_no_change() {
+        // Mean +20 %, but one pair went the other way: the interval reaches below +5 %.
+        let a = [100.0, 100.0, 100.0];
+        let b = [150.0, 90.0, 120.0];
+        let j = judge(&pairs(&a, &b), Better::Lower, 0.05).unwrap();
+        assert!((j.relative - 0.2).abs() < 1e-9);
+        assert_eq!(j.change, Change::NoChange, "{j:?}");
+        assert!(!j.within_noise);
+    }
+
+    #[test]
+    fn too_few_pairs_or_zero_baseline_is_no_judgement() {
+        assert!(judge(&[(1.0, 2.0)], Better::Lower, 0.05).is_err());
+        assert!(judge(&[], Better::Lower, 0.05).is_err());
+        assert!(judge(&[(0.0, 2.0), (0.0, 3.0)], Better::Lower, 0.05).is_err());
+    }
+
+    /// Standard normal deviate (Box-Muller), enough for a simulation.
+    fn normal(rng: &mut StdRng) -> f64 {
+        let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+
+    /// How often the rule, with noise threshold `threshold`, calls a change in `trials`
+    /// simulated A/A comparisons of 10 metrics with 5 repeats and per-repeat noise `sd`
+    /// (relative, on each side) on top of a drift both sides share.
+    fn false_alarms(sd: f64, threshold: f64, trials: usize) -> usize {
+        let mut rng = StdRng::seed_from_u64(10);
+        (0..trials)
+            .filter(|_| {
+                (0..10).any(|_| {
+                    let p: Vec<(f64, f64)> = (0..5)
+                        .map(|_| {
+                            let drift = 100.0 * (1.0 + 0.1 * normal(&mut rng));
+                            let a = drift * (1.0 + sd * normal(&mut rng));
+                            let b = drift * (1.0 + sd * normal(&mut rng));
+                            (a, b)
+                        })
+                        .collect();
+                    judge(&p, Better::Lower, threshold).is_ok_and(|j| j.change != Change::NoChange)
+                })
+            })
+            .count()
+    }
+
+    #[test]
+    fn same_against_same_rarely_calls_a_change() {
+        // 3 % noise per repeat and side (process CPU per packet on the 2-core VM), 5 % noise
+        // threshold: a false alarm takes five pairs that all lean one way by more than 5 % with
+        // little spread. At most 1 in 1000 comparisons of 10 metrics.
+        let quiet = false_alarms(0.03, 0.05, 4000);
+        eprintln!("3 % noise, 5 % threshold: {quiet} of 4000 A/A comparisons called a change");
+        assert!(quiet <= 4, "{quiet} of 4000");
+        // 10 % noise (the median latency on a busy machine) defeats a 5 % threshold - about
+        // 1 comparison in 12 would call a change - which is why latency gets 20 %.
+        let noisy = false_alarms(0.10, 0.05, 4000);
+        eprintln!("10 % noise, 5 % threshold: {noisy} of 4000");
+        assert!(noisy > 100, "{noisy} of 4000");
+        let latency = false_alarms(0.10, metrics::LATENCY_NOISE, 4000);
+        eprintln!("10 % noise, 20 % threshold: {latency} of 4000");
+        assert!(latency <= 4, "{latency} of 4000");
+    }
+
+    #[test]
+    fn a_real_change_is_found_through_the_noise() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut found = 0;
+        for _ in 0..500 {
+            let p: Vec<(f64, f64)> = (0..5)
+                .map(|_| {
+                    let a = 100.0 * (1.0 + 0.03 * normal(&mut rng));
+                    (a, 1.25 * a * (1.0 + 0.03 * normal(&mut rng)))
+                })
+                .collect();
+            if judge(&p, Better::Lower, 0.05).unwrap().change == Change::Slower {
+                found += 1;
+            }
+        }
+        assert!(
+            found >= 495,
+            "a 25 % worsening was called in {found} of 500"
+        );
+    }
+}
