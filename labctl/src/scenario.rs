@@ -642,9 +642,10 @@ impl Scenario {
 
     /// Every point of the sweep: system x streams x fan-out x variant x rate x size, each
     /// `repeats` times. Repeats are interleaved: the whole sweep is measured once, then again,
-    /// and within each pass the systems take turns at every point, so that drift on a shared
-    /// machine hits every system alike. The `direct` system has no relay and no copies: it is
-    /// measured at every fan-out anyway, as the same-run ceiling.
+    /// and within each pass the systems take turns at every point (in reverse order on odd
+    /// passes), so that drift on a shared machine hits every system alike. The `direct` system
+    /// has no relay and no copies: it is measured at every fan-out anyway, as the same-run
+    /// ceiling.
     pub fn points(&self) -> Vec<Point> {
         let variants = self.variants();
         let mut points = Vec::new();
@@ -654,7 +655,7 @@ impl Scenario {
                     for variant in &variants {
                         for &rate_pps in &self.rate_pps {
                             for &size in &self.size {
-                                for system in &self.systems {
+                                for system in self.systems_in_turn(repeat) {
                                     points.push(Point {
                                         system: system.clone(),
                                         streams,
@@ -672,6 +673,17 @@ impl Scenario {
             }
         }
         points
+    }
+
+    /// The systems in the order they take their turn at a point of pass `repeat`: as listed
+    /// on even passes, reversed on odd ones (A B, B A, ...), so that neither is always first
+    /// after a topology is built and drift within a point hits both sides alike.
+    fn systems_in_turn(&self, repeat: u32) -> Vec<&System> {
+        let mut systems: Vec<&System> = self.systems.iter().collect();
+        if repeat % 2 == 1 {
+            systems.reverse();
+        }
+        systems
     }
 
     /// The build a system names, if any (`relay/pool@base` -> `[builds.base]`).
@@ -1119,11 +1131,19 @@ mod tests {
         let points = s.points();
         let per_pass = 3 * 2 * 3 * 2 * 2 * 2;
         assert_eq!(points.len(), per_pass * 3);
-        // Systems take turns at every point; repeats come as whole passes, numbered from 0.
-        let systems: Vec<String> = points[..3].iter().map(|p| p.system.to_string()).collect();
-        assert_eq!(systems, ["relay/pool", "socat", "direct"]);
+        // Systems take turns at every point, in reverse order on odd passes; repeats come as
+        // whole passes, numbered from 0.
+        let turns = |from: usize| -> Vec<String> {
+            points[from..from + 3]
+                .iter()
+                .map(|p| p.system.to_string())
+                .collect()
+        };
+        assert_eq!(turns(0), ["relay/pool", "socat", "direct"]);
+        assert_eq!(turns(per_pass), ["direct", "socat", "relay/pool"]);
+        assert_eq!(turns(2 * per_pass), ["relay/pool", "socat", "direct"]);
         assert_eq!(points[0].streams, points[2].streams);
-        assert_eq!(points[0].key(), points[per_pass].key());
+        assert_eq!(points[2].key(), points[per_pass].key());
         assert_eq!(
             [0, per_pass, 2 * per_pass].map(|i| points[i].repeat),
             [0, 1, 2]
