@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         Command::Doctor(a) => done(cmd::doctor::exec(a)),
         Command::Demo(a) => done(cmd::demo::exec(a)),
         Command::Bench(a) => done(cmd::bench::exec(a)),
-        Command::Run(a) => done(cmd::run::exec(a)),
+        Command::Run(a) => cmd::run::exec(a),
         Command::Report(a) => done(cmd::report::exec(a)),
         Command::Compare(a) => cmd::compare::exec(a),
         Command::Soak(a) => cmd::soak::exec(a),

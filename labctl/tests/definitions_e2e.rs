@@ -298,3 +298,48 @@ fn a_defined_relay_removes_and_re_adds_a_rule_at_run_time() {
         assert_eq!(system.stop(), None, "no process died");
     });
 }
+
+#[test]
+fn labctl_run_exits_4_when_a_point_failed_and_keeps_its_reason() {
+    if !require_root("labctl_run_exits_4_when_a_point_failed_and_keeps_its_reason") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let def = dir.path().join("dies.toml");
+    std::fs::write(
+        &def,
+        "[start]\ncommand = \"sh -c 'echo no such device >&2; exit 2'\"\n[rules]\nadd = [\"true\"]\n",
+    )
+    .unwrap();
+    let scenario = dir.path().join("dies-run.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"dies-run\"\nsystems = [\"{}\"]\nstreams = [1]\nrate_pps = [100.0]\nduration_s = 0.5\njoin_delay = false\n",
+            def.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = std::process::Command::new(labctl())
+        .args(["run", "--quiet", "--out"])
+        .arg(&out)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("exited at start (exit status: 2): no such device"),
+        "{stderr}"
+    );
+    let results = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("results.json"))
+        .find(|p| p.is_file())
+        .expect("results.json written");
+    let r = Results::load(&results).unwrap();
+    assert!(matches!(r.points[0].status, Status::Failed { .. }));
+}

@@ -18,7 +18,14 @@ pub enum Outcome {
     /// `labctl compare`: the gate fails (or, with `--expect-regression`, found nothing);
     /// `labctl soak`: its verdict fails; `labctl ab --fail-on-slower`: B is slower. Exit [`labctl::compare::REGRESSION_EXIT_CODE`].
     GateFailed,
+    /// `labctl run`: the sweep ran, but some point failed (not measured for a reason other than
+    /// a skip: a system that died or never got ready, a topology that could not be built).
+    /// Exit [`POINTS_FAILED_EXIT_CODE`].
+    PointsFailed,
 }
+
+/// Exit status of `labctl run` when some point failed.
+pub const POINTS_FAILED_EXIT_CODE: u8 = 4;
 
 impl Outcome {
     /// The exit status of this outcome.
@@ -28,6 +35,7 @@ impl Outcome {
             Outcome::GateFailed => {
                 std::process::ExitCode::from(labctl::compare::REGRESSION_EXIT_CODE)
             }
+            Outcome::PointsFailed => std::process::ExitCode::from(POINTS_FAILED_EXIT_CODE),
         }
     }
 }

@@ -5,6 +5,9 @@ use labctl::sweep::{SweepOptions, run};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Exit status: 0 every point was measured or skipped (a skipped point names its reason, e.g. a missing tool), 4 the sweep ran but some point failed (its reason is printed and in the report), 1 an error before the sweep (a bad scenario or definition: one line, nothing built), 130 interrupted."
+)]
 pub struct Args {
     /// Scenario name (looked up as scenarios/NAME.toml) or path to a .toml file.
     #[arg(default_value = "quick")]
@@ -61,7 +64,7 @@ fn check_build_binaries(
     Ok(())
 }
 
-pub fn exec(args: Args) -> anyhow::Result<()> {
+pub fn exec(args: Args) -> anyhow::Result<super::Outcome> {
     let path = Scenario::resolve(&args.scenario)?;
     let scenario = Scenario::load(&path)?;
     for (name, binary) in &args.builds {
@@ -113,10 +116,13 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
             .filter(|p| f(&p.status))
             .count()
     };
-    let failed = count(&|s| !s.is_measured());
+    let unmeasured = count(&|s| !s.is_measured());
+    let failed = count(&|s| matches!(s, labctl::results::Status::Failed { .. }));
     let bound = count(&|s| s.is_measured() && !s.is_ok());
-    if failed > 0 {
-        eprintln!("labctl: {failed} of {points} points did not measure (see the report)");
+    if unmeasured > 0 {
+        eprintln!(
+            "labctl: {unmeasured} of {points} points did not measure ({failed} failed, the rest skipped; see the report)"
+        );
     }
     if bound > 0 {
         eprintln!(
@@ -125,5 +131,8 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     }
     println!("{}", outcome.results_path.display());
     println!("{}", outcome.report_path.display());
-    Ok(())
+    if failed > 0 {
+        return Ok(super::Outcome::PointsFailed);
+    }
+    Ok(super::Outcome::Done)
 }
