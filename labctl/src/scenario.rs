@@ -868,11 +868,24 @@ impl Scenario {
         Ok(())
     }
 
-    /// Every defined system's file exists and is a valid definition.
+    /// Every defined system's file exists and is a valid definition whose sysctls are
+    /// per-namespace (a definition must not change the host).
     fn validate_definitions(&self) -> Result<(), String> {
         for name in self.systems.iter().filter_map(|s| s.definition.as_deref()) {
-            crate::definition::Definition::find(name)
+            let definition = crate::definition::Definition::find(name)
                 .map_err(|e| format!("field `systems`: {e}"))?;
+            if let Some(key) = definition
+                .sysctls()
+                .keys()
+                .find(|k| !is_namespaced_sysctl(k))
+            {
+                return Err(format!(
+                    "field `systems`: {}: system {name}: field `sysctls`: {key:?} is not a \
+                     per-namespace sysctl the lab may set (allowed: net.ipv4.*, net.ipv6.*, \
+                     net.core.optmem_max, net.core.somaxconn)",
+                    definition.path.display()
+                ));
+            }
         }
         Ok(())
     }

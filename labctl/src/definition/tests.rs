@@ -226,3 +226,24 @@ fn a_system_that_cannot_fan_out_refuses_such_points() {
     assert!(msg.contains("mine cannot fan out"), "{msg}");
     assert!(msg.contains("can.fanout = false"), "{msg}");
 }
+
+#[test]
+fn a_definition_may_not_set_a_global_sysctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let def = dir.path().join("global.toml");
+    std::fs::write(
+        &def,
+        format!("{MINIMAL}[sysctls]\n\"net.core.rmem_max\" = \"8388608\"\n"),
+    )
+    .unwrap();
+    let text = format!(
+        "name = \"g\"\nsystems = [\"{}\"]\nstreams = [1]\n",
+        def.display()
+    );
+    let msg = crate::scenario::Scenario::parse(&text, Path::new("g.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("field `sysctls`"), "{msg}");
+    assert!(msg.contains("net.core.rmem_max"), "{msg}");
+    assert!(msg.contains("system "), "{msg}");
+}
