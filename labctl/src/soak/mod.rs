@@ -210,17 +210,13 @@ fn sink_spec(layout: &Layout, placement: &Placement, duration: Duration) -> Resu
 
 fn send_spec(opts: &SoakOptions, layout: &Layout, placement: &Placement) -> SendSpec {
     SendSpec {
-        netns: layout.generator.netns.clone(),
-        interface: layout.generator.ifname.clone(),
-        source: layout.generator.addr,
-        streams: layout.streams,
-        group_base: systems::INPUT_BASE,
-        port: systems::BASE_PORT,
-        rate: SendRate::PerStream(opts.rate_pps),
-        size: opts.size as usize,
         count: Some((opts.rate_pps * opts.duration_s).ceil() as u64),
-        duration: Duration::from_secs_f64(opts.duration_s),
-        placement: placement.sender.clone(),
+        ..layout.send_spec(
+            SendRate::PerStream(opts.rate_pps),
+            opts.size,
+            Duration::from_secs_f64(opts.duration_s),
+            &placement.sender,
+        )
     }
 }
 

@@ -9,7 +9,7 @@ use super::zero_loss::Probe;
 use crate::placement::Placement;
 use crate::process::loadgen::{RunningSink, ScratchDir, SendRate, SendSpec, SinkSpec};
 use crate::results::{CrossCheck, Latency, LinkResult, MachineCpu, Usage};
-use crate::systems::{self, Layout};
+use crate::systems::Layout;
 use anyhow::{Context, Result, bail};
 use loadgen::summary::SinkSummary;
 use std::time::Duration;
@@ -209,20 +209,8 @@ fn start_sink(spec: &Run<'_>, k: u32, scratch: &ScratchDir) -> Result<RunningSin
 }
 
 fn send_spec(spec: &Run<'_>) -> SendSpec {
-    let layout = spec.layout;
-    SendSpec {
-        netns: layout.generator.netns.clone(),
-        interface: layout.generator.ifname.clone(),
-        source: layout.generator.addr,
-        streams: layout.streams,
-        group_base: systems::INPUT_BASE,
-        port: systems::BASE_PORT,
-        rate: spec.rate,
-        size: spec.size as usize,
-        count: None,
-        duration: spec.duration,
-        placement: spec.placement.sender.clone(),
-    }
+    spec.layout
+        .send_spec(spec.rate, spec.size, spec.duration, &spec.placement.sender)
 }
 
 /// The interfaces read around a run: generator, relay ingress, relay egress links, sink links.

@@ -105,6 +105,30 @@ impl Layout {
         }
     }
 
+    /// The load generator's run for this layout: every input stream from the generator's
+    /// interface, unbounded in count (`count: None`) and bounded by `duration`.
+    pub fn send_spec(
+        &self,
+        rate: crate::process::loadgen::SendRate,
+        size: u32,
+        duration: Duration,
+        placement: &ProcessPlacement,
+    ) -> crate::process::loadgen::SendSpec {
+        crate::process::loadgen::SendSpec {
+            netns: self.generator.netns.clone(),
+            interface: self.generator.ifname.clone(),
+            source: self.generator.addr,
+            streams: self.streams,
+            group_base: INPUT_BASE,
+            port: BASE_PORT,
+            rate,
+            size: size as usize,
+            count: None,
+            duration,
+            placement: placement.clone(),
+        }
+    }
+
     /// Number of outputs (sinks) actually present: the fan-out, or 1 for direct.
     pub fn outputs(&self) -> u32 {
         if self.relay_ns.is_none() {
