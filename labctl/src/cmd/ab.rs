@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use labctl::ab::rev::{self, RelaySource};
 use labctl::ab::{self, Change, setup};
 use labctl::scenario::Scenario;
-use labctl::sweep::{SweepOptions, run};
+use labctl::sweep::SweepOptions;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -79,24 +79,17 @@ pub fn exec(args: Args) -> Result<Outcome> {
     setup::apply(&mut scenario, a.clone(), b.clone(), args.repeats)?;
     if !args.quiet {
         eprintln!(
-            "labctl ab: A = {}\nlabctl ab: B = {}\nlabctl ab: scenario {} ({}): {} points, about {:.0} minutes",
+            "labctl ab: A = {}\nlabctl ab: B = {}",
             a.display(),
-            b.display(),
-            scenario.name,
-            path.display(),
-            scenario.points().len(),
-            scenario.estimated_seconds() / 60.0
+            b.display()
         );
     }
-    let outcome = run(
-        &scenario,
-        &path,
-        &SweepOptions {
-            out_root: args.out,
-            quiet: args.quiet,
-            build_paths: BTreeMap::new(),
-        },
-    )?;
+    let options = SweepOptions {
+        out_root: args.out,
+        quiet: args.quiet,
+        build_paths: BTreeMap::new(),
+    };
+    let outcome = super::run::announce_and_run(&scenario, &path, &options, "labctl ab")?;
     let report = ab::compare(&outcome.results, args.noise / 100.0);
     let table = report.table();
     print!("{table}");

@@ -64,6 +64,25 @@ fn check_build_binaries(
     Ok(())
 }
 
+/// Says what is about to run (unless quiet, on stderr, after `who: `), then runs the sweep.
+pub fn announce_and_run(
+    scenario: &Scenario,
+    path: &std::path::Path,
+    options: &SweepOptions,
+    who: &str,
+) -> anyhow::Result<labctl::sweep::SweepOutcome> {
+    if !options.quiet {
+        eprintln!(
+            "{who}: scenario {} ({}): {} points, about {:.0} minutes",
+            scenario.name,
+            path.display(),
+            scenario.points().len(),
+            scenario.estimated_seconds() / 60.0
+        );
+    }
+    run(scenario, path, options)
+}
+
 pub fn exec(args: Args) -> anyhow::Result<super::Outcome> {
     let path = Scenario::resolve(&args.scenario)?;
     let scenario = Scenario::load(&path)?;
@@ -91,23 +110,12 @@ pub fn exec(args: Args) -> anyhow::Result<super::Outcome> {
     }
     check_build_binaries(&scenario, &path, &args.builds)?;
     let points = scenario.points().len();
-    if !args.quiet {
-        eprintln!(
-            "labctl: scenario {} ({}): {points} points, about {:.0} minutes",
-            scenario.name,
-            path.display(),
-            scenario.estimated_seconds() / 60.0
-        );
-    }
-    let outcome = run(
-        &scenario,
-        &path,
-        &SweepOptions {
-            out_root: args.out,
-            quiet: args.quiet,
-            build_paths: args.builds.into_iter().collect(),
-        },
-    )?;
+    let options = SweepOptions {
+        out_root: args.out,
+        quiet: args.quiet,
+        build_paths: args.builds.into_iter().collect(),
+    };
+    let outcome = announce_and_run(&scenario, &path, &options, "labctl")?;
     let count = |f: &dyn Fn(&labctl::results::Status) -> bool| {
         outcome
             .results
