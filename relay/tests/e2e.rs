@@ -3,7 +3,7 @@
 //! found with `labctl::binaries::locate` (build it first: `cargo build -p loadgen`, or run the
 //! workspace's tests). Every topology is torn down on pass or fail and checked to be gone.
 
-use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
+use labctl::process::loadgen::{ScratchDir, SinkSpec};
 use labctl::testing::{require_root, with_topology};
 use labctl::topology::{Template, Topology};
 use serde_json::json;
@@ -35,24 +35,11 @@ fn sink_spec(topo: &Topology, groups: Vec<Ipv4Addr>) -> SinkSpec {
 }
 
 fn send(topo: &Topology, scratch: &ScratchDir, streams: u32, pps: f64, count: u64) -> u64 {
-    let g = topo.generator();
-    let sent = SendSpec {
-        netns: g.netns.clone(),
-        interface: g.ifname.clone(),
-        source: g.addr,
-        streams,
-        group_base: Ipv4Addr::new(239, 1, 0, 1),
-        port: 5000,
-        rate: SendRate::PerStream(pps),
-        size: 1000,
-        count: Some(count),
-        duration: Duration::from_secs(30),
-        placement: Default::default(),
-    }
-    .run(scratch)
-    .expect("loadgen send");
-    assert_eq!(sent.send_errors, 0);
-    sent.sent_packets
+    let first = Ipv4Addr::new(239, 1, 0, 1);
+    support::run_send(
+        support::generator_send(topo, streams, first, pps, count, 1000),
+        scratch,
+    )
 }
 
 #[test]

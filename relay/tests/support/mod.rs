@@ -101,6 +101,39 @@ pub fn sink_spec(topo: &Topology, groups: Vec<Ipv4Addr>) -> SinkSpec {
     }
 }
 
+/// `count` packets of `size`-byte payloads on each of `streams` streams from `group`:5000 up,
+/// sent from the generator's interface and address at `pps` per stream.
+pub fn generator_send(
+    topo: &Topology,
+    streams: u32,
+    group: Ipv4Addr,
+    pps: f64,
+    count: u64,
+    size: usize,
+) -> SendSpec {
+    let g = topo.generator();
+    SendSpec {
+        netns: g.netns.clone(),
+        interface: g.ifname.clone(),
+        source: g.addr,
+        streams,
+        group_base: group,
+        port: 5000,
+        rate: SendRate::PerStream(pps),
+        size,
+        count: Some(count),
+        duration: Duration::from_secs(30),
+        placement: Default::default(),
+    }
+}
+
+/// Runs the send to its end; asserts it had no send errors and returns the packets sent.
+pub fn run_send(spec: SendSpec, scratch: &ScratchDir) -> u64 {
+    let sent = spec.run(scratch).expect("loadgen send");
+    assert_eq!(sent.send_errors, 0);
+    sent.sent_packets
+}
+
 /// Sends `count` packets of one stream to `group`:5000 from the generator, with `source` as the
 /// IPv4 source address (the generator builds its own frames); returns the packets sent.
 pub fn send_from(
@@ -111,24 +144,11 @@ pub fn send_from(
     pps: f64,
     count: u64,
 ) -> u64 {
-    let g = topo.generator();
-    let sent = SendSpec {
-        netns: g.netns.clone(),
-        interface: g.ifname.clone(),
+    let spec = SendSpec {
         source,
-        streams: 1,
-        group_base: group,
-        port: 5000,
-        rate: SendRate::PerStream(pps),
-        size: 500,
-        count: Some(count),
-        duration: Duration::from_secs(30),
-        placement: Default::default(),
-    }
-    .run(scratch)
-    .expect("loadgen send");
-    assert_eq!(sent.send_errors, 0);
-    sent.sent_packets
+        ..generator_send(topo, 1, group, pps, count, 500)
+    };
+    run_send(spec, scratch)
 }
 
 /// The `stats` entry of the rule with id `id`.
