@@ -12,6 +12,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+mod goals;
+mod groups;
+pub use goals::{Goal, GoalMetric};
+pub use groups::PointGroup;
+
 /// Directory (relative to the workspace root) where the shipped scenarios live.
 pub const SCENARIO_DIR: &str = "scenarios";
 
@@ -318,6 +323,35 @@ pub struct ZeroLossSearch {
 }
 
 impl ZeroLossSearch {
+    fn validate(&self) -> Result<(), String> {
+        let finite = [self.min_pps, self.max_pps, self.resolution]
+            .iter()
+            .all(|v| v.is_finite());
+        if !(finite
+            && self.min_pps > 0.0
+            && self.max_pps > self.min_pps
+            && self.max_pps <= MAX_TOTAL_PPS)
+        {
+            return Err(format!(
+                "field `zero_loss`: need 0 < min_pps < max_pps <= {MAX_TOTAL_PPS}"
+            ));
+        }
+        if !(0.005..=1.0).contains(&self.resolution) {
+            return Err(format!(
+                "field `zero_loss.resolution`: {} must be a fraction in [0.005, 1], e.g. 0.05",
+                self.resolution
+            ));
+        }
+        if let Some(d) = self.duration_s
+            && !(d.is_finite() && d > 0.0 && d <= 600.0)
+        {
+            return Err(format!(
+                "field `zero_loss.duration_s`: {d} is out of range (0, 600] seconds"
+            ));
+        }
+        Ok(())
+    }
+
     /// Probes the search needs at most: the two ends, then bisection steps until the bracket
     /// is within `resolution`.
     pub fn max_probes(&self) -> u32 {
@@ -378,7 +412,8 @@ pub struct Scenario {
     pub description: String,
     /// Systems under test (`relay/pool`, `kernel`, ..., or a relay build `relay/pool@NAME`).
     pub systems: Vec<System>,
-    /// Input stream counts.
+    /// Input stream counts (required unless every `[[groups]]` entry sets its own).
+    #[serde(default)]
     pub streams: Vec<u32>,
     /// Outputs per input.
     #[serde(default = "default_fanout")]
@@ -429,6 +464,25 @@ pub struct Scenario {
     /// Regression-gate tolerances.
     #[serde(default)]
     pub compare: CompareTolerances,
+    /// Egress links that get a counting sink (`loadgen sink`: sequence numbers, duplicates,
+    /// order, latency), from link 0; the links beyond are counted by their sink-side
+    /// interface's rx_packets only (what the system put on the link), which costs the sink host
+    /// a fraction of a socket's receive work, so high fan-out is not bounded by the lab's own
+    /// sinks. Unset: every link has a sink.
+    #[serde(default)]
+    pub counting_sinks: Option<u32>,
+    /// Run this project's relay with `--timing` and record its per-stage time at every point
+    /// (the report draws where the time goes). Timing costs the relay some speed: keep it off
+    /// where throughput is judged against other systems.
+    #[serde(default)]
+    pub timing: bool,
+    /// Blocks of points with their own axes and search (`[[groups]]`; none: one block, the
+    /// top-level axes).
+    #[serde(default)]
+    pub groups: Vec<PointGroup>,
+    /// Ratios or levels the run is judged against in the report (`[[goals]]`).
+    #[serde(default)]
+    pub goals: Vec<Goal>,
 }
 
 fn default_fanout() -> Vec<u32> {
@@ -643,36 +697,14 @@ impl Scenario {
     /// Every point of the sweep: system x streams x fan-out x variant x rate x size, each
     /// `repeats` times. Repeats are interleaved: the whole sweep is measured once, then again,
     /// and within each pass the systems take turns at every point (in reverse order on odd
-    /// passes), so that drift on a shared machine hits every system alike. The `direct` system
-    /// has no relay and no copies: it is measured at every fan-out anyway, as the same-run
-    /// ceiling.
+    /// passes), so that drift on a shared machine hits every system alike. With `[[groups]]`,
+    /// each pass measures every group in turn. The `direct` system has no relay and no copies:
+    /// it is measured at every fan-out anyway, as the same-run ceiling.
     pub fn points(&self) -> Vec<Point> {
-        let variants = self.variants();
-        let mut points = Vec::new();
-        for repeat in 0..self.repeats {
-            for &streams in &self.streams {
-                for &fanout in &self.fanout {
-                    for variant in &variants {
-                        for &rate_pps in &self.rate_pps {
-                            for &size in &self.size {
-                                for system in self.systems_in_turn(repeat) {
-                                    points.push(Point {
-                                        system: system.clone(),
-                                        streams,
-                                        fanout,
-                                        variant: variant.name.clone(),
-                                        rate_pps,
-                                        size,
-                                        repeat,
-                                    });
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        points
+        let views = self.views();
+        (0..self.repeats)
+            .flat_map(|repeat| views.iter().flat_map(move |v| v.points_of_pass(repeat)))
+            .collect()
     }
 
     /// The systems in the order they take their turn at a point of pass `repeat`: as listed
@@ -694,6 +726,17 @@ impl Scenario {
     /// Rough wall-clock estimate of the sweep in seconds (setup, join delay, traffic and the
     /// zero-loss probes per point, and the isolated-ceiling calibration).
     pub fn estimated_seconds(&self) -> f64 {
+        let ceiling = if self.isolation == IsolationMode::Auto {
+            15.0 * self.sizes().len() as f64
+        } else {
+            0.0
+        };
+        let per_pass: f64 = self.views().iter().map(Scenario::pass_seconds).sum();
+        ceiling + f64::from(self.repeats) * per_pass
+    }
+
+    /// Seconds of one pass of a plain scenario (no groups).
+    fn pass_seconds(&self) -> f64 {
         const SETUP_S: f64 = 2.0;
         const JOIN_DELAY_S: f64 = 3.0;
         const PROBE_OVERHEAD_S: f64 = 1.0;
@@ -701,12 +744,24 @@ impl Scenario {
             f64::from(z.max_probes()) * (z.duration_s.unwrap_or(self.duration_s) + PROBE_OVERHEAD_S)
         });
         let join = if self.join_delay { JOIN_DELAY_S } else { 0.0 };
-        let ceiling = if self.isolation == IsolationMode::Auto {
-            15.0 * self.size.len() as f64
-        } else {
-            0.0
-        };
-        ceiling + self.points().len() as f64 * (SETUP_S + join + self.duration_s + 1.0 + probes)
+        self.points_of_pass(0).len() as f64 * (SETUP_S + join + self.duration_s + 1.0 + probes)
+    }
+
+    /// Every payload size of the sweep (all groups), ascending, once each.
+    pub fn sizes(&self) -> Vec<u32> {
+        let mut sizes: Vec<u32> = self.views().iter().flat_map(|v| v.size.clone()).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        sizes
+    }
+
+    /// The largest stream count of the sweep (all groups).
+    pub fn most_streams(&self) -> u32 {
+        self.views()
+            .iter()
+            .flat_map(|v| v.streams.clone())
+            .max()
+            .unwrap_or(1)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -716,34 +771,10 @@ impl Scenario {
                 self.name
             ));
         }
-        self.validate_axes()?;
         self.validate_numbers()?;
         self.validate_sysctls()?;
         self.validate_builds()?;
         self.validate_definitions()?;
-        if let Some(z) = &self.zero_loss {
-            let finite = [z.min_pps, z.max_pps, z.resolution]
-                .iter()
-                .all(|v| v.is_finite());
-            if !(finite && z.min_pps > 0.0 && z.max_pps > z.min_pps && z.max_pps <= MAX_TOTAL_PPS) {
-                return Err(format!(
-                    "field `zero_loss`: need 0 < min_pps < max_pps <= {MAX_TOTAL_PPS}"
-                ));
-            }
-            if !(0.005..=1.0).contains(&z.resolution) {
-                return Err(format!(
-                    "field `zero_loss.resolution`: {} must be a fraction in [0.005, 1], e.g. 0.05",
-                    z.resolution
-                ));
-            }
-            if let Some(d) = z.duration_s
-                && !(d.is_finite() && d > 0.0 && d <= 600.0)
-            {
-                return Err(format!(
-                    "field `zero_loss.duration_s`: {d} is out of range (0, 600] seconds"
-                ));
-            }
-        }
         if let Some(c) = &self.capacity
             && (c.max_groups == 0 || c.max_groups > 65_000)
         {
@@ -752,7 +783,33 @@ impl Scenario {
                 c.max_groups
             ));
         }
-        Ok(())
+        if self.counting_sinks == Some(0) {
+            return Err(
+                "field `counting_sinks`: 0: at least one link needs a counting sink (latency, \
+                 duplicates, order)"
+                    .to_owned(),
+            );
+        }
+        if self.groups.is_empty() {
+            self.validate_point_axes()?;
+        } else {
+            self.validate_groups()?;
+        }
+        self.validate_goals()
+    }
+
+    /// What a plain scenario (or one group's view) needs: its axes, duration and search.
+    fn validate_point_axes(&self) -> Result<(), String> {
+        self.validate_axes()?;
+        if !(self.duration_s.is_finite() && self.duration_s > 0.0 && self.duration_s <= 600.0) {
+            return Err(format!(
+                "field `duration_s`: {} is out of range (0, 600] seconds",
+                self.duration_s
+            ));
+        }
+        self.zero_loss
+            .as_ref()
+            .map_or(Ok(()), ZeroLossSearch::validate)
     }
 
     /// The lists of the sweep's axes: non-empty and in range.
@@ -805,14 +862,8 @@ impl Scenario {
         Ok(())
     }
 
-    /// Durations, repeats and fractions: finite and in range.
+    /// Repeats and fractions: finite and in range (durations: `validate_point_axes`).
     fn validate_numbers(&self) -> Result<(), String> {
-        if !(self.duration_s.is_finite() && self.duration_s > 0.0 && self.duration_s <= 600.0) {
-            return Err(format!(
-                "field `duration_s`: {} is out of range (0, 600] seconds",
-                self.duration_s
-            ));
-        }
         if self.repeats == 0 || self.repeats > 100 {
             return Err(format!(
                 "field `repeats`: {} is out of range 1..=100",

@@ -137,6 +137,9 @@ pub fn exec(args: Args) -> anyhow::Result<super::Outcome> {
             "labctl: {bound} of {points} points were bound by the load generator or the sink: no verdict about their asked load (see the report)"
         );
     }
+    for judged in labctl::report::goals::judge_all(&outcome.results) {
+        eprintln!("labctl: goal {}", labctl::report::goals::summary_line(&judged));
+    }
     println!("{}", outcome.results_path.display());
     println!("{}", outcome.report_path.display());
     if failed > 0 {

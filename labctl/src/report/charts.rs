@@ -47,6 +47,9 @@ pub struct Chart {
     pub from_zero: bool,
     /// A sentence under the chart (what its marks mean), empty for none.
     pub note: String,
+    /// Names of the x categories when they are not numbers: category `i` is drawn at x = `i`
+    /// and labelled `x_names[i]` (empty: the x values are their own labels).
+    pub x_names: Vec<String>,
 }
 
 const WIDTH: u32 = 900;
@@ -114,6 +117,14 @@ impl Chart {
                 super::escape(&err)
             ),
         }
+    }
+
+    /// The label of x value `x`: its name, or the number.
+    fn x_label_of(&self, x: f64) -> String {
+        let named = (x >= 0.0 && x.fract() == 0.0)
+            .then(|| self.x_names.get(x as usize))
+            .flatten();
+        named.cloned().unwrap_or_else(|| format_number(x))
     }
 
     /// The distinct x values, ascending.
@@ -215,7 +226,7 @@ impl Chart {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => i
                 .checked_sub(shift)
                 .and_then(|i| xs.get(i as usize))
-                .map(|x| format_number(*x))
+                .map(|x| self.x_label_of(*x))
                 .unwrap_or_default(),
             SegmentValue::Last => String::new(),
         };
@@ -406,6 +417,7 @@ mod tests {
             series,
             from_zero: true,
             note: String::new(),
+            x_names: Vec::new(),
         }
     }
 

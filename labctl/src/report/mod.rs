@@ -6,7 +6,9 @@
 
 pub mod charts;
 pub mod findings;
+pub mod goals;
 mod snooping;
+mod timing;
 
 use crate::results::{Aggregate, Results, Stat};
 use crate::scenario::System;
@@ -67,6 +69,7 @@ pub fn render(r: &Results) -> String {
     if r.interrupted {
         h.push_str("<p class=\"warn\">This sweep was interrupted: only the points measured before the stop are shown.</p>\n");
     }
+    h.push_str(&goals::section(r));
     h.push_str("<h2>Findings</h2>\n<ul>\n");
     for f in findings::findings(r) {
         let _ = writeln!(h, "<li>{}</li>", escape(&f));
@@ -77,6 +80,7 @@ pub fn render(r: &Results) -> String {
         h.push_str(&chart.to_html());
         h.push_str("</figure>\n");
     }
+    h.push_str(&timing::section(r));
     h.push_str("<h2>Data</h2>\n");
     h.push_str(&data_table(r));
     h.push_str("<h2>Method</h2>\n");
@@ -275,6 +279,7 @@ fn charts_of(r: &Results) -> Vec<Chart> {
             series: series(r, *x, m),
             from_zero: m.from_zero,
             note: chart_note(m),
+            x_names: Vec::new(),
         })
         .collect()
 }

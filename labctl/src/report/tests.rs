@@ -498,3 +498,130 @@ fn a_system_silent_behind_the_snooping_switch_is_asked_whether_it_joins() {
     r.scenario.definition.topology = crate::scenario::TopologyKind::Chain;
     assert!(!has(&findings::findings(&r), "delivered nothing behind"));
 }
+
+/// Test fixture: the fixture run with goals on its own (invented) numbers.
+fn fixture_with_goals(goals: &str) -> Results {
+    let text = format!(
+        "name = \"fixture\"\nsystems = [\"relay/pool\", \"socat\", \"kernel\", \"direct\"]\n\
+         streams = [10, 40, 200]\n{goals}"
+    );
+    let s = Scenario::parse(&text, Path::new("fixture.toml")).unwrap();
+    let mut r = Results::new(&s, Path::new("fixture.toml"), Environment::default());
+    r.points = s.points().into_iter().map(fixture_point).collect();
+    r.refresh_aggregates();
+    r
+}
+
+#[test]
+fn goals_are_judged_on_the_runs_own_ratios_and_bounds() {
+    // Fixture zero-loss at 10 streams: relay/pool 150k, direct 350k -> ratio 0.43.
+    let r = fixture_with_goals(
+        r#"
+[[goals]]
+title = "zero-loss at least 0.4 x direct"
+metric = "zero_loss_pps"
+system = "relay/pool"
+versus = "direct"
+streams = 10
+at_least = 0.4
+[[goals]]
+title = "zero-loss at least 0.9 x direct"
+metric = "zero_loss_pps"
+system = "relay/pool"
+versus = "direct"
+streams = 10
+at_least = 0.9
+[[goals]]
+title = "delivers everything at 200"
+metric = "delivered_pct"
+system = "socat"
+streams = 200
+at_least = 99.9
+[[goals]]
+title = "CPU at most the kernel's"
+metric = "cpu_per_mpkt"
+system = "relay/pool"
+versus = "kernel"
+streams = 40
+at_most = 1.0
+"#,
+    );
+    let judged = goals::judge_all(&r);
+    let verdicts: Vec<_> = judged.iter().map(|j| j.verdict.label()).collect();
+    assert_eq!(verdicts, ["met", "not met", "not met", "not met"]);
+    let ratio = judged[0].value.unwrap();
+    assert!((ratio - 150.0 / 350.0).abs() < 1e-9, "{ratio}");
+    let html = render(&r);
+    assert!(html.contains("<h2>Goals</h2>"));
+    assert!(html.contains("zero-loss at least 0.9 x direct"));
+}
+
+#[test]
+fn a_goal_on_a_lower_bound_has_no_verdict_when_the_bound_could_change_it() {
+    let goal = r#"
+[[goals]]
+title = "at least 0.9 x direct"
+metric = "zero_loss_output_pps"
+system = "relay/pool"
+versus = "direct"
+streams = 10
+at_least = 0.9
+"#;
+    // relay/pool's figure is a lower bound (the generator's limit) and below the goal: it might
+    // still reach it, so no verdict.
+    let mut r = fixture_with_goals(goal);
+    for p in r.points.iter_mut() {
+        if let Some(z) = p.zero_loss.as_mut()
+            && p.point.system.kind == SystemKind::RelayPool
+        {
+            z.bound = Some(crate::results::SearchBound::Generator);
+        }
+    }
+    r.refresh_aggregates();
+    let judged = goals::judge_all(&r);
+    assert!(
+        matches!(judged[0].verdict, goals::Verdict::NoVerdict(_)),
+        "{:?}",
+        judged[0].verdict
+    );
+    assert!(goals::summary_line(&judged[0]).contains("no verdict"));
+    // A goal on a point the run did not measure is refused when the scenario loads.
+    let text = format!(
+        "name = \"x\"\nsystems = [\"relay/pool\", \"direct\"]\nstreams = [10]\n{}",
+        goal.replace("streams = 10", "streams = 11")
+    );
+    let err = Scenario::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
+    assert!(err.contains("measures no point with streams=11"), "{err}");
+}
+
+#[test]
+fn stage_timing_is_drawn_per_input_frame() {
+    let mut r = fixture();
+    for p in r.points.iter_mut() {
+        if p.point.system.kind == SystemKind::RelayPool {
+            let stage = |name: &str, samples: u64, mean: f64| crate::results::StageTime {
+                stage: name.to_owned(),
+                samples,
+                mean,
+                p50: mean as u64,
+                p99: mean as u64 * 2,
+            };
+            // 1000 frames; submit timed once per 10-frame round at 5000 ns: 500 ns per frame.
+            p.stage_timing = vec![
+                stage("parse", 1000, 40.0),
+                stage("lookup", 1000, 20.0),
+                stage("fanout_copy", 1000, 300.0),
+                stage("submit", 100, 5000.0),
+                stage("completion", 1000, 9000.0),
+            ];
+        }
+    }
+    let html = render(&r);
+    assert!(html.contains("<h2>Where the time goes</h2>"));
+    assert!(html.contains("time goes: CPU ns per input frame, by stage"));
+    assert!(html.contains("<td>submit</td><td>100</td><td>500</td>"), "submit per frame");
+    assert!(html.contains("<td>completion</td><td>1000</td><td>(delay)</td>"));
+    assert!(html.contains("10 x fo1"), "x categories are named");
+    // Without timing there is no section.
+    assert!(!render(&fixture()).contains("Where the time goes"));
+}

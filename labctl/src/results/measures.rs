@@ -62,6 +62,10 @@ pub struct LinkResult {
     pub rx_dropped: Option<u64>,
     /// delivered / offered x 100.
     pub delivered_pct: Option<f64>,
+    /// True when the link had no counting sink (`counting_sinks`): `delivered` is then the
+    /// interface's rx_packets (at most `offered`), and it has no duplicates, order or latency.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interface_counted: bool,
 }
 
 /// UDP counters of a namespace (`/proc/net/snmp`, `Udp:` line), as deltas over the window.

@@ -235,9 +235,25 @@ pub struct PointResult {
     /// The zero-loss search, when the scenario asks for one.
     #[serde(default)]
     pub zero_loss: Option<ZeroLoss>,
+    /// This project's relay's per-stage timing (`timing = true`), read after the fixed-rate
+    /// traffic; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_timing: Vec<StageTime>,
     /// Free-form notes (e.g. "kernel forwards the input group; outputs not renamed").
     #[serde(default)]
     pub notes: Vec<String>,
+}
+
+/// One stage of the relay's per-frame work as `relay run --timing` measured it (its `stats`
+/// answer): how often it was timed and how long it took, nanoseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageTime {
+    /// `receive`, `parse`, `lookup`, `fanout_copy`, `submit` or `completion`.
+    pub stage: String,
+    pub samples: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p99: u64,
 }
 
 impl PointResult {
@@ -267,6 +283,7 @@ impl PointResult {
             cpu_basis: None,
             process_cpu_s_per_mpkt: None,
             zero_loss: None,
+            stage_timing: Vec::new(),
             notes: Vec::new(),
         }
     }

@@ -26,11 +26,11 @@ const SINK_IDLE: Duration = Duration::from_secs(5);
 
 /// One ceiling per payload size of the scenario.
 pub fn measure(scenario: &Scenario, placement: &Placement) -> Vec<Ceiling> {
-    let streams = scenario.streams.iter().copied().max().unwrap_or(1);
+    let streams = scenario.most_streams();
     scenario
-        .size
-        .iter()
-        .map(|&size| match measure_one(scenario, placement, streams, size) {
+        .sizes()
+        .into_iter()
+        .map(|size| match measure_one(scenario, placement, streams, size) {
             Ok(Some(pps)) => Ceiling {
                 size,
                 streams,
@@ -79,6 +79,7 @@ fn measure_one(
                 size,
                 duration: PROBE,
                 sink_idle: SINK_IDLE,
+                counting_sinks: u32::MAX,
             };
             zero_loss::search(MIN_PPS, MAX_PPS, RESOLUTION, |total| {
                 let t = traffic::run(traffic::Run {

@@ -74,6 +74,9 @@ impl<'a> Bench<'a> {
                 .or_else(|| build.and_then(|b| b.relay.clone()));
             spec.relay_args = build.map(|b| b.args.clone()).unwrap_or_default();
         }
+        if self.scenario.timing && point.system.kind.is_relay() {
+            spec.relay_args.push("--timing".to_owned());
+        }
         spec
     }
 
@@ -224,7 +227,7 @@ fn with_topology(
                 let (usage, _) = sampler.finish();
                 result.usage = Some(usage);
             }),
-        Ok(()) => measure_traffic(bench, point, &layout, &system.pids(), &mut result),
+        Ok(()) => measure_traffic(bench, point, &layout, &mut system, &mut result),
     };
     let died = system.stop();
     measured?;
@@ -276,21 +279,27 @@ fn measure_traffic(
     bench: &Bench<'_>,
     point: &Point,
     layout: &Layout,
-    pids: &[u32],
+    system: &mut systems::Running,
     result: &mut PointResult,
 ) -> Result<()> {
-    let scenario = bench.scenario;
+    let scenario = &bench.scenario.for_point(point);
+    let pids = system.pids();
     let run = traffic::Run {
         layout,
-        system_pids: pids,
+        system_pids: &pids,
         placement: bench.placement,
         rate: SendRate::PerStream(point.rate_pps),
         size: point.size,
         duration: Duration::from_secs_f64(scenario.duration_s),
         sink_idle: SINK_IDLE,
+        counting_sinks: scenario.counting_sinks.unwrap_or(u32::MAX),
     };
     let t = traffic::run(run)?;
     record_traffic(bench, point, &t, result);
+    // Empty unless the relay runs with --timing (`timing = true`, or a build's args).
+    result.stage_timing = system
+        .stage_timing()
+        .context("reading the relay's stage timing")?;
     if let Some(z) = &scenario.zero_loss {
         let probe_run = traffic::Run {
             duration: Duration::from_secs_f64(z.duration_s.unwrap_or(scenario.duration_s)),
@@ -357,6 +366,16 @@ fn record_traffic(bench: &Bench<'_>, point: &Point, t: &Traffic, result: &mut Po
     }
     for m in &t.counters.mismatches {
         result.notes.push(format!("cross-check: {m}"));
+    }
+    let by_interface = t.links.iter().filter(|l| l.interface_counted).count();
+    if by_interface > 0 {
+        result.notes.push(format!(
+            "{by_interface} of {} links counted by their interfaces' rx_packets (counting_sinks = \
+             {}): delivered there is what the system put on the link; duplicates, order and \
+             latency come from the counting sink(s)",
+            t.links.len(),
+            t.links.len() - by_interface
+        ));
     }
     let output_rate = asked * f64::from(layout_outputs(point));
     if let Some(ceiling) = bench.ceiling(point.size)

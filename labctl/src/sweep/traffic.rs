@@ -35,6 +35,9 @@ pub struct Run<'a> {
     /// Sinks stop by themselves this long after their last packet (a fallback: labctl stops
     /// them once the links are drained).
     pub sink_idle: Duration,
+    /// Links (from link 0) with a counting sink; the others are counted by their interface's
+    /// rx_packets only (see the scenario's `counting_sinks`).
+    pub counting_sinks: u32,
 }
 
 /// What one traffic run delivered, link by link, and what the kernel counted.
@@ -106,9 +109,10 @@ impl Traffic {
 pub fn run(spec: Run<'_>) -> Result<Traffic> {
     let layout = spec.layout;
     let outputs = layout.outputs();
+    let counted = spec.counting_sinks.clamp(1, outputs.max(1));
     let scratch = ScratchDir::new("sink")?;
     let mut sinks = Vec::new();
-    for k in 0..outputs {
+    for k in 0..counted {
         sinks.push(start_sink(&spec, k, &scratch)?);
     }
     let watched = watched(layout);
@@ -148,7 +152,7 @@ pub fn run(spec: Run<'_>) -> Result<Traffic> {
         );
     }
     let kernel = kernel_counts(layout, &watched, &before, &after);
-    Ok(assemble(
+    Ok(assemble_all(
         layout,
         send.sent_packets,
         send.achieved_pps,
@@ -247,7 +251,58 @@ fn kernel_counts(
     }
 }
 
-/// Per-link results, totals and the cross-check, from the summaries and the kernel's counts.
+/// Per-link results, totals and the cross-check: the links with a counting sink from their
+/// summaries ([`assemble`]), the others from their interfaces' counters.
+fn assemble_all(
+    layout: &Layout,
+    sent: u64,
+    sent_pps: f64,
+    summaries: &[SinkSummary],
+    kernel: &KernelCounts,
+    usage: Usage,
+    cpu: Option<MachineCpu>,
+) -> Traffic {
+    let counted = summaries.len();
+    // The cross-check compares what the sinks read with their own links' counters.
+    let sinks_only = KernelCounts {
+        sinks: kernel.sinks.iter().take(counted).copied().collect(),
+        ..kernel.clone()
+    };
+    let mut t = assemble(layout, sent, sent_pps, summaries, &sinks_only, usage, cpu);
+    for (k, wire) in kernel.sinks.iter().enumerate().skip(counted) {
+        let ifname = layout
+            .sinks
+            .get(k)
+            .map_or_else(String::new, |e| e.ifname.clone());
+        t.links.push(interface_counted_link(ifname, k, sent, *wire));
+    }
+    t
+}
+
+/// A link without a sink: delivered is what its interface received (rx_packets, at most what
+/// was sent: the few non-data packets a link may carry cannot hide loss beyond them).
+fn interface_counted_link(
+    interface: String,
+    k: usize,
+    sent: u64,
+    wire: Option<counters::LinkCounters>,
+) -> LinkResult {
+    let delivered = wire.map_or(0, |w| w.rx_packets.min(sent));
+    LinkResult {
+        link: k as u32,
+        interface,
+        offered: sent,
+        delivered,
+        duplicates: 0,
+        wire_rx: wire.map(|w| w.rx_packets),
+        rx_dropped: wire.map(|w| w.rx_dropped),
+        delivered_pct: (sent > 0).then(|| delivered as f64 * 100.0 / sent as f64),
+        interface_counted: true,
+    }
+}
+
+/// The links with a counting sink, totals and the cross-check, from the summaries and the
+/// kernel's counts.
 fn assemble(
     layout: &Layout,
     sent: u64,
@@ -279,6 +334,7 @@ fn assemble(
             wire_rx: wire.map(|w| w.rx_packets),
             rx_dropped: wire.map(|w| w.rx_dropped),
             delivered_pct: (sent > 0).then(|| s.totals.received as f64 * 100.0 / sent as f64),
+            interface_counted: false,
         });
         t.duplicates += s.totals.duplicates;
         t.reordered += s.totals.reordered;
@@ -319,6 +375,7 @@ mod tests {
                     wire_rx: None,
                     rx_dropped: None,
                     delivered_pct: None,
+                    interface_counted: false,
                 })
                 .collect(),
             ..Traffic::default()
@@ -360,5 +417,32 @@ mod tests {
             sink.probe(500.0, 0.001, 0.99),
             Probe::SinkShort { achieved: 500.0 }
         );
+    }
+
+    #[test]
+    fn links_without_a_sink_are_counted_by_their_interfaces_and_left_out_of_the_sink_check() {
+        let wire = |rx| {
+            Some(counters::LinkCounters {
+                rx_packets: rx,
+                tx_packets: 0,
+                rx_dropped: 0,
+                tx_dropped: 0,
+            })
+        };
+        // Three links, one counting sink that read all 1000; link 1's interface saw 1002
+        // packets (two non-data packets: capped at what was sent), link 2's 990.
+        let kernel = KernelCounts {
+            sinks: vec![wire(1000), wire(1002), wire(990)],
+            ..KernelCounts::default()
+        };
+        let link = |k: usize| interface_counted_link(format!("l{k}"), k, 1000, kernel.sinks[k]);
+        let l1 = link(1);
+        assert!(l1.interface_counted);
+        assert_eq!((l1.delivered, l1.wire_rx), (1000, Some(1002)));
+        let l2 = link(2);
+        assert_eq!(l2.delivered, 990);
+        assert_eq!(l2.delivered_pct, Some(99.0));
+        let unread = interface_counted_link("l3".into(), 3, 1000, None);
+        assert_eq!(unread.delivered, 0, "an unreadable counter counts as nothing delivered");
     }
 }

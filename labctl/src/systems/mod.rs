@@ -183,6 +183,15 @@ pub struct RuleAdd {
 }
 
 impl Running {
+    /// This project's relay's per-stage timing so far (`relay run --timing`); empty for other
+    /// systems or a relay started without it.
+    pub fn stage_timing(&mut self) -> Result<Vec<crate::results::StageTime>> {
+        match &mut self.installer {
+            Installer::Relay(relay) => relay.stage_timing(),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// PIDs of the system's processes (for /proc sampling).
     pub fn pids(&self) -> Vec<u32> {
         match &self.installer {

@@ -138,6 +138,16 @@ impl Installer {
         Ok(())
     }
 
+    /// The `timing` part of the relay's `stats` answer (absent without `--timing`).
+    pub(super) fn stage_timing(&mut self) -> Result<Vec<crate::results::StageTime>> {
+        let reply = self.client.request(&serde_json::json!({"cmd": "stats"}))?;
+        match reply.get("timing") {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(timing) => serde_json::from_value(timing.clone())
+                .context("the relay's stage timing is not in the expected form"),
+        }
+    }
+
     /// Rules accepted and the first refusal, over `layout.streams` inputs.
     pub(super) fn capacity(&self, layout: &Layout) -> Capacity {
         let mut capacity = Capacity {
