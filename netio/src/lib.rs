@@ -18,9 +18,11 @@
 //! - [`limits`]: raising the open-file limit
 //! - [`membership`]: IGMP joins on helper sockets (limits, strategies, the pool, its report)
 //! - [`fs`]: atomic file replacement (unique temporary file + rename)
+//! - [`sched`]: the calling thread's scheduling class (`sched_setscheduler`)
 //!
 //! `unsafe` is denied crate-wide and allowed only in the kernel-interface modules
-//! (`packet_socket`, `ring`, `recv_batch`, `send_batch`, `mmsghdr`, `cmsg`, `sockopt`, `iface`);
+//! (`packet_socket`, `ring`, `recv_batch`, `send_batch`, `mmsghdr`, `cmsg`, `sockopt`, `iface`,
+//! `sched`);
 //! every block carries a `// SAFETY:` comment and the types there own the memory the kernel is
 //! given pointers to, so no public function's soundness depends on its caller (the workspace's
 //! clippy lints enforce the comments and `# Safety` sections).
@@ -43,6 +45,8 @@ pub mod packet_socket;
 pub mod recv_batch;
 #[allow(unsafe_code)]
 pub mod ring;
+#[allow(unsafe_code)]
+pub mod sched;
 #[allow(unsafe_code)]
 pub mod send_batch;
 pub mod sockaddr;

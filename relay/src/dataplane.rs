@@ -94,6 +94,8 @@ pub struct DataplaneConfig {
     /// Test-only slowdown: busy-wait this long per received frame (`relay run --handicap-ns`),
     /// so the lab can prove its regression gate catches a slower relay. 0 = off.
     pub handicap_ns: u64,
+    /// SCHED_FIFO priority of the worker threads (`--worker-priority`); 0 = normal class.
+    pub worker_priority: u8,
     /// Restarts a failed worker gets.
     pub restart: RestartPolicy,
     /// Test-only fault: workers fail after N frames (`relay run --fail-worker-after`).
@@ -113,6 +115,7 @@ impl Default for DataplaneConfig {
             ring: BlockRingConfig::default(),
             frame_ring: FrameRingConfig::default(),
             handicap_ns: 0,
+            worker_priority: 0,
             restart: RestartPolicy::default(),
             fail_hook: None,
         }
@@ -263,6 +266,7 @@ fn spawn_worker(
     let thread = std::thread::Builder::new()
         .name(format!("relay-worker-{index}"))
         .spawn(move || {
+            set_worker_priority(config.worker_priority);
             let worker = match Worker::new(&config, sockets, reader, stats, stop) {
                 Ok(worker) => worker,
                 Err(e) => {
@@ -284,6 +288,17 @@ fn spawn_worker(
             let _ = thread.join();
             Err(e)
         }
+    }
+}
+
+/// Puts the calling worker thread in SCHED_FIFO at `priority` (0: leaves it alone). A refusal
+/// (no CAP_SYS_NICE, no real-time budget) is logged and the worker runs at normal priority.
+fn set_worker_priority(priority: u8) {
+    if priority == 0 {
+        return;
+    }
+    if let Err(e) = netio::sched::set_scheduler(libc::SCHED_FIFO, i32::from(priority)) {
+        tracing::warn!("--worker-priority {priority}: SCHED_FIFO refused ({e}); normal priority");
     }
 }
 
@@ -563,7 +578,17 @@ impl Worker {
                     .user_data(forward::POLL_TAG);
                 forward.egress.poll_armed = Egress::push(&mut forward.egress.ring, &poll);
             }
-            let started = forward.timing.then(Instant::now);
+            // With --timing the round's sends are submitted (and timed: the kernel's send
+            // work, for every frame and output of the round) before any wait.
+            if forward.timing {
+                let started = Instant::now();
+                // An error here (EBUSY, EAGAIN) is met again, and judged, just below.
+                let _ = forward.egress.ring.submit();
+                forward
+                    .stats
+                    .timings()
+                    .record(Stage::Submit, started.elapsed().as_nanos() as u64);
+            }
             // One io_uring_enter per round: with the queue drained, submit the round's sends
             // and sleep until the socket is readable or a send completes (or 100 ms pass);
             // otherwise only submit.
@@ -579,14 +604,6 @@ impl Worker {
                 )
             {
                 anyhow::bail!("io_uring submit/wait failed: {e}");
-            }
-            if let Some(started) = started
-                && !drained
-            {
-                forward
-                    .stats
-                    .timings()
-                    .record(Stage::Submit, started.elapsed().as_nanos() as u64);
             }
             forward.egress.reap_completions();
         }

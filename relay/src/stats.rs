@@ -44,7 +44,7 @@ pub enum Stage {
     Lookup,
     /// Building every output frame of one packet (headers + payload copy).
     FanoutCopy,
-    /// One io_uring submit call (per batch).
+    /// One io_uring submit call: the kernel sends every output of the round (per round).
     Submit,
     /// Send queued -> its completion reaped.
     Completion,

@@ -15,8 +15,6 @@
 mod enter_namespace;
 pub mod loadgen;
 pub mod sched;
-#[allow(unsafe_code)]
-mod scheduler;
 pub mod scratch;
 mod stray;
 

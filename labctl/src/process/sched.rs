@@ -1,8 +1,8 @@
 //! CPU affinity and real-time scheduling of processes and threads: the kernel calls behind
 //! `crate::placement`. `sched_setscheduler` has no safe wrapper in nix; its raw call lives in
-//! [`super::scheduler`].
+//! [`netio::sched`].
 
-use super::scheduler::set_scheduler;
+use netio::sched::set_scheduler;
 use nix::sched::CpuSet;
 use nix::unistd::Pid;
 use std::io;

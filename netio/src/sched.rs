@@ -1,5 +1,5 @@
-//! `sched_setscheduler(2)`, which nix does not wrap: the one raw kernel call of
-//! [`super::sched`], fenced in its own module.
+//! `sched_setscheduler(2)`, which nix does not wrap: the lab's real-time placement of the load
+//! generator and the relay's `--worker-priority` both set their threads' class through it.
 
 use std::io;
 
