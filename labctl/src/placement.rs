@@ -121,6 +121,19 @@ impl Placement {
         }
     }
 
+    /// The placement of the `direct` system's points: there is no system, so its sinks (and
+    /// their receive work) take the system's CPUs and the sender keeps the load generator's.
+    /// `direct` then measures the sender and the link, not one CPU shared by sender and sink,
+    /// as the same-run reference the relays are compared with. (The isolated ceiling is
+    /// measured with the common placement: it is the limit of every other point.)
+    pub fn for_direct(&self) -> Placement {
+        let mut direct = self.clone();
+        if self.is_applied() {
+            direct.sink.cpus = self.sut_cpus.clone();
+        }
+        direct
+    }
+
     /// True when the roles run on separate CPUs.
     pub fn is_applied(&self) -> bool {
         !self.sut_cpus.is_empty()
@@ -227,6 +240,23 @@ pub fn cpu_mask(cpus: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_gives_its_sink_the_system_cpus() {
+        let p = Placement::plan(IsolationMode::Auto, &[0, 1], Ok(()));
+        let d = p.for_direct();
+        assert_eq!(
+            (d.sender.cpus.clone(), d.sink.cpus.clone()),
+            (vec![0], vec![1])
+        );
+        assert_eq!(d.sink.fifo_priority, p.sink.fifo_priority);
+        let shared = Placement::shared(IsolationMode::Off, Vec::new());
+        assert_eq!(
+            shared.for_direct(),
+            shared,
+            "nothing to move without isolation"
+        );
+    }
 
     #[test]
     fn two_cpus_give_the_first_to_the_load_generator() {

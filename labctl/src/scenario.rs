@@ -1026,6 +1026,7 @@ mod tests {
                 "enobufs",
                 "fanout",
                 "gate-power",
+                "perf",
                 "quick",
                 "scale",
                 "scale-overload"

@@ -138,7 +138,10 @@ pub fn exec(args: Args) -> anyhow::Result<super::Outcome> {
         );
     }
     for judged in labctl::report::goals::judge_all(&outcome.results) {
-        eprintln!("labctl: goal {}", labctl::report::goals::summary_line(&judged));
+        eprintln!(
+            "labctl: goal {}",
+            labctl::report::goals::summary_line(&judged)
+        );
     }
     println!("{}", outcome.results_path.display());
     println!("{}", outcome.report_path.display());

@@ -103,7 +103,11 @@ fn decide(goal: &Goal, value: f64, system_bound: bool, versus_bound: bool) -> Ve
         !(if wants_high { may_rise } else { may_fall })
     };
     if certain {
-        if passes { Verdict::Met } else { Verdict::NotMet }
+        if passes {
+            Verdict::Met
+        } else {
+            Verdict::NotMet
+        }
     } else {
         Verdict::NoVerdict(format!(
             "{} against {} is reached only as a lower bound (the lab's limit), so the ratio \
@@ -121,9 +125,7 @@ fn figure(r: &Results, goal: &Goal, system: &System) -> Result<Figure, String> {
         .aggregates
         .iter()
         .find(|a| {
-            &a.key.system == system
-                && a.key.streams == goal.streams
-                && a.key.fanout == goal.fanout
+            &a.key.system == system && a.key.streams == goal.streams && a.key.fanout == goal.fanout
         })
         .ok_or_else(|| {
             format!(
@@ -205,7 +207,7 @@ pub fn section(r: &Results) -> String {
     }
     let mut h = String::from(
         "<h2>Goals</h2>\n<table><tr><th>goal</th><th>metric</th><th>system</th><th>versus</th>\
-         <th>ratio or level</th><th>target</th><th>verdict</th></tr>\n",
+         <th>ratio or level</th><th>target</th><th>verdict</th><th>note</th></tr>\n",
     );
     for j in &judged {
         let target = match (j.goal.at_least, j.goal.at_most) {
@@ -227,7 +229,7 @@ pub fn section(r: &Results) -> String {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{target}</td>\
-             <td{class}>{verdict}</td></tr>",
+             <td{class}>{verdict}</td><td>{}</td></tr>",
             escape(&j.goal.title),
             j.goal.metric.label(),
             escape(&j.goal.system.to_string()),
@@ -238,10 +240,13 @@ pub fn section(r: &Results) -> String {
                 figure_cell(j.versus)
             )),
             j.value.map_or("-".to_owned(), format_number),
+            escape(&j.goal.note),
         );
     }
-    h.push_str("</table>\n<p>Ratios are of figures measured in this run, side by side. \
+    h.push_str(
+        "</table>\n<p>Ratios are of figures measured in this run, side by side. \
                 &ge; marks a figure that is only a lower bound (the search hit the lab's own \
-                limit); a goal whose verdict depends on such a bound has none.</p>\n");
+                limit); a goal whose verdict depends on such a bound has none.</p>\n",
+    );
     h
 }

@@ -590,7 +590,9 @@ at_least = 0.9
         "name = \"x\"\nsystems = [\"relay/pool\", \"direct\"]\nstreams = [10]\n{}",
         goal.replace("streams = 10", "streams = 11")
     );
-    let err = Scenario::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
+    let err = Scenario::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("measures no point with streams=11"), "{err}");
 }
 
@@ -619,7 +621,10 @@ fn stage_timing_is_drawn_per_input_frame() {
     let html = render(&r);
     assert!(html.contains("<h2>Where the time goes</h2>"));
     assert!(html.contains("time goes: CPU ns per input frame, by stage"));
-    assert!(html.contains("<td>submit</td><td>100</td><td>500</td>"), "submit per frame");
+    assert!(
+        html.contains("<td>submit</td><td>100</td><td>500</td>"),
+        "submit per frame"
+    );
     assert!(html.contains("<td>completion</td><td>1000</td><td>(delay)</td>"));
     assert!(html.contains("10 x fo1"), "x categories are named");
     // Without timing there is no section.

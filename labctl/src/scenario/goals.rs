@@ -56,6 +56,9 @@ pub struct Goal {
     /// Met when the ratio (or level) is at most this.
     #[serde(default)]
     pub at_most: Option<f64>,
+    /// What is known about the goal: what was tried, where the time goes (shown with it).
+    #[serde(default)]
+    pub note: String,
 }
 
 fn one() -> u32 {

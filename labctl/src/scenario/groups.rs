@@ -44,7 +44,10 @@ impl Scenario {
 
     fn view_of(&self, group: &PointGroup) -> Scenario {
         Scenario {
-            streams: group.streams.clone().unwrap_or_else(|| self.streams.clone()),
+            streams: group
+                .streams
+                .clone()
+                .unwrap_or_else(|| self.streams.clone()),
             fanout: group.fanout.clone().unwrap_or_else(|| self.fanout.clone()),
             rate_pps: group
                 .rate_pps
@@ -143,7 +146,9 @@ impl Scenario {
                     for &rate_pps in &self.rate_pps {
                         for &size in &self.size {
                             for system in self.systems_in_turn(repeat) {
-                                points.push(point(system, streams, fanout, variant, rate_pps, size, repeat));
+                                points.push(point(
+                                    system, streams, fanout, variant, rate_pps, size, repeat,
+                                ));
                             }
                         }
                     }
@@ -211,7 +216,10 @@ mod tests {
         let first_pass: Vec<_> = points.iter().filter(|p| p.repeat == 0).collect();
         assert_eq!(first_pass.len(), 6);
         let many = points.iter().find(|p| p.streams == 1000).unwrap();
-        assert_eq!(many.fanout, 1, "fan-out inherited from the top (default [1])");
+        assert_eq!(
+            many.fanout, 1,
+            "fan-out inherited from the top (default [1])"
+        );
         assert_eq!(s.group_of(many), Some("many"));
         let view = s.for_point(many);
         assert!(view.zero_loss.is_none());

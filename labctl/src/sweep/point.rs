@@ -127,7 +127,25 @@ pub fn measure(bench: &Bench<'_>, point: &Point) -> PointResult {
             );
         }
     };
+    let direct_placement = bench.placement.for_direct();
+    let direct_bench = Bench {
+        placement: &direct_placement,
+        ..*bench
+    };
+    let bench = if point.system.kind == SystemKind::Direct {
+        &direct_bench
+    } else {
+        bench
+    };
     match measure_inner(bench, point) {
+        Ok(mut r) if point.system.kind == SystemKind::Direct && bench.placement.is_applied() => {
+            r.notes.push(format!(
+                "direct: no system, so the sink ran on the system's CPUs {:?} (the sender on {:?}): \
+                 the sender's and the link's limit, not one CPU shared by sender and sink",
+                bench.placement.sut_cpus, bench.placement.sender.cpus
+            ));
+            r
+        }
         Ok(r) => r,
         Err(Outcome::Skipped(reason)) => {
             PointResult::empty(point.clone(), Status::Skipped { reason })

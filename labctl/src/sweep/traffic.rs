@@ -443,6 +443,9 @@ mod tests {
         assert_eq!(l2.delivered, 990);
         assert_eq!(l2.delivered_pct, Some(99.0));
         let unread = interface_counted_link("l3".into(), 3, 1000, None);
-        assert_eq!(unread.delivered, 0, "an unreadable counter counts as nothing delivered");
+        assert_eq!(
+            unread.delivered, 0,
+            "an unreadable counter counts as nothing delivered"
+        );
     }
 }
