@@ -320,6 +320,12 @@ pub struct ZeroLossSearch {
     /// Duration of each probe in seconds (defaults to the scenario's `duration_s`).
     #[serde(default)]
     pub duration_s: Option<f64>,
+    /// A probe whose p99 latency exceeds this many milliseconds fails like a lossy one: a
+    /// system with deep receive buffers (the relay's ring holds 16384 frames) absorbs an
+    /// overload for a whole short probe and delivers it afterwards, without loss. None: loss
+    /// alone decides.
+    #[serde(default)]
+    pub max_p99_ms: Option<f64>,
 }
 
 impl ZeroLossSearch {
@@ -347,6 +353,13 @@ impl ZeroLossSearch {
         {
             return Err(format!(
                 "field `zero_loss.duration_s`: {d} is out of range (0, 600] seconds"
+            ));
+        }
+        if let Some(ms) = self.max_p99_ms
+            && !(ms.is_finite() && ms > 0.0 && ms <= 60_000.0)
+        {
+            return Err(format!(
+                "field `zero_loss.max_p99_ms`: {ms} is out of range (0, 60000] milliseconds"
             ));
         }
         Ok(())
@@ -1310,6 +1323,7 @@ mod tests {
             max_pps: 1000.0 * 1.05f64.powi(16),
             resolution: 0.05,
             duration_s: None,
+            max_p99_ms: None,
         };
         // 16 steps of 5 % between the ends: 4 halvings, plus the two end probes.
         assert_eq!(z.max_probes(), 6);

@@ -328,12 +328,22 @@ fn measure_traffic(
                 rate: SendRate::Total(total),
                 ..probe_run
             })?;
-            Ok(t.probe(
+            let probe = t.probe(
                 total,
                 scenario.loss_threshold,
                 scenario.generator_min_fraction,
-            ))
+            );
+            Ok(match (z.max_p99_ms, t.latency) {
+                (Some(ms), Some(latency)) if latency.p99 as f64 > ms * 1e6 => probe.queued(),
+                _ => probe,
+            })
         })?;
+        if let Some(ms) = z.max_p99_ms {
+            result.notes.push(format!(
+                "zero-loss search: a probe whose p99 latency exceeded {ms} ms counted as lossy \
+                 (traffic that queued up instead of flowing through)"
+            ));
+        }
         if found.is_none() {
             result.notes.push(format!(
                 "zero-loss search: loss above the threshold already at {} pps",

@@ -26,6 +26,20 @@ pub enum Probe {
 }
 
 impl Probe {
+    /// The same probe judged as lossy: its traffic queued up (latency beyond the search's
+    /// bound) instead of flowing through, which a short probe would otherwise count as lossless
+    /// once the queue drained.
+    pub fn queued(self) -> Probe {
+        match self {
+            Probe::Pass { achieved } => Probe::Fail { achieved },
+            Probe::GeneratorShort { achieved, .. } => Probe::GeneratorShort {
+                achieved,
+                lossless: false,
+            },
+            other => other,
+        }
+    }
+
     /// The aggregate rate the sender reached.
     pub fn achieved(&self) -> f64 {
         match *self {
@@ -124,6 +138,31 @@ fn done(pps: f64, lossy: Option<f64>, bound: Option<SearchBound>, probes: u32) -
 
 #[cfg(test)]
 mod tests {
+    use super::Probe;
+
+    #[test]
+    fn a_queued_probe_counts_as_lossy() {
+        assert_eq!(
+            Probe::Pass { achieved: 5.0 }.queued(),
+            Probe::Fail { achieved: 5.0 }
+        );
+        assert_eq!(
+            Probe::GeneratorShort {
+                achieved: 4.0,
+                lossless: true
+            }
+            .queued(),
+            Probe::GeneratorShort {
+                achieved: 4.0,
+                lossless: false
+            }
+        );
+        assert_eq!(
+            Probe::SinkShort { achieved: 3.0 }.queued(),
+            Probe::SinkShort { achieved: 3.0 }
+        );
+    }
+
     use super::*;
 
     /// A simulated bench: the system loses above `system`, the sender reaches at most
