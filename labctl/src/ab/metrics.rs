@@ -82,9 +82,7 @@ impl AbMetric {
     pub fn threshold(self, noise: f64, scenario: &Scenario) -> f64 {
         match self {
             AbMetric::DeliveredPct => DELIVERED_NOISE,
-            AbMetric::ZeroLossPps => {
-                noise.max(scenario.zero_loss.as_ref().map_or(0.0, |z| z.resolution))
-            }
+            AbMetric::ZeroLossPps => noise.max(scenario.search_resolution().unwrap_or(0.0)),
             AbMetric::LatencyP50Us => noise.max(LATENCY_NOISE),
             _ => noise,
         }

@@ -481,12 +481,7 @@ fn zero_loss(r: &Results) -> Vec<String> {
         .collect();
     fanouts.sort_unstable();
     fanouts.dedup();
-    let resolution = r
-        .scenario
-        .definition
-        .zero_loss
-        .as_ref()
-        .map_or(0.0, |z| z.resolution);
+    let resolution = r.scenario.definition.search_resolution().unwrap_or(0.0);
     fanouts
         .into_iter()
         .map(|fanout| {

@@ -70,6 +70,15 @@ impl Scenario {
             .unwrap_or_else(|| self.clone())
     }
 
+    /// The coarsest zero-loss resolution of the sweep (all groups), if any
+    /// point searches: what a finding over several groups can claim.
+    pub fn search_resolution(&self) -> Option<f64> {
+        self.views()
+            .iter()
+            .filter_map(|v| v.zero_loss.as_ref().map(|z| z.resolution))
+            .reduce(f64::max)
+    }
+
     /// The group a point belongs to, by name (none without groups).
     pub fn group_of(&self, point: &Point) -> Option<&str> {
         self.groups
@@ -230,6 +239,11 @@ mod tests {
             .unwrap();
         let view = s.for_point(one);
         assert_eq!(view.zero_loss.as_ref().map(|z| z.max_pps), Some(100000.0));
+        assert_eq!(
+            s.search_resolution(),
+            Some(0.05),
+            "the searching group's (default)"
+        );
         assert_eq!(view.duration_s, 1.0);
         assert_eq!(s.group_of(one), Some("one-stream"));
     }
