@@ -8,7 +8,7 @@
 //! `zero_loss` is refused (a group that searches says so). Every group is expanded and checked
 //! like a scenario of its own (its [`Scenario::views`]); two groups may not share a point.
 
-use super::{Point, Scenario, System, ZeroLossSearch};
+use super::{Point, Scenario, ZeroLossSearch};
 use serde::{Deserialize, Serialize};
 
 /// One block of points with its own axes.
@@ -155,9 +155,15 @@ impl Scenario {
                     for &rate_pps in &self.rate_pps {
                         for &size in &self.size {
                             for system in self.systems_in_turn(repeat) {
-                                points.push(point(
-                                    system, streams, fanout, variant, rate_pps, size, repeat,
-                                ));
+                                points.push(Point {
+                                    system: system.clone(),
+                                    streams,
+                                    fanout,
+                                    variant: variant.name.clone(),
+                                    rate_pps,
+                                    size,
+                                    repeat,
+                                });
                             }
                         }
                     }
@@ -165,26 +171,6 @@ impl Scenario {
             }
         }
         points
-    }
-}
-
-fn point(
-    system: &System,
-    streams: u32,
-    fanout: u32,
-    variant: &super::SysctlVariant,
-    rate_pps: f64,
-    size: u32,
-    repeat: u32,
-) -> Point {
-    Point {
-        system: system.clone(),
-        streams,
-        fanout,
-        variant: variant.name.clone(),
-        rate_pps,
-        size,
-        repeat,
     }
 }
 

@@ -127,12 +127,13 @@ pub fn measure(bench: &Bench<'_>, point: &Point) -> PointResult {
             );
         }
     };
-    let direct_placement = bench.placement.for_direct();
-    let direct_bench = Bench {
-        placement: &direct_placement,
-        ..*bench
-    };
+    let (direct_placement, direct_bench);
     let bench = if point.system.kind == SystemKind::Direct {
+        direct_placement = bench.placement.for_direct();
+        direct_bench = Bench {
+            placement: &direct_placement,
+            ..*bench
+        };
         &direct_bench
     } else {
         bench

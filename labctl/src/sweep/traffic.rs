@@ -270,13 +270,22 @@ fn assemble_all(
     };
     let mut t = assemble(layout, sent, sent_pps, summaries, &sinks_only, usage, cpu);
     for (k, wire) in kernel.sinks.iter().enumerate().skip(counted) {
-        let ifname = layout
-            .sinks
-            .get(k)
-            .map_or_else(String::new, |e| e.ifname.clone());
-        t.links.push(interface_counted_link(ifname, k, sent, *wire));
+        t.links.push(interface_counted_link(
+            sink_ifname(layout, k),
+            k,
+            sent,
+            *wire,
+        ));
     }
     t
+}
+
+/// The sink-side interface of link `k` (empty if the layout has none).
+fn sink_ifname(layout: &Layout, k: usize) -> String {
+    layout
+        .sinks
+        .get(k)
+        .map_or_else(String::new, |e| e.ifname.clone())
 }
 
 /// A link without a sink: delivered is what its interface received (rx_packets, at most what
@@ -324,10 +333,7 @@ fn assemble(
         let wire = kernel.sinks.get(k).copied().flatten();
         t.links.push(LinkResult {
             link: k as u32,
-            interface: layout
-                .sinks
-                .get(k)
-                .map_or_else(String::new, |e| e.ifname.clone()),
+            interface: sink_ifname(layout, k),
             offered: sent,
             delivered: s.totals.received,
             duplicates: s.totals.duplicates,

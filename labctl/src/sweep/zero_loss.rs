@@ -138,7 +138,7 @@ fn done(pps: f64, lossy: Option<f64>, bound: Option<SearchBound>, probes: u32) -
 
 #[cfg(test)]
 mod tests {
-    use super::Probe;
+    use super::*;
 
     #[test]
     fn a_queued_probe_counts_as_lossy() {
@@ -162,8 +162,6 @@ mod tests {
             Probe::SinkShort { achieved: 3.0 }
         );
     }
-
-    use super::*;
 
     /// A simulated bench: the system loses above `system`, the sender reaches at most
     /// `generator`, the sink drops above `sink`.
