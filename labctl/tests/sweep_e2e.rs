@@ -110,6 +110,45 @@ topology = "snooping"
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// Without the join-delay step (which probes the switch anyway) traffic still starts only once
+/// the snooping switch forwards the joined groups: every packet the generator put on the wire
+/// reached the system's ingress interface, none was charged to the system for the switch.
+#[test]
+fn traffic_starts_only_once_the_snooping_switch_forwards_the_groups() {
+    if !is_root("traffic_starts_only_once_the_snooping_switch_forwards_the_groups") {
+        return;
+    }
+    let scenario = Scenario::parse(
+        r#"name = "sweep-e2e-switch"
+systems = ["relay/pool", "kernel"]
+streams = [50]
+rate_pps = [40.0]
+duration_s = 1.0
+topology = "snooping"
+join_delay = false
+"#,
+        Path::new("sweep-e2e-switch.toml"),
+    )
+    .unwrap();
+    for p in scenario.points() {
+        let r = measure(&scenario, &p);
+        let counters = r.counters.clone().expect("kernel counters read");
+        eprintln!("{p}: {:?} {counters:?} {:?}", r.status, r.notes);
+        assert_eq!(r.status, Status::Ok, "{p}");
+        assert!(
+            !r.notes.iter().any(|n| n.starts_with("snooping switch:")),
+            "{p}: {:?}",
+            r.notes
+        );
+        let (sent, arrived) = (counters.generator_tx, counters.relay_in_rx);
+        assert!(
+            sent.is_some_and(|s| s >= 2000) && arrived >= sent,
+            "{p}: {arrived:?} of {sent:?} reached the system"
+        );
+        assert!(r.delivered_pct.is_some_and(|d| d >= 99.9), "{p}");
+    }
+}
+
 #[test]
 fn a_sweep_writes_results_with_repeats_and_a_report() {
     if !is_root("a_sweep_writes_results_with_repeats_and_a_report") {
