@@ -7,8 +7,8 @@
 use anyhow::Context;
 use netio::membership::{KernelSockets, Limits, Memberships, Strategy};
 use relay::control::{ControlServer, ServerLimits};
-use relay::dataplane::IoBackend;
 use relay::dataplane::{Dataplane, DataplaneConfig};
+use relay::dataplane::{IoBackend, SendBackend};
 use relay::link_watch::{LinkWatch, WatchConfig};
 use relay::rule::Rule;
 use relay::service::{Relay, RelayLimits};
@@ -59,6 +59,11 @@ pub struct RunArgs {
     /// per output interface, through the kernel's IP output path).
     #[arg(long, value_enum, default_value_t)]
     egress: EgressMode,
+    /// How a round's frames are sent: `uring` (one io_uring SendMsg per frame, one submit per
+    /// round) or `mmsg` (one sendmmsg per round, no completion queue). UDP outputs (--egress
+    /// udp) always use io_uring.
+    #[arg(long, value_enum, default_value_t)]
+    send: SendBackend,
     /// Record per-stage timing (receive, parse, lookup, fan-out copy, submit, completion).
     #[arg(long)]
     timing: bool,
@@ -137,6 +142,7 @@ fn dataplane_config(args: &RunArgs) -> DataplaneConfig {
         ttl_mode: args.ttl_mode,
         timing: args.timing,
         io: args.io,
+        send: args.send,
         ring: Default::default(),
         frame_ring: Default::default(),
         rx_slots: args.rx_slots as usize,
@@ -324,7 +330,7 @@ fn start_link_watch(relay: &Arc<Relay<KernelSockets>>) -> anyhow::Result<LinkWat
 mod tests {
     use super::{RunArgs, parse_size};
     use clap::{Parser, ValueEnum};
-    use relay::dataplane::IoBackend;
+    use relay::dataplane::{IoBackend, SendBackend};
     use relay::udp_egress::EgressMode;
 
     #[derive(Parser)]
@@ -345,6 +351,12 @@ mod tests {
             .run;
         assert_eq!((args.io, args.egress), (IoBackend::Uring, EgressMode::Udp));
         assert!(Cli::try_parse_from(["relay", "--io", "recvmmsg"]).is_err());
+        assert_eq!(args.send, SendBackend::Uring, "io_uring sends by default");
+        let args = Cli::try_parse_from(["relay", "--send", "mmsg"])
+            .unwrap()
+            .run;
+        assert_eq!(args.send, SendBackend::Mmsg);
+        assert!(Cli::try_parse_from(["relay", "--send", "ring"]).is_err());
         for io in IoBackend::value_variants() {
             let name = io.to_possible_value().unwrap();
             let json = serde_json::to_string(io).unwrap();

@@ -15,7 +15,8 @@
 //! TPACKET_V3 ring ([`BlockRing`]); all sleep on an io_uring readiness poll.
 //! Egress frames are built from scratch (Ethernet with the group's multicast MAC, IPv4 with the
 //! configured TTL, UDP with a correct checksum) into a bounded pool of preallocated send slots
-//! and sent as io_uring `SendMsg` on an AF_PACKET socket, one submit per receive round; this
+//! and sent as io_uring `SendMsg` on an AF_PACKET socket, one submit per receive round (or, with
+//! `--send mmsg`, one `sendmmsg` per round, see [`SendBackend`]); this
 //! avoids the kernel's neighbour table (see ARCHITECTURE.md). When every slot is in flight the
 //! worker waits for completions (backpressure) rather than dropping. No heap allocation per
 //! packet.
@@ -74,6 +75,31 @@ pub enum IoBackend {
     Mmap,
 }
 
+/// How a worker hands its packet-socket frames to the kernel (`--send`).
+///
+/// Either way the frames of one receive round leave in one system call; UDP-socket outputs
+/// (`--egress udp`) always go through io_uring.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SendBackend {
+    /// One io_uring `SendMsg` per frame, all of a round submitted by one `io_uring_enter`;
+    /// their completions are reaped later.
+    #[default]
+    Uring,
+    /// One `sendmmsg` per round for all of its frames (synchronous: no completion queue).
+    Mmsg,
+}
+
 /// Data plane settings.
 #[derive(Debug, Clone)]
 pub struct DataplaneConfig {
@@ -83,6 +109,8 @@ pub struct DataplaneConfig {
     pub ttl_mode: crate::ttl::TtlMode,
     pub timing: bool,
     pub io: IoBackend,
+    /// How frames are sent (`--send`).
+    pub send: SendBackend,
     /// Frames taken per `recvmmsg` (receive batch size, `uring` backend).
     pub rx_slots: usize,
     /// Send slots per worker: the bound of the egress queue.
@@ -110,6 +138,7 @@ impl Default for DataplaneConfig {
             ttl_mode: Default::default(),
             timing: false,
             io: IoBackend::Ring,
+            send: SendBackend::Uring,
             rx_slots: 64,
             tx_slots: 512,
             ring: BlockRingConfig::default(),
@@ -548,6 +577,7 @@ impl Worker {
             config.timing,
         );
         forward.handicap_ns = config.handicap_ns;
+        forward.egress.send = config.send;
         let fail_hook = config.fail_hook.clone().map(|hook| {
             let frames = stats::read(&forward.stats.rx_packets);
             (hook, frames)
@@ -582,6 +612,7 @@ impl Worker {
             // work, for every frame and output of the round) before any wait.
             if forward.timing {
                 let started = Instant::now();
+                forward.egress.flush_pending();
                 // An error here (EBUSY, EAGAIN) is met again, and judged, just below.
                 let _ = forward.egress.ring.submit();
                 forward
@@ -589,6 +620,8 @@ impl Worker {
                     .timings()
                     .record(Stage::Submit, started.elapsed().as_nanos() as u64);
             }
+            // `--send mmsg`: the round's frames leave now, in one sendmmsg.
+            forward.egress.flush_pending();
             // One io_uring_enter per round: with the queue drained, submit the round's sends
             // and sleep until the socket is readable or a send completes (or 100 ms pass);
             // otherwise only submit.

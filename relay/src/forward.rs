@@ -6,11 +6,13 @@
 //! finds its rule ([`crate::table`], keyed by interface, VLAN, group, port, source), applies the
 //! TTL policy ([`crate::ttl`]: by default min(`--ttl`, arriving TTL - 1), TTL <= 1 dropped) and,
 //! for every output, builds the egress frame (or, with `--egress udp`, copies the payload) into
-//! a free send slot and queues an io_uring `SendMsg`.
+//! a free send slot and queues an io_uring `SendMsg` (or, with `--send mmsg`, keeps the slot for
+//! the round's one `sendmmsg`).
 //! [`Egress`] owns the io_uring, the bounded pool of send slots (the egress queue) and the
 //! accounting of send completions; when every slot is in flight it waits for completions
 //! (backpressure) instead of dropping. Nothing here allocates per packet.
 
+use crate::dataplane::SendBackend;
 use crate::drop_reason::DropReason;
 use crate::ingress;
 use crate::ring::SlotArena;
@@ -59,6 +61,12 @@ pub(crate) struct Egress {
     tx: OwnedFd,
     stats: Arc<WorkerStats>,
     pub(crate) poll_armed: bool,
+    /// How packet-socket frames are sent (`--send`).
+    pub(crate) send: SendBackend,
+    /// `--send mmsg`: slots filled this round, sent by [`Egress::flush_pending`].
+    pending: Vec<u32>,
+    /// Per pending slot, what its send returned (bytes or -errno).
+    sent: Vec<i32>,
 }
 
 impl Egress {
@@ -117,9 +125,27 @@ impl Egress {
         self.free_tx.push(slot as u32);
     }
 
-    /// A free send slot; when all are in flight, waits for completions first (backpressure
-    /// onto the receive queue). `None` only if waiting fails.
+    /// Sends the slots filled since the last call in one `sendmmsg` (`--send mmsg`) and
+    /// accounts for each as a completion; nothing to do with `--send uring`.
+    pub(crate) fn flush_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.tx_arena
+            .send_mmsg(self.tx.as_raw_fd(), &self.pending, &mut self.sent);
+        for i in 0..self.pending.len() {
+            self.send_completed(self.pending[i] as usize, self.sent[i]);
+        }
+        self.pending.clear();
+    }
+
+    /// A free send slot; when all are in flight, sends the pending ones or waits for
+    /// completions first (backpressure onto the receive queue). `None` only if waiting fails.
     fn free_slot(&mut self) -> Option<usize> {
+        if let Some(slot) = self.free_tx.pop() {
+            return Some(slot as usize);
+        }
+        self.flush_pending();
         if let Some(slot) = self.free_tx.pop() {
             return Some(slot as usize);
         }
@@ -186,6 +212,11 @@ impl Egress {
             payload_len: datagram.payload.len() as u64,
             queued_at,
         };
+        if self.send == SendBackend::Mmsg && output.udp.is_none() {
+            // The slot's message is ready; it leaves with the round's sendmmsg.
+            self.pending.push(tx_slot as u32);
+            return;
+        }
         if !Egress::push(&mut self.ring, &entry) {
             self.in_flight[tx_slot].output = None;
             self.free_tx.push(tx_slot as u32);
@@ -317,6 +348,9 @@ impl Forwarder {
                 tx,
                 stats: stats.clone(),
                 poll_armed: false,
+                send: SendBackend::Uring,
+                pending: Vec::with_capacity(tx_slots),
+                sent: Vec::with_capacity(tx_slots),
             },
             table,
             stats,

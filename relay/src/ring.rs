@@ -1,4 +1,4 @@
-//! Preallocated message slots for io_uring `SendMsg` on packet sockets.
+//! Preallocated message slots for io_uring `SendMsg` (or one `sendmmsg`) on packet sockets.
 //!
 //! A [`SlotArena`] owns `count` fixed-size frame buffers plus, for each, a `msghdr`, an `iovec`
 //! and a `sockaddr_ll`. Everything is allocated once; the
@@ -28,6 +28,8 @@ pub struct SlotArena {
     buffer_base: *mut u8,
     count: usize,
     buffer_size: usize,
+    /// Scratch headers for [`SlotArena::send_mmsg`].
+    batch: Vec<libc::mmsghdr>,
 }
 
 impl SlotArena {
@@ -49,6 +51,7 @@ impl SlotArena {
             buffer_base,
             count,
             buffer_size,
+            batch: Vec::with_capacity(count),
         };
         for i in 0..count {
             let buffer = arena.buffer_ptr(i);
@@ -148,9 +151,57 @@ impl SlotArena {
     }
 }
 
+impl SlotArena {
+    /// Sends the messages of `slots`, as the last [`SlotArena::send_entry`] or
+    /// [`SlotArena::send_udp_entry`] of each prepared them, with as few `sendmmsg` calls as the
+    /// kernel allows. `results` gets, per slot, the bytes sent or the negated errno: a message
+    /// the kernel refuses is skipped and the ones after it are still sent.
+    pub fn send_mmsg(&mut self, fd: RawFd, slots: &[u32], results: &mut Vec<i32>) {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        for &index in slots {
+            let msg_hdr = self.slot_mut(index as usize).msg;
+            batch.push(libc::mmsghdr {
+                msg_hdr,
+                msg_len: 0,
+            });
+        }
+        results.clear();
+        results.resize(slots.len(), 0);
+        let mut start = 0;
+        while start < batch.len() {
+            let rest = &mut batch[start..];
+            // SAFETY: `rest` is a valid array of `rest.len()` headers. Every header is a copy of
+            // a slot's msghdr, whose iovec, address and buffer pointers point into this arena's
+            // own allocations (set in `new`, lengths clamped to the buffer size, never moved or
+            // freed while `self` is borrowed here); the kernel only reads them and writes
+            // `msg_len` into `rest`.
+            let sent = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
+            if sent > 0 {
+                for (i, message) in rest.iter().take(sent as usize).enumerate() {
+                    results[start + i] = message.msg_len as i32;
+                }
+                start += sent as usize;
+                continue;
+            }
+            let errno = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            if sent < 0 && errno == libc::EINTR {
+                continue;
+            }
+            // The first message failed (or, never expected, none was sent): skip it.
+            results[start] = -errno;
+            start += 1;
+        }
+        self.batch = batch;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn slots_have_separate_buffers() {
@@ -165,5 +216,39 @@ mod tests {
             "length clamped to the buffer"
         );
         let _ = arena.send_entry(3, 0, 60, 7, [1, 0, 0x5e, 1, 2, 3]);
+    }
+
+    fn loopback(port: u16) -> libc::sockaddr_in {
+        netio::sockaddr::sockaddr_in(std::net::Ipv4Addr::LOCALHOST, port)
+    }
+
+    #[test]
+    fn send_mmsg_sends_every_prepared_slot_in_order() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = receiver.local_addr().unwrap().port();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut arena = SlotArena::new(4, 64);
+        for (slot, text) in [(2usize, b"two"), (0, b"one"), (3, b"thr")] {
+            arena.frame_mut(slot)[..3].copy_from_slice(text);
+            let _ = arena.send_udp_entry(slot, sender.as_raw_fd(), 3, loopback(port));
+        }
+        let mut results = Vec::new();
+        arena.send_mmsg(sender.as_raw_fd(), &[2, 0, 3], &mut results);
+        assert_eq!(results, vec![3, 3, 3]);
+        let mut buffer = [0u8; 16];
+        for expected in [b"two", b"one", b"thr"] {
+            let n = receiver.recv(&mut buffer).unwrap();
+            assert_eq!(&buffer[..n], expected);
+        }
+    }
+
+    #[test]
+    fn send_mmsg_reports_each_failed_message_and_goes_on() {
+        let mut arena = SlotArena::new(2, 64);
+        let mut results = vec![7; 5];
+        arena.send_mmsg(-1, &[0, 1], &mut results);
+        assert_eq!(results, vec![-libc::EBADF, -libc::EBADF]);
+        arena.send_mmsg(-1, &[], &mut results);
+        assert!(results.is_empty());
     }
 }

@@ -201,30 +201,38 @@ fn one_input_fans_out_to_five_groups() {
 
 #[test]
 fn mmap_backend_fans_out_exactly_once() {
-    two_workers_fan_out_exactly_once("mmap_backend_fans_out_exactly_once", "mmap");
+    two_workers_fan_out_exactly_once("mmap_backend_fans_out_exactly_once", &["--io", "mmap"]);
 }
 
 #[test]
 fn recvmmsg_backend_fans_out_exactly_once() {
-    two_workers_fan_out_exactly_once("recvmmsg_backend_fans_out_exactly_once", "uring");
+    two_workers_fan_out_exactly_once("recvmmsg_backend_fans_out_exactly_once", &["--io", "uring"]);
 }
 
 #[test]
 fn frame_ring_backend_with_two_workers_fans_out_exactly_once() {
     two_workers_fan_out_exactly_once(
         "frame_ring_backend_with_two_workers_fans_out_exactly_once",
-        "ring",
+        &["--io", "ring"],
     );
 }
 
-/// `--io BACKEND --workers 2`, one stream fanned out to two groups: each copy exactly once,
-/// in order.
-fn two_workers_fan_out_exactly_once(test: &str, backend: &str) {
+#[test]
+fn sendmmsg_egress_with_two_workers_fans_out_exactly_once() {
+    two_workers_fan_out_exactly_once(
+        "sendmmsg_egress_with_two_workers_fans_out_exactly_once",
+        &["--send", "mmsg"],
+    );
+}
+
+/// `RELAY_ARGS --workers 2` (a receive or send backend), one stream fanned out to two groups:
+/// each copy exactly once, in order.
+fn two_workers_fan_out_exactly_once(test: &str, relay_args: &[&str]) {
     if !require_root(test) {
         return;
     }
     with_topology(Template::Chain, |topo| {
-        let scratch = ScratchDir::new(&format!("relay-e2e-{backend}")).unwrap();
+        let scratch = ScratchDir::new(&format!("relay-e2e-{}", relay_args.join(""))).unwrap();
         let (rin, rout) = (
             &topo.relay_in().unwrap().ifname,
             &topo.relay_out()[0].ifname,
@@ -235,14 +243,8 @@ fn two_workers_fan_out_exactly_once(test: &str, backend: &str) {
             Ipv4Addr::new(239, 1, 0, 1),
             &[(rout, outputs[0]), (rout, outputs[1])],
         );
-        let args = [
-            "--io".to_string(),
-            backend.into(),
-            "--workers".into(),
-            "2".into(),
-            "--rule".into(),
-            r,
-        ];
+        let mut args: Vec<String> = relay_args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--workers".into(), "2".into(), "--rule".into(), r]);
         let relay = RelayProcess::start(topo, scratch.path("relay.sock"), &args);
         let sink = sink_spec(topo, outputs.to_vec()).start(&scratch).unwrap();
         send(topo, &scratch, 1, 2000.0, 3000);
