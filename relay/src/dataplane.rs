@@ -15,8 +15,8 @@
 //! TPACKET_V3 ring ([`BlockRing`]); all sleep on an io_uring readiness poll.
 //! Egress frames are built from scratch (Ethernet with the group's multicast MAC, IPv4 with the
 //! configured TTL, UDP with a correct checksum) into a bounded pool of preallocated send slots
-//! and sent as io_uring `SendMsg` on an AF_PACKET socket, one submit per receive round (or, with
-//! `--send mmsg`, one `sendmmsg` per round, see [`SendBackend`]); this
+//! and sent on an AF_PACKET socket, all of a receive round in one `sendmmsg` (or, with
+//! `--send uring`, one io_uring `SendMsg` each and one submit per round, see [`SendBackend`]); this
 //! avoids the kernel's neighbour table (see ARCHITECTURE.md). When every slot is in flight the
 //! worker waits for completions (backpressure) rather than dropping. No heap allocation per
 //! packet.
@@ -48,7 +48,7 @@ pub const FRAME_BUFFER_SIZE: usize = 9216;
 /// Kernel receive buffer of each worker's packet socket (forced; root only, best effort).
 const RX_SOCKET_BUFFER: i32 = 8 << 20;
 
-/// How frames are received (`--io`); egress is io_uring `SendMsg` in all of them.
+/// How frames are received (`--io`); all of them wait on an io_uring readiness poll.
 ///
 /// The command-line and serde names are the variant names in kebab-case (`ring`, `uring`,
 /// `mmap`), derived by [`clap::ValueEnum`] and serde alike (no list of names is written out).
@@ -78,7 +78,9 @@ pub enum IoBackend {
 /// How a worker hands its packet-socket frames to the kernel (`--send`).
 ///
 /// Either way the frames of one receive round leave in one system call; UDP-socket outputs
-/// (`--egress udp`) always go through io_uring.
+/// (`--egress udp`) always go through io_uring. `mmsg` is the default because it measured
+/// cheaper: in one run of 12 paired repeats at 40 streams x 2500 pps its CPU per packet was
+/// 3.9 % lower (95 % CI 1.4..6.3 %), and equal within 1 % at 1000 streams x 50 pps.
 #[derive(
     Debug,
     Clone,
@@ -94,9 +96,9 @@ pub enum IoBackend {
 pub enum SendBackend {
     /// One io_uring `SendMsg` per frame, all of a round submitted by one `io_uring_enter`;
     /// their completions are reaped later.
-    #[default]
     Uring,
     /// One `sendmmsg` per round for all of its frames (synchronous: no completion queue).
+    #[default]
     Mmsg,
 }
 
@@ -138,7 +140,7 @@ impl Default for DataplaneConfig {
             ttl_mode: Default::default(),
             timing: false,
             io: IoBackend::Ring,
-            send: SendBackend::Uring,
+            send: SendBackend::Mmsg,
             rx_slots: 64,
             tx_slots: 512,
             ring: BlockRingConfig::default(),

@@ -1,4 +1,4 @@
-//! Per-packet work of a worker: parse, look up, and fan out to io_uring sends.
+//! Per-packet work of a worker: parse, look up, and fan out to the round's sends.
 //!
 //! [`Forwarder::handle_frame`] takes one received frame, parses it ([`netio::wire::parse_frame`],
 //! which also verifies the IPv4 header checksum), takes its VLAN id (a tag the kernel stripped
@@ -6,8 +6,8 @@
 //! finds its rule ([`crate::table`], keyed by interface, VLAN, group, port, source), applies the
 //! TTL policy ([`crate::ttl`]: by default min(`--ttl`, arriving TTL - 1), TTL <= 1 dropped) and,
 //! for every output, builds the egress frame (or, with `--egress udp`, copies the payload) into
-//! a free send slot and queues an io_uring `SendMsg` (or, with `--send mmsg`, keeps the slot for
-//! the round's one `sendmmsg`).
+//! a free send slot and keeps it for the round's one `sendmmsg` (or, with `--send uring`, queues
+//! an io_uring `SendMsg`).
 //! [`Egress`] owns the io_uring, the bounded pool of send slots (the egress queue) and the
 //! accounting of send completions; when every slot is in flight it waits for completions
 //! (backpressure) instead of dropping. Nothing here allocates per packet.
@@ -348,7 +348,7 @@ impl Forwarder {
                 tx,
                 stats: stats.clone(),
                 poll_armed: false,
-                send: SendBackend::Uring,
+                send: SendBackend::default(),
                 pending: Vec::with_capacity(tx_slots),
                 sent: Vec::with_capacity(tx_slots),
             },

@@ -14,9 +14,9 @@
 //! - [`table`]: O(1) rule lookup table and its atomic swap
 //! - [`dataplane`]: worker threads: AF_PACKET + PACKET_FANOUT ingress (sockets, receive rings
 //!   and `recvmmsg` batches from `netio`), io_uring batching, egress
-//! - `forward`: per-packet parse, lookup, fan-out and io_uring egress of a worker
+//! - `forward`: per-packet parse, lookup, fan-out and egress (sendmmsg or io_uring) of a worker
 //! - [`ingress`]: the per-frame checks before fan-out (parse, checksum, VLAN, lookup, TTL)
-//! - [`ring`]: preallocated io_uring send slots
+//! - [`ring`]: preallocated send slots (one `sendmmsg` of many, or io_uring `SendMsg`s)
 //! - [`stats`]: counters and opt-in per-stage timing
 //! - [`supervisor`]: restarts failed workers within a budget, or ends the relay
 //! - [`drop_reason`]: why a frame was not forwarded (one counter each)
@@ -29,8 +29,9 @@
 //!
 //! The kernel interfaces (AF_PACKET sockets, TPACKET rings, `recvmmsg`, interface lookup,
 //! socket options) live in the `netio` crate. `unsafe` is denied crate-wide and allowed only
-//! where the relay hands io_uring raw pointers: the send slot arena (`ring`) and the one
-//! io_uring push of `forward`; every block carries a `// SAFETY:` comment.
+//! where the relay hands the kernel raw pointers: the send slot arena (`ring`, including its
+//! `sendmmsg`) and the one io_uring push of `forward`; every block carries a `// SAFETY:`
+//! comment.
 
 #![deny(unsafe_code)]
 

@@ -218,10 +218,10 @@ fn frame_ring_backend_with_two_workers_fans_out_exactly_once() {
 }
 
 #[test]
-fn sendmmsg_egress_with_two_workers_fans_out_exactly_once() {
+fn io_uring_egress_with_two_workers_fans_out_exactly_once() {
     two_workers_fan_out_exactly_once(
-        "sendmmsg_egress_with_two_workers_fans_out_exactly_once",
-        &["--send", "mmsg"],
+        "io_uring_egress_with_two_workers_fans_out_exactly_once",
+        &["--send", "uring"],
     );
 }
 
