@@ -1042,7 +1042,8 @@ mod tests {
                 "perf",
                 "quick",
                 "scale",
-                "scale-overload"
+                "scale-overload",
+                "send"
             ]
         );
     }
