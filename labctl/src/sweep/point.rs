@@ -312,9 +312,11 @@ fn wait_switch_open(topology: &Topology, layout: &Layout, result: &mut PointResu
         .as_ref()
         .map_or(layout.streams, |c| c.accepted)
         .min(layout.streams);
-    let mut groups = vec![0, joined.saturating_sub(1)];
-    groups.dedup();
-    for i in groups.into_iter().filter(|_| joined > 0) {
+    if joined == 0 {
+        return;
+    }
+    let last = (joined > 1).then_some(joined - 1);
+    for i in std::iter::once(0).chain(last) {
         if let Err(e) = topology.wait_group_forwarded(layout.input_group(i)) {
             result.notes.push(format!("snooping switch: {e:#}"));
             return;
