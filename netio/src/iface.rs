@@ -114,6 +114,24 @@ pub fn lookup(name: &str) -> Result<Interface, InterfaceError> {
     })
 }
 
+/// The MTU of the interface with index `ifindex` (`if_indextoname` + `SIOCGIFMTU`).
+pub fn mtu_by_index(ifindex: u32) -> io::Result<u32> {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` is a writable buffer of IF_NAMESIZE bytes, the size if_indextoname
+    // writes at most (a NUL-terminated name); the result is checked before use.
+    let found = unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) };
+    if found.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    let bytes: Vec<u8> = name
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    let name = String::from_utf8(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    mtu_of(&query_socket()?, &name)
+}
+
 /// Sets IFF_UP on an interface (tests bring up the loopback of a fresh namespace with it).
 pub fn set_up(name: &str) -> io::Result<()> {
     let socket = query_socket()?;
@@ -182,6 +200,7 @@ mod tests {
         assert!(lo.mtu >= 1500);
         assert_eq!(lo.mac, [0u8; 6]);
         assert_eq!(list().unwrap().get("lo"), Some(&lo));
+        assert_eq!(mtu_by_index(lo.index).unwrap(), lo.mtu);
     }
 
     #[test]
@@ -192,6 +211,10 @@ mod tests {
         let socket = query_socket().unwrap();
         assert!(mtu_of(&socket, "x\0y").is_err());
         assert!(mtu_of(&socket, &"x".repeat(40)).is_err());
+        assert!(
+            mtu_by_index(u32::MAX).is_err(),
+            "no interface has that index"
+        );
         let no_address = Interface {
             name: "dummy0".into(),
             index: 9,

@@ -59,15 +59,22 @@ pub struct RunArgs {
     /// per output interface, through the kernel's IP output path).
     #[arg(long, value_enum, default_value_t)]
     egress: EgressMode,
-    /// How a round's frames are sent: `mmsg` (one sendmmsg per round, no completion queue) or
-    /// `uring` (one io_uring SendMsg per frame, one submit per round). UDP outputs (--egress
-    /// udp) always use io_uring. Measured (12 paired repeats): mmsg cost 3.9 % less CPU per
-    /// packet at 40 streams x 2500 pps, the same within 1 % at 1000 x 50 pps.
+    /// How a round's frames are sent: `mmsg` (one sendmmsg per round, no completion queue),
+    /// `uring` (one io_uring SendMsg per frame, one submit per round) or `ring` (frames built
+    /// into a PACKET_TX_RING per output interface, one send per interface per round; see
+    /// --tx-ring-frames). UDP outputs (--egress udp) always use io_uring. Measured (12 paired
+    /// repeats): mmsg cost 3.9 % less CPU per packet than uring at 40 streams x 2500 pps, the
+    /// same within 1 % at 1000 x 50 pps.
     #[arg(long, value_enum, default_value_t)]
     send: SendBackend,
     /// Record per-stage timing (receive, parse, lookup, fan-out copy, submit, completion).
     #[arg(long)]
     timing: bool,
+    /// With --send ring: slots of each transmit ring (one ring of 2 KiB slots per output
+    /// interface and worker). A slot stays taken until the receivers downstream freed the
+    /// frame; when a ring stays full for 10 ms its frames are dropped as queue_full.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(8..=65536))]
+    tx_ring_frames: u32,
     /// Send slots per worker (the bound of the egress queue).
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
     tx_slots: u32,
@@ -146,6 +153,10 @@ fn dataplane_config(args: &RunArgs) -> DataplaneConfig {
         send: args.send,
         ring: Default::default(),
         frame_ring: Default::default(),
+        tx_ring: netio::ring::TxRingConfig {
+            frame_count: args.tx_ring_frames,
+            ..Default::default()
+        },
         rx_slots: args.rx_slots as usize,
         tx_slots: args.tx_slots as usize,
         handicap_ns: args.handicap_ns,

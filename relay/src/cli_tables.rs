@@ -83,13 +83,14 @@ pub fn stats(reply: &Value) -> String {
     for worker in items(&reply["workers"]) {
         let _ = writeln!(
             out,
-            "  #{}: {}, restarts {}; rx {} packets ({} bytes), tx {}, batches {}, ignored own egress {}, rx errors {}, kernel socket drops {}",
+            "  #{}: {}, restarts {}; rx {} packets ({} bytes), tx {} ({} by transmit ring), batches {}, ignored own egress {}, rx errors {}, kernel socket drops {}",
             u(&worker["worker"]),
             worker["state"].as_str().unwrap_or("?"),
             u(&worker["restarts"]),
             u(&worker["rx_packets"]),
             u(&worker["rx_bytes"]),
             u(&worker["tx_packets"]),
+            u(&worker["tx_ring_packets"]),
             u(&worker["batches"]),
             u(&worker["ignored_outgoing"]),
             u(&worker["rx_errors"]),

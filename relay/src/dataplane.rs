@@ -31,11 +31,12 @@ use crate::forward::{self, Egress, Forwarder};
 use crate::stats::{self, Stage, WorkerStats};
 use crate::supervisor::{self, FailHook, Fatal, RestartPolicy, WorkerExit};
 use crate::table::{TablePublisher, TableReader};
+use crate::tx_rings::TxRings;
 use anyhow::Context;
 use io_uring::{IoUring, opcode, types};
 use netio::packet_socket::{self, ETH_P_ALL};
 use netio::recv_batch::{RecvBatch, RecvMetadata};
-use netio::ring::{BlockRing, BlockRingConfig, FrameRing, FrameRingConfig};
+use netio::ring::{BlockRing, BlockRingConfig, FrameRing, FrameRingConfig, TxRingConfig};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -100,6 +101,9 @@ pub enum SendBackend {
     /// One `sendmmsg` per round for all of its frames (synchronous: no completion queue).
     #[default]
     Mmsg,
+    /// Frames built straight into a `PACKET_TX_RING` per output interface, one `send` per
+    /// interface per round; the kernel's skbs point into the ring (no second payload copy).
+    Ring,
 }
 
 /// Data plane settings.
@@ -121,6 +125,8 @@ pub struct DataplaneConfig {
     pub ring: BlockRingConfig,
     /// Ring geometry (`ring` backend).
     pub frame_ring: FrameRingConfig,
+    /// Transmit ring geometry, per output interface and worker (`--send ring`).
+    pub tx_ring: TxRingConfig,
     /// Test-only slowdown: busy-wait this long per received frame (`relay run --handicap-ns`),
     /// so the lab can prove its regression gate catches a slower relay. 0 = off.
     pub handicap_ns: u64,
@@ -145,6 +151,7 @@ impl Default for DataplaneConfig {
             tx_slots: 512,
             ring: BlockRingConfig::default(),
             frame_ring: FrameRingConfig::default(),
+            tx_ring: TxRingConfig::default(),
             handicap_ns: 0,
             worker_priority: 0,
             restart: RestartPolicy::default(),
@@ -580,6 +587,7 @@ impl Worker {
         );
         forward.handicap_ns = config.handicap_ns;
         forward.egress.send = config.send;
+        forward.egress.tx_rings = TxRings::new(config.tx_ring);
         let fail_hook = config.fail_hook.clone().map(|hook| {
             let frames = stats::read(&forward.stats.rx_packets);
             (hook, frames)
@@ -627,8 +635,14 @@ impl Worker {
             // One io_uring_enter per round: with the queue drained, submit the round's sends
             // and sleep until the socket is readable or a send completes (or 100 ms pass);
             // otherwise only submit.
+            // Ring kicks (`--send ring`) complete at once: wait for one event beyond them.
+            let want = 1 + forward.egress.kicks_in_flight as usize;
             let entered = if drained {
-                forward.egress.ring.submitter().submit_with_args(1, &args)
+                forward
+                    .egress
+                    .ring
+                    .submitter()
+                    .submit_with_args(want, &args)
             } else {
                 forward.egress.ring.submit()
             };

@@ -19,8 +19,9 @@ use crate::ring::SlotArena;
 use crate::stats::{self, OutputStats, Stage, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, TableReader};
 use crate::ttl::TtlPolicy;
+use crate::tx_rings::TxRings;
 use crate::udp_egress;
-use io_uring::IoUring;
+use io_uring::{IoUring, opcode, types};
 use netio::clock::realtime_ns;
 use netio::packet_socket::Received;
 use netio::wire::{self, FrameHeader, UdpDatagram, checksum};
@@ -29,14 +30,46 @@ use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
 const TX_FLAG: u64 = 1 << 63;
+/// `user_data` flag of a transmit ring's kick (`--send ring`); the low 32 bits name the
+/// interface.
+const KICK_FLAG: u64 = 1 << 62;
 const PACKET_OUTGOING: u8 = 4;
 /// `user_data` of the readiness poll on the receive socket.
 pub(crate) const POLL_TAG: u64 = u64::MAX;
-/// Per send slot: what to credit when its completion arrives.
-struct InFlight {
+/// Per frame in flight (a send slot's, or a transmit ring slot's): what to credit when the
+/// kernel has taken it or refused it.
+pub(crate) struct InFlight {
     output: Option<Arc<OutputStats>>,
     payload_len: u64,
     queued_at: Option<Instant>,
+}
+
+impl InFlight {
+    const EMPTY: InFlight = InFlight {
+        output: None,
+        payload_len: 0,
+        queued_at: None,
+    };
+
+    /// Counts the frame as sent (`ok`) or as an egress failure on its output and the worker,
+    /// and records its completion time with `--timing`.
+    pub(crate) fn credit(mut self, stats: &WorkerStats, ok: bool) {
+        if let Some(output) = self.output.take() {
+            if ok {
+                stats::bump(&output.tx_packets, 1);
+                stats::bump(&output.tx_bytes, self.payload_len);
+                stats::bump(&stats.tx_packets, 1);
+            } else {
+                stats::bump(&output.tx_errors, 1);
+                stats.drop_packet(DropReason::EgressFailure);
+            }
+        }
+        if let Some(queued) = self.queued_at.take() {
+            stats
+                .timings()
+                .record(Stage::Completion, queued.elapsed().as_nanos() as u64);
+        }
+    }
 }
 
 /// Lookup and fan-out of one worker.
@@ -63,6 +96,10 @@ pub(crate) struct Egress {
     pub(crate) poll_armed: bool,
     /// How packet-socket frames are sent (`--send`).
     pub(crate) send: SendBackend,
+    /// `--send ring`: the transmit rings, one per output interface.
+    pub(crate) tx_rings: TxRings,
+    /// `--send ring`: kicks submitted and not yet completed.
+    pub(crate) kicks_in_flight: u32,
     /// `--send mmsg`: slots filled this round, sent by [`Egress::flush_pending`].
     pending: Vec<u32>,
     /// Per pending slot, what its send returned (bytes or -errno).
@@ -77,7 +114,8 @@ impl Egress {
         for _ in 0..2 {
             // SAFETY: entries built by SlotArena point into arena memory owned by this worker,
             // which outlives the ring (field order), and a slot stays reserved (not reused)
-            // until its completion is reaped; a poll entry carries no pointers.
+            // until its completion is reaped; a poll entry and a ring's kick (a send of no
+            // data) carry no pointers.
             if unsafe { ring.submission().push(entry) }.is_ok() {
                 return true;
             }
@@ -97,6 +135,9 @@ impl Egress {
             let (user_data, result) = self.completions[i];
             if user_data == POLL_TAG {
                 self.poll_armed = false;
+            } else if user_data & KICK_FLAG != 0 {
+                self.kicks_in_flight = self.kicks_in_flight.saturating_sub(1);
+                self.tx_rings.kicked(user_data as u32, result, &self.stats);
             } else {
                 self.send_completed((user_data & !TX_FLAG) as usize, result);
             }
@@ -107,27 +148,26 @@ impl Egress {
         let Some(flight) = self.in_flight.get_mut(slot) else {
             return;
         };
-        if let Some(output) = flight.output.take() {
-            if result >= 0 {
-                stats::bump(&output.tx_packets, 1);
-                stats::bump(&output.tx_bytes, flight.payload_len);
-                stats::bump(&self.stats.tx_packets, 1);
-            } else {
-                stats::bump(&output.tx_errors, 1);
-                self.stats.drop_packet(DropReason::EgressFailure);
-            }
-        }
-        if let Some(queued) = flight.queued_at.take() {
-            self.stats
-                .timings()
-                .record(Stage::Completion, queued.elapsed().as_nanos() as u64);
-        }
+        std::mem::replace(flight, InFlight::EMPTY).credit(&self.stats, result >= 0);
         self.free_tx.push(slot as u32);
     }
 
     /// Sends the slots filled since the last call in one `sendmmsg` (`--send mmsg`) and
-    /// accounts for each as a completion; nothing to do with `--send uring`.
+    /// accounts for each as a completion, or kicks the transmit rings that got frames
+    /// (`--send ring`); nothing to do with `--send uring`.
     pub(crate) fn flush_pending(&mut self) {
+        if self.send == SendBackend::Ring {
+            let ring = &mut self.ring;
+            let handed_over = self.tx_rings.flush(&self.stats, |ifindex, fd| {
+                // A send of no data: the kernel sends the frames marked in the ring.
+                let kick = opcode::Send::new(types::Fd(fd), std::ptr::null(), 0)
+                    .flags(libc::MSG_DONTWAIT)
+                    .build()
+                    .user_data(KICK_FLAG | u64::from(ifindex));
+                Egress::push(ring, &kick)
+            });
+            self.kicks_in_flight += handed_over as u32;
+        }
         if self.pending.is_empty() {
             return;
         }
@@ -196,6 +236,13 @@ impl Egress {
         ttl: u8,
         queued_at: Option<Instant>,
     ) {
+        if self.send == SendBackend::Ring
+            && output.udp.is_none()
+            && self.tx_rings.ready(output.ifindex)
+        {
+            self.queue_to_ring(output, datagram, payload_sum, ttl, queued_at);
+            return;
+        }
         let Some(tx_slot) = self.free_slot() else {
             self.stats.drop_packet(DropReason::QueueFull);
             stats::bump(&output.stats.tx_errors, 1);
@@ -212,8 +259,9 @@ impl Egress {
             payload_len: datagram.payload.len() as u64,
             queued_at,
         };
-        if self.send == SendBackend::Mmsg && output.udp.is_none() {
-            // The slot's message is ready; it leaves with the round's sendmmsg.
+        if self.send != SendBackend::Uring && output.udp.is_none() {
+            // The slot's message is ready; it leaves with the round's sendmmsg (also with
+            // --send ring, until the interface's ring is open).
             self.pending.push(tx_slot as u32);
             return;
         }
@@ -221,6 +269,40 @@ impl Egress {
             self.in_flight[tx_slot].output = None;
             self.free_tx.push(tx_slot as u32);
             self.stats.drop_packet(DropReason::QueueFull);
+            stats::bump(&output.stats.tx_errors, 1);
+        }
+    }
+
+    /// `--send ring`: builds the frame straight into a slot of the output interface's
+    /// transmit ring; it leaves with the round's kick of that ring.
+    #[inline(always)]
+    fn queue_to_ring(
+        &mut self,
+        output: &CompiledOutput,
+        datagram: &UdpDatagram<'_>,
+        payload_sum: u32,
+        ttl: u8,
+        queued_at: Option<Instant>,
+    ) {
+        let header = FrameHeader {
+            source_port: datagram.source_port,
+            tos: datagram.tos,
+            ttl,
+            ..output.header
+        };
+        let flight = InFlight {
+            output: Some(output.stats.clone()),
+            payload_len: datagram.payload.len() as u64,
+            queued_at,
+        };
+        let build = |buffer: &mut [u8]| {
+            wire::write_frame(buffer, &header, datagram.payload, payload_sum).ok()
+        };
+        if let Err(reason) = self
+            .tx_rings
+            .queue(output.ifindex, flight, build, &self.stats)
+        {
+            self.stats.drop_packet(reason);
             stats::bump(&output.stats.tx_errors, 1);
         }
     }
@@ -336,19 +418,15 @@ impl Forwarder {
             egress: Egress {
                 ring,
                 tx_arena: SlotArena::new(tx_slots, frame_size),
-                in_flight: (0..tx_slots)
-                    .map(|_| InFlight {
-                        output: None,
-                        payload_len: 0,
-                        queued_at: None,
-                    })
-                    .collect(),
+                in_flight: (0..tx_slots).map(|_| InFlight::EMPTY).collect(),
                 free_tx: (0..tx_slots as u32).rev().collect(),
                 completions,
                 tx,
                 stats: stats.clone(),
                 poll_armed: false,
                 send: SendBackend::default(),
+                tx_rings: TxRings::new(Default::default()),
+                kicks_in_flight: 0,
                 pending: Vec::with_capacity(tx_slots),
                 sent: Vec::with_capacity(tx_slots),
             },

@@ -53,4 +53,5 @@ pub mod stats;
 pub mod supervisor;
 pub mod table;
 pub mod ttl;
+mod tx_rings;
 pub mod udp_egress;

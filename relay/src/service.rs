@@ -177,6 +177,8 @@ pub struct WorkerCounters {
     /// Frames the kernel dropped because the worker's socket queue was full.
     pub socket_drops: u64,
     pub tx_packets: u64,
+    /// Of `tx_packets`, those sent from a transmit ring (`--send ring`).
+    pub tx_ring_packets: u64,
     pub batches: u64,
     pub ignored_outgoing: u64,
     pub drops: BTreeMap<&'static str, u64>,
@@ -486,6 +488,7 @@ impl<F: SocketFactory> Relay<F> {
                     rx_errors: stats::read(&w.rx_errors),
                     socket_drops: stats::read(&w.socket_drops),
                     tx_packets: stats::read(&w.tx_packets),
+                    tx_ring_packets: stats::read(&w.tx_ring_packets),
                     batches: stats::read(&w.batches),
                     ignored_outgoing: stats::read(&w.ignored_outgoing),
                     drops: worker_drops,

@@ -183,6 +183,8 @@ pub struct WorkerStats {
     /// Frames the kernel dropped before the worker read them (socket queue full).
     pub socket_drops: AtomicU64,
     pub tx_packets: AtomicU64,
+    /// Of `tx_packets`, those sent from a transmit ring (`--send ring`).
+    pub tx_ring_packets: AtomicU64,
     pub batches: AtomicU64,
     pub ignored_outgoing: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
@@ -201,6 +203,7 @@ impl Default for WorkerStats {
             rx_errors: AtomicU64::new(0),
             socket_drops: AtomicU64::new(0),
             tx_packets: AtomicU64::new(0),
+            tx_ring_packets: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             ignored_outgoing: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),

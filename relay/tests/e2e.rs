@@ -12,7 +12,7 @@ use std::time::Duration;
 
 mod support;
 
-use support::RelayProcess;
+use support::{RelayProcess, tx_ring_packets};
 
 fn rule(input_if: &str, input: Ipv4Addr, outputs: &[(&str, Ipv4Addr)]) -> String {
     let outs: Vec<String> = outputs
@@ -225,6 +225,14 @@ fn io_uring_egress_with_two_workers_fans_out_exactly_once() {
     );
 }
 
+#[test]
+fn tx_ring_egress_with_two_workers_fans_out_exactly_once() {
+    two_workers_fan_out_exactly_once(
+        "tx_ring_egress_with_two_workers_fans_out_exactly_once",
+        &["--send", "ring"],
+    );
+}
+
 /// `RELAY_ARGS --workers 2` (a receive or send backend), one stream fanned out to two groups:
 /// each copy exactly once, in order.
 fn two_workers_fan_out_exactly_once(test: &str, relay_args: &[&str]) {
@@ -249,6 +257,16 @@ fn two_workers_fan_out_exactly_once(test: &str, relay_args: &[&str]) {
         let sink = sink_spec(topo, outputs.to_vec()).start(&scratch).unwrap();
         send(topo, &scratch, 1, 2000.0, 3000);
         let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        let by_ring = tx_ring_packets(&relay);
+        if relay_args == ["--send", "ring"] {
+            // The first frames go by sendmmsg while the rings open; then the rings take over.
+            assert!(
+                by_ring > 3000,
+                "{by_ring} of 6000 frames sent from the rings"
+            );
+        } else {
+            assert_eq!(by_ring, 0, "no transmit ring without --send ring");
+        }
         assert_eq!(summary.streams.len(), 2);
         for s in &summary.streams {
             assert_eq!(

@@ -20,7 +20,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{RelayProcess, send_from, sink_spec};
+use support::{RelayProcess, send_from, sink_spec, tx_ring_packets};
 
 /// How soon forwarding must resume after a link is back (the bound).
 const RESUME_BOUND: Duration = Duration::from_secs(1);
@@ -77,12 +77,10 @@ fn wait_forwarding(relay: &RelayProcess, since: Instant, tx_before: u64) -> Dura
     }
 }
 
-fn start_relay(topo: &Topology, scratch: &ScratchDir) -> RelayProcess {
-    RelayProcess::start(
-        topo,
-        scratch.path("relay.sock"),
-        &["--rule".to_string(), rule(topo)],
-    )
+fn start_relay(topo: &Topology, scratch: &ScratchDir, extra: &[&str]) -> RelayProcess {
+    let mut args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+    args.extend(["--rule".to_string(), rule(topo)]);
+    RelayProcess::start(topo, scratch.path("relay.sock"), &args)
 }
 
 fn rule(topo: &Topology) -> String {
@@ -214,12 +212,32 @@ fn bounce_veth(topo: &Topology, relay: &RelayProcess, name: &str) {
 
 #[test]
 fn rules_follow_input_and_output_veths_deleted_and_created_again() {
-    if !require_root("rules_follow_input_and_output_veths_deleted_and_created_again") {
+    links_come_back_case(
+        "rules_follow_input_and_output_veths_deleted_and_created_again",
+        &[],
+    );
+}
+
+/// The same with transmit rings: the ring of the deleted output veth fails and is dropped, and
+/// the veth created again (a new index) gets a new one.
+#[test]
+fn transmit_rings_follow_an_output_veth_deleted_and_created_again() {
+    links_come_back_case(
+        "transmit_rings_follow_an_output_veth_deleted_and_created_again",
+        &["--send", "ring"],
+    );
+}
+
+/// The input veth, then the output veth (mid-stream) deleted and created again under a relay
+/// started with `extra` arguments: forwarding resumes each time, and each change of state is
+/// logged once.
+fn links_come_back_case(test: &str, extra: &[&str]) {
+    if !require_root(test) {
         return;
     }
     with_topology(Template::Chain, |topo| {
         let scratch = ScratchDir::new("relay-e2e-links").unwrap();
-        let relay = start_relay(topo, &scratch);
+        let relay = start_relay(topo, &scratch, extra);
         let (rin, rout) = (
             topo.relay_in().unwrap().ifname.clone(),
             topo.relay_out()[0].ifname.clone(),
@@ -263,6 +281,7 @@ fn rules_follow_input_and_output_veths_deleted_and_created_again() {
         );
 
         // The output veth (the sink's link) deleted and created again mid-stream.
+        let by_ring_before = tx_ring_packets(&relay);
         std::thread::scope(|s| {
             let sender = s.spawn(|| send(topo, &scratch, 1000.0, 8000));
             std::thread::sleep(Duration::from_millis(1000));
@@ -287,6 +306,13 @@ fn rules_follow_input_and_output_veths_deleted_and_created_again() {
                 after_output.totals
             );
         });
+        let by_ring_after = tx_ring_packets(&relay);
+        if extra.contains(&"ring") {
+            assert!(
+                by_ring_after > by_ring_before + 3000,
+                "a new ring took over on the new veth (about 1000 frames before the bounce, 6000 after): {by_ring_before} -> {by_ring_after}"
+            );
+        }
         let list = relay.ctl(json!({"cmd":"list"}));
         assert_eq!(list["rules"][0]["state"], "active", "{list}");
         assert!(list["rules"][0].get("waiting_for").is_none(), "{list}");
@@ -306,7 +332,7 @@ fn joins_come_back_behind_a_snooping_bridge_after_the_input_veth_is_created_agai
     }
     with_topology(Template::Snooping, |topo| {
         let scratch = ScratchDir::new("relay-e2e-links-snoop").unwrap();
-        let relay = start_relay(topo, &scratch);
+        let relay = start_relay(topo, &scratch, &[]);
         topo.wait_group_forwarded(INPUT_GROUP)
             .expect("the bridge forwards the relay's group");
         let rin = topo.relay_in().unwrap().ifname.clone();

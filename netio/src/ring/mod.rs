@@ -2,17 +2,22 @@
 //!
 //! - [`FrameRing`]: TPACKET_V2, one fixed-size slot per frame, each handed to user space at once;
 //! - [`BlockRing`]: TPACKET_V3, frames packed into blocks handed over when full or after a
-//!   retire timeout.
+//!   retire timeout;
 //!
-//! Both live in one owning mapping ([`mapping::RingMapping`]) that unmaps itself on drop, and
-//! hand every frame to a closure as a slice that cannot outlive the slot it lies in.
+//! and the transmit ring (`PACKET_TX_RING`), [`TxRing`]: frames written into shared slots and
+//! sent by one `send` per batch.
+//!
+//! Each lives in one owning mapping ([`mapping::RingMapping`]) that unmaps itself on drop, and
+//! lends every frame or slot to a closure as a slice that cannot outlive the call.
 
 mod blocks;
 mod frames;
 mod mapping;
+mod tx;
 
 pub use blocks::{BlockRing, BlockRingConfig};
 pub use frames::{FrameRing, FrameRingConfig};
+pub use tx::{Confirmed, Push, TxRing, TxRingConfig};
 
 /// Offset of the `sockaddr_ll` the kernel writes after a ring frame header of `header_size`
 /// bytes (TPACKET_ALIGN of the header).

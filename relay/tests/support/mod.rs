@@ -159,3 +159,13 @@ pub fn rule_stats(stats: &Value, id: &Value) -> Value {
         .cloned()
         .unwrap_or_else(|| panic!("rule {id} not in {stats}"))
 }
+
+/// Frames the relay's workers sent from transmit rings (`--send ring`), summed.
+pub fn tx_ring_packets(relay: &RelayProcess) -> u64 {
+    let stats = relay.ctl(serde_json::json!({"cmd":"stats"}));
+    let workers = stats["workers"].as_array().expect("stats lists workers");
+    workers
+        .iter()
+        .map(|w| w["tx_ring_packets"].as_u64().expect("tx_ring_packets"))
+        .sum()
+}

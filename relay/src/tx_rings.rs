@@ -1,0 +1,326 @@
+//! `--send ring`: a worker's transmit rings, one `PACKET_TX_RING` per output interface
+//! ([`netio::ring::TxRing`]). A frame is built straight into a ring slot (no send slot, no
+//! `msghdr`), and the round's end kicks each ring that got frames: one `send` per interface
+//! per round.
+//!
+//! Opening and closing a ring cost the kernel an RCU grace period each (`packet_set_ring`
+//! calls `synchronize_net`): measured on the lab's VM, opening ten rings in the data path held
+//! the first frames of a run for 170 ms. Rings are therefore opened and closed by a helper
+//! thread ([`RingKeeper`]); until an interface's ring is ready (or while it cannot be opened)
+//! its frames leave with the round's `sendmmsg` instead.
+//!
+//! Accounting matches the other backends: a frame counts as sent when the kernel took it from
+//! the ring, as `egress_failure` when its ring had to be dropped (the interface is gone or
+//! down, or the kernel refused a frame), as `queue_full` when its ring stayed full (the
+//! receivers downstream hold every slot) for [`FULL_WAITS`] waits. An interface whose ring
+//! failed gets no new ring for [`RETRY_AFTER`].
+
+use crate::drop_reason::DropReason;
+use crate::forward::InFlight;
+use crate::stats::{self, WorkerStats};
+use netio::ring::{Push, TxRing, TxRingConfig};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+/// How long an interface whose ring failed waits before a new ring is asked for.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+/// Waits of [`WAIT_MS`] for a full ring's next slot before a frame is dropped as queue-full.
+const FULL_WAITS: usize = 10;
+const WAIT_MS: i32 = 1;
+
+/// One interface's ring and, per frame queued in it and not yet confirmed, what to credit.
+struct RingOutput {
+    ring: TxRing,
+    waiting: VecDeque<InFlight>,
+    /// Frames were queued since the last kick.
+    touched: bool,
+}
+
+impl RingOutput {
+    fn new(ring: TxRing) -> RingOutput {
+        let waiting = VecDeque::with_capacity(ring.frame_count());
+        RingOutput {
+            ring,
+            waiting,
+            touched: false,
+        }
+    }
+
+    /// Queues one frame; on `Err` nothing was queued.
+    #[inline]
+    fn push(
+        &mut self,
+        flight: InFlight,
+        build: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Result<(), DropReason> {
+        match self.ring.push(build) {
+            Push::Queued => {
+                self.waiting.push_back(flight);
+                self.touched = true;
+                Ok(())
+            }
+            Push::Full => Err(DropReason::QueueFull),
+            Push::NotBuilt => Err(DropReason::BadHeaderLength),
+            Push::TooLong => Err(DropReason::EgressFailure),
+        }
+    }
+
+    /// One kick and the credits for what the kernel took; false if the ring failed and must
+    /// be dropped (the interface is gone or down, or the kernel refused a frame).
+    fn kick(&mut self, stats: &WorkerStats) -> bool {
+        self.touched = false;
+        let kicked = self.ring.kick().map(|_| ());
+        self.confirm(kicked, stats)
+    }
+
+    /// Credits what the kernel took after a kick that returned `kicked`; false if the ring
+    /// failed and must be dropped.
+    fn confirm(&mut self, kicked: io::Result<()>, stats: &WorkerStats) -> bool {
+        let confirmed = self.ring.confirm();
+        for flight in self.waiting.drain(..confirmed.sent) {
+            flight.credit(stats, true);
+        }
+        stats::bump(&stats.tx_ring_packets, confirmed.sent as u64);
+        let kept = match kicked {
+            Ok(()) => true,
+            Err(e) => kick_kept(-e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        kept && !confirmed.stuck
+    }
+}
+
+/// Whether a ring survives a kick that returned `result` (bytes or -errno): only a full send
+/// buffer or a driver's momentary refusal (EAGAIN, ENOBUFS), or a signal, leave it usable;
+/// the frames not taken go with the next kick.
+fn kick_kept(result: i32) -> bool {
+    result >= 0 || matches!(-result, libc::EAGAIN | libc::ENOBUFS | libc::EINTR)
+}
+
+/// The helper thread that opens rings, and closes dropped ones, off the data path.
+struct RingKeeper {
+    jobs: Sender<KeeperJob>,
+    opened: Receiver<(u32, io::Result<TxRing>)>,
+}
+
+enum KeeperJob {
+    Open(u32),
+    Close(Box<TxRing>),
+}
+
+impl RingKeeper {
+    /// Starts the thread; it ends when its [`TxRings`] is dropped (the job channel closes).
+    fn start(config: TxRingConfig) -> io::Result<RingKeeper> {
+        let (jobs, incoming) = mpsc::channel::<KeeperJob>();
+        let (done, opened) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tx-ring-keeper".into())
+            .spawn(move || {
+                for job in incoming {
+                    match job {
+                        KeeperJob::Open(ifindex) => {
+                            if done.send((ifindex, TxRing::open(ifindex, config))).is_err() {
+                                return;
+                            }
+                        }
+                        KeeperJob::Close(ring) => drop(ring),
+                    }
+                }
+            })?;
+        Ok(RingKeeper { jobs, opened })
+    }
+}
+
+/// The transmit rings of one worker, by interface index.
+pub(crate) struct TxRings {
+    rings: HashMap<u32, RingOutput>,
+    /// Interfaces whose ring was asked for and not yet received.
+    opening: Vec<u32>,
+    /// Interfaces whose ring failed, and when.
+    failed: HashMap<u32, Instant>,
+    /// Scratch: rings to drop after a flush.
+    broken: Vec<u32>,
+    /// Started with the first ring asked for.
+    keeper: Option<RingKeeper>,
+    config: TxRingConfig,
+}
+
+impl TxRings {
+    /// No ring and no thread yet: both come with the first [`ready`](Self::ready).
+    pub(crate) fn new(config: TxRingConfig) -> TxRings {
+        TxRings {
+            rings: HashMap::new(),
+            opening: Vec::new(),
+            failed: HashMap::new(),
+            broken: Vec::new(),
+            keeper: None,
+            config,
+        }
+    }
+
+    /// True if `ifindex` has a ring to [`queue`](Self::queue) into; if not, asks the helper
+    /// thread for one (unless one is on its way, or the last failed within [`RETRY_AFTER`]).
+    #[inline]
+    pub(crate) fn ready(&mut self, ifindex: u32) -> bool {
+        if self.rings.contains_key(&ifindex) {
+            return true;
+        }
+        self.request(ifindex);
+        false
+    }
+
+    fn request(&mut self, ifindex: u32) {
+        if self.opening.contains(&ifindex) {
+            return;
+        }
+        if let Some(at) = self.failed.get(&ifindex) {
+            if at.elapsed() < RETRY_AFTER {
+                return;
+            }
+            self.failed.remove(&ifindex);
+        }
+        if self.keeper.is_none() {
+            match RingKeeper::start(self.config) {
+                Ok(keeper) => self.keeper = Some(keeper),
+                Err(e) => {
+                    tracing::warn!("--send ring: no ring helper thread ({e}); sendmmsg instead");
+                    self.failed.insert(ifindex, Instant::now());
+                    return;
+                }
+            }
+        }
+        if let Some(keeper) = &self.keeper
+            && keeper.jobs.send(KeeperJob::Open(ifindex)).is_ok()
+        {
+            self.opening.push(ifindex);
+        }
+    }
+
+    /// Takes the rings the helper thread opened since the last call.
+    fn receive_opened(&mut self) {
+        let Some(keeper) = &self.keeper else {
+            return;
+        };
+        while let Ok((ifindex, opened)) = keeper.opened.try_recv() {
+            self.opening.retain(|i| *i != ifindex);
+            match opened {
+                Ok(ring) => {
+                    self.rings.insert(ifindex, RingOutput::new(ring));
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "transmit ring on interface {ifindex}: {e}; its frames go by sendmmsg"
+                    );
+                    self.failed.insert(ifindex, Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Builds one frame with `build` into `ifindex`'s ring (which must be
+    /// [`ready`](Self::ready)) for the round's kick; `flight` is credited when the kernel
+    /// takes it. On `Err` nothing was queued.
+    #[inline]
+    pub(crate) fn queue(
+        &mut self,
+        ifindex: u32,
+        flight: InFlight,
+        build: impl FnOnce(&mut [u8]) -> Option<usize>,
+        stats: &WorkerStats,
+    ) -> Result<(), DropReason> {
+        if let Some(output) = self.rings.get_mut(&ifindex)
+            && output.ring.has_room()
+        {
+            return output.push(flight, build);
+        }
+        let mut waits = 0;
+        while !self.output(ifindex)?.ring.has_room() {
+            if waits == FULL_WAITS {
+                return Err(DropReason::QueueFull);
+            }
+            waits += 1;
+            self.make_room(ifindex, stats)?;
+        }
+        self.output(ifindex)?.push(flight, build)
+    }
+
+    fn output(&mut self, ifindex: u32) -> Result<&mut RingOutput, DropReason> {
+        self.rings
+            .get_mut(&ifindex)
+            .ok_or(DropReason::EgressFailure)
+    }
+
+    /// A full ring: sends what is queued and, if the next slot is still held downstream,
+    /// waits up to [`WAIT_MS`] for it.
+    fn make_room(&mut self, ifindex: u32, stats: &WorkerStats) -> Result<(), DropReason> {
+        let output = self.output(ifindex)?;
+        if !output.kick(stats) {
+            self.discard(ifindex, stats);
+            return Err(DropReason::EgressFailure);
+        }
+        if !output.ring.has_room() {
+            output
+                .ring
+                .wait_free(WAIT_MS)
+                .map_err(|_| DropReason::EgressFailure)?;
+        }
+        Ok(())
+    }
+
+    /// Kicks every ring that got frames since the last call: `kick_later(ifindex, fd)` may
+    /// take the kick (an io_uring `Send` in the round's one `io_uring_enter`; its completion
+    /// goes to [`kicked`](Self::kicked)), else it is kicked here, and the kernel's take
+    /// credited. Takes the rings opened meanwhile. Returns how many kicks were handed over.
+    pub(crate) fn flush(
+        &mut self,
+        stats: &WorkerStats,
+        mut kick_later: impl FnMut(u32, RawFd) -> bool,
+    ) -> usize {
+        if !self.opening.is_empty() {
+            self.receive_opened();
+        }
+        let mut handed_over = 0;
+        for (ifindex, output) in self.rings.iter_mut() {
+            if !output.touched {
+                continue;
+            }
+            if kick_later(*ifindex, output.ring.fd().as_raw_fd()) {
+                output.touched = false;
+                handed_over += 1;
+            } else if !output.kick(stats) {
+                self.broken.push(*ifindex);
+            }
+        }
+        while let Some(ifindex) = self.broken.pop() {
+            self.discard(ifindex, stats);
+        }
+        handed_over
+    }
+
+    /// A kick handed over by [`flush`](Self::flush) completed with `result` (bytes sent or
+    /// -errno): credits what the kernel took, and drops the ring if it failed.
+    pub(crate) fn kicked(&mut self, ifindex: u32, result: i32, stats: &WorkerStats) {
+        let Some(output) = self.rings.get_mut(&ifindex) else {
+            return;
+        };
+        if !output.confirm(Ok(()), stats) || !kick_kept(result) {
+            self.discard(ifindex, stats);
+        }
+    }
+
+    /// Drops `ifindex`'s ring (the helper thread closes it): its unsent frames count as egress
+    /// failures.
+    fn discard(&mut self, ifindex: u32, stats: &WorkerStats) {
+        if let Some(mut output) = self.rings.remove(&ifindex) {
+            for flight in output.waiting.drain(..) {
+                flight.credit(stats, false);
+            }
+            if let Some(keeper) = &self.keeper {
+                let _ = keeper.jobs.send(KeeperJob::Close(Box::new(output.ring)));
+            }
+        }
+        self.failed.insert(ifindex, Instant::now());
+    }
+}
