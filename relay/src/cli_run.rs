@@ -59,12 +59,12 @@ pub struct RunArgs {
     /// per output interface, through the kernel's IP output path).
     #[arg(long, value_enum, default_value_t)]
     egress: EgressMode,
-    /// How a round's frames are sent: `mmsg` (one sendmmsg per round, no completion queue),
-    /// `uring` (one io_uring SendMsg per frame, one submit per round) or `ring` (frames built
-    /// into a PACKET_TX_RING per output interface, one send per interface per round; see
-    /// --tx-ring-frames). UDP outputs (--egress udp) always use io_uring. Measured (12 paired
-    /// repeats): mmsg cost 3.9 % less CPU per packet than uring at 40 streams x 2500 pps, the
-    /// same within 1 % at 1000 x 50 pps.
+    /// How a round's frames are sent: `ring` (frames built into a PACKET_TX_RING per output
+    /// interface, each kicked once per round; see --tx-ring-frames), `mmsg` (one sendmmsg per
+    /// round) or `uring` (one io_uring SendMsg per frame). UDP outputs (--egress udp) always
+    /// use io_uring. Measured (scenarios/send.toml, 12 paired repeats): ring cost 6.2 % less
+    /// CPU per packet than mmsg at 40 streams x 2500 pps, 2.0 % less at 1000 x 50 pps, 1.6 %
+    /// more at fan-out 10 x 20k pps; mmsg 1.9-5.1 % less than uring.
     #[arg(long, value_enum, default_value_t)]
     send: SendBackend,
     /// Record per-stage timing (receive, parse, lookup, fan-out copy, submit, completion).
@@ -363,12 +363,12 @@ mod tests {
             .run;
         assert_eq!((args.io, args.egress), (IoBackend::Uring, EgressMode::Udp));
         assert!(Cli::try_parse_from(["relay", "--io", "recvmmsg"]).is_err());
-        assert_eq!(args.send, SendBackend::Mmsg, "sendmmsg by default");
-        let args = Cli::try_parse_from(["relay", "--send", "uring"])
-            .unwrap()
-            .run;
-        assert_eq!(args.send, SendBackend::Uring);
-        assert!(Cli::try_parse_from(["relay", "--send", "ring"]).is_err());
+        assert_eq!(args.send, SendBackend::Ring, "transmit rings by default");
+        for (name, backend) in [("uring", SendBackend::Uring), ("mmsg", SendBackend::Mmsg)] {
+            let args = Cli::try_parse_from(["relay", "--send", name]).unwrap().run;
+            assert_eq!(args.send, backend);
+        }
+        assert!(Cli::try_parse_from(["relay", "--send", "xdp"]).is_err());
         for io in IoBackend::value_variants() {
             let name = io.to_possible_value().unwrap();
             let json = serde_json::to_string(io).unwrap();

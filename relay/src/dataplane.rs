@@ -99,10 +99,11 @@ pub enum SendBackend {
     /// their completions are reaped later.
     Uring,
     /// One `sendmmsg` per round for all of its frames (synchronous: no completion queue).
-    #[default]
     Mmsg,
-    /// Frames built straight into a `PACKET_TX_RING` per output interface, one `send` per
-    /// interface per round; the kernel's skbs point into the ring (no second payload copy).
+    /// Frames built straight into a `PACKET_TX_RING` per output interface ([`crate::tx_rings`]),
+    /// each ring kicked once per round by an io_uring `Send` of no data; an interface whose
+    /// ring is not open yet sends by `sendmmsg`.
+    #[default]
     Ring,
 }
 
@@ -146,7 +147,7 @@ impl Default for DataplaneConfig {
             ttl_mode: Default::default(),
             timing: false,
             io: IoBackend::Ring,
-            send: SendBackend::Mmsg,
+            send: SendBackend::Ring,
             rx_slots: 64,
             tx_slots: 512,
             ring: BlockRingConfig::default(),

@@ -5,12 +5,14 @@
 //! into the frame's metadata, or one left in the frame; untagged = 0, two tags are dropped),
 //! finds its rule ([`crate::table`], keyed by interface, VLAN, group, port, source), applies the
 //! TTL policy ([`crate::ttl`]: by default min(`--ttl`, arriving TTL - 1), TTL <= 1 dropped) and,
-//! for every output, builds the egress frame (or, with `--egress udp`, copies the payload) into
-//! a free send slot and keeps it for the round's one `sendmmsg` (or, with `--send uring`, queues
-//! an io_uring `SendMsg`).
-//! [`Egress`] owns the io_uring, the bounded pool of send slots (the egress queue) and the
-//! accounting of send completions; when every slot is in flight it waits for completions
-//! (backpressure) instead of dropping. Nothing here allocates per packet.
+//! for every output, builds the egress frame straight into a slot of the output interface's
+//! transmit ring (`--send ring`, default; [`crate::tx_rings`]), or into a free send slot kept
+//! for the round's one `sendmmsg` (`--send mmsg`, and `ring` until the interface's ring is
+//! open), or queues an io_uring `SendMsg` of that slot (`--send uring`, and every UDP output:
+//! `--egress udp` copies the payload alone).
+//! [`Egress`] owns the io_uring, the transmit rings, the bounded pool of send slots (the egress
+//! queue) and the accounting of send completions; when every slot is in flight it waits for
+//! completions (backpressure) instead of dropping. Nothing here allocates per packet.
 
 use crate::dataplane::SendBackend;
 use crate::drop_reason::DropReason;
