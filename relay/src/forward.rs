@@ -250,12 +250,14 @@ impl Egress {
             stats::bump(&output.stats.tx_errors, 1);
             return;
         };
-        let Some(entry) = self.fill_slot(tx_slot, output, datagram, payload_sum, ttl) else {
+        if self
+            .fill_slot(tx_slot, output, datagram, payload_sum, ttl)
+            .is_none()
+        {
             self.free_tx.push(tx_slot as u32);
             self.stats.drop_packet(DropReason::BadHeaderLength);
             return;
-        };
-        let entry = entry.user_data(TX_FLAG | tx_slot as u64);
+        }
         self.in_flight[tx_slot] = InFlight {
             output: Some(output.stats.clone()),
             payload_len: datagram.payload.len() as u64,
@@ -267,6 +269,14 @@ impl Egress {
             self.pending.push(tx_slot as u32);
             return;
         }
+        let fd = output
+            .udp
+            .as_ref()
+            .map_or(self.tx.as_raw_fd(), |s| s.as_raw_fd());
+        let entry = self
+            .tx_arena
+            .entry(tx_slot, fd)
+            .user_data(TX_FLAG | tx_slot as u64);
         if !Egress::push(&mut self.ring, &entry) {
             self.in_flight[tx_slot].output = None;
             self.free_tx.push(tx_slot as u32);
@@ -309,12 +319,12 @@ impl Egress {
         }
     }
 
-    /// Writes what `output` sends into slot `tx_slot` and returns the send for it: the payload
-    /// alone for a UDP-socket output (`--egress udp`, sent with the socket's fixed `--ttl`),
-    /// else the whole frame built by [`wire::write_frame`] (source port and TOS from the input,
-    /// `ttl` as the TTL policy chose it for this packet: it is one field of the header written
-    /// anyway, and the header checksum is computed once per frame as before). `None` if the
-    /// frame does not fit the slot.
+    /// Writes what `output` sends into slot `tx_slot` and prepares the slot's message: the
+    /// payload alone for a UDP-socket output (`--egress udp`, sent with the socket's fixed
+    /// `--ttl`), else the whole frame built by [`wire::write_frame`] (source port and TOS from
+    /// the input, `ttl` as the TTL policy chose it for this packet: it is one field of the
+    /// header written anyway, and the header checksum is computed once per frame as before).
+    /// `None` if the frame does not fit the slot.
     #[inline(always)]
     fn fill_slot(
         &mut self,
@@ -323,19 +333,15 @@ impl Egress {
         datagram: &UdpDatagram<'_>,
         payload_sum: u32,
         ttl: u8,
-    ) -> Option<io_uring::squeue::Entry> {
+    ) -> Option<()> {
         let buffer = self.tx_arena.frame_mut(tx_slot);
-        if let Some(socket) = &output.udp {
+        if output.udp.is_some() {
             let len = datagram.payload.len().min(buffer.len());
             buffer[..len].copy_from_slice(&datagram.payload[..len]);
             let destination =
                 udp_egress::sockaddr_in(output.header.group, output.header.destination_port);
-            return Some(self.tx_arena.send_udp_entry(
-                tx_slot,
-                socket.as_raw_fd(),
-                len,
-                destination,
-            ));
+            self.tx_arena.prepare_udp(tx_slot, len, destination);
+            return Some(());
         }
         let header = FrameHeader {
             source_port: datagram.source_port,
@@ -344,13 +350,13 @@ impl Egress {
             ..output.header
         };
         let frame_len = wire::write_frame(buffer, &header, datagram.payload, payload_sum).ok()?;
-        Some(self.tx_arena.send_entry(
+        self.tx_arena.prepare_packet(
             tx_slot,
-            self.tx.as_raw_fd(),
             frame_len,
             output.ifindex,
             wire::multicast_mac(output.header.group),
-        ))
+        );
+        Some(())
     }
 }
 

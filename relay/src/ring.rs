@@ -107,15 +107,15 @@ impl SlotArena {
         unsafe { std::slice::from_raw_parts_mut(self.buffer_ptr(index), self.buffer_size) }
     }
 
-    /// A `SendMsg` of the first `len` bytes of slot `index` out of interface `ifindex`.
-    pub fn send_entry(
+    /// Prepares slot `index`'s message: the first `len` bytes of its buffer out of interface
+    /// `ifindex` (for [`SlotArena::send_mmsg`], or [`SlotArena::entry`] on a packet socket).
+    pub fn prepare_packet(
         &mut self,
         index: usize,
-        fd: RawFd,
         len: usize,
         ifindex: u32,
         destination_mac: [u8; 6],
-    ) -> squeue::Entry {
+    ) {
         let size = self.buffer_size;
         let slot = self.slot_mut(index);
         slot.iov.iov_len = len.min(size);
@@ -127,17 +127,11 @@ impl SlotArena {
         slot.msg.msg_controllen = 0;
         slot.msg.msg_flags = 0;
         slot.msg.msg_name = (&mut slot.addr as *mut libc::sockaddr_ll).cast();
-        opcode::SendMsg::new(types::Fd(fd), &slot.msg).build()
     }
 
-    /// A `SendMsg` of the first `len` bytes of slot `index` to `destination` on UDP socket `fd`.
-    pub fn send_udp_entry(
-        &mut self,
-        index: usize,
-        fd: RawFd,
-        len: usize,
-        destination: libc::sockaddr_in,
-    ) -> squeue::Entry {
+    /// Prepares slot `index`'s message: the first `len` bytes of its buffer to `destination`
+    /// (for [`SlotArena::send_mmsg`], or [`SlotArena::entry`] on a UDP socket).
+    pub fn prepare_udp(&mut self, index: usize, len: usize, destination: libc::sockaddr_in) {
         let size = self.buffer_size;
         let slot = self.slot_mut(index);
         slot.iov.iov_len = len.min(size);
@@ -147,13 +141,18 @@ impl SlotArena {
         slot.msg.msg_control = std::ptr::null_mut();
         slot.msg.msg_controllen = 0;
         slot.msg.msg_flags = 0;
+    }
+
+    /// An io_uring `SendMsg` on `fd` of slot `index`'s message as last prepared.
+    pub fn entry(&mut self, index: usize, fd: RawFd) -> squeue::Entry {
+        let slot = self.slot_mut(index);
         opcode::SendMsg::new(types::Fd(fd), &slot.msg).build()
     }
 }
 
 impl SlotArena {
-    /// Sends the messages of `slots`, as the last [`SlotArena::send_entry`] or
-    /// [`SlotArena::send_udp_entry`] of each prepared them, with as few `sendmmsg` calls as the
+    /// Sends the messages of `slots`, as the last [`SlotArena::prepare_packet`] or
+    /// [`SlotArena::prepare_udp`] of each prepared them, with as few `sendmmsg` calls as the
     /// kernel allows. `results` gets, per slot, the bytes sent or the negated errno: a message
     /// the kernel refuses is skipped and the ones after it are still sent.
     pub fn send_mmsg(&mut self, fd: RawFd, slots: &[u32], results: &mut Vec<i32>) {
@@ -215,7 +214,8 @@ mod tests {
             128,
             "length clamped to the buffer"
         );
-        let _ = arena.send_entry(3, 0, 60, 7, [1, 0, 0x5e, 1, 2, 3]);
+        arena.prepare_packet(3, 60, 7, [1, 0, 0x5e, 1, 2, 3]);
+        let _ = arena.entry(3, 0);
     }
 
     fn loopback(port: u16) -> libc::sockaddr_in {
@@ -230,7 +230,7 @@ mod tests {
         let mut arena = SlotArena::new(4, 64);
         for (slot, text) in [(2usize, b"two"), (0, b"one"), (3, b"thr")] {
             arena.frame_mut(slot)[..3].copy_from_slice(text);
-            let _ = arena.send_udp_entry(slot, sender.as_raw_fd(), 3, loopback(port));
+            arena.prepare_udp(slot, 3, loopback(port));
         }
         let mut results = Vec::new();
         arena.send_mmsg(sender.as_raw_fd(), &[2, 0, 3], &mut results);
