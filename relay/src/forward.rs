@@ -227,8 +227,10 @@ impl Egress {
         }
     }
 
-    /// One output: takes a free slot (waiting for one if need be), fills it and queues its
-    /// io_uring send; counts the drop if any step fails.
+    /// One output: builds its frame into the interface's transmit ring (`--send ring`, once the
+    /// ring is open), or takes a free send slot (waiting for one if need be), fills it and
+    /// keeps it for the round's `sendmmsg` or queues its io_uring send; counts the drop if any
+    /// step fails.
     #[inline(always)]
     fn queue_output(
         &mut self,
@@ -296,12 +298,7 @@ impl Egress {
         ttl: u8,
         queued_at: Option<Instant>,
     ) {
-        let header = FrameHeader {
-            source_port: datagram.source_port,
-            tos: datagram.tos,
-            ttl,
-            ..output.header
-        };
+        let header = output_header(output, datagram, ttl);
         let flight = InFlight {
             output: Some(output.stats.clone()),
             payload_len: datagram.payload.len() as u64,
@@ -343,12 +340,7 @@ impl Egress {
             self.tx_arena.prepare_udp(tx_slot, len, destination);
             return Some(());
         }
-        let header = FrameHeader {
-            source_port: datagram.source_port,
-            tos: datagram.tos,
-            ttl,
-            ..output.header
-        };
+        let header = output_header(output, datagram, ttl);
         let frame_len = wire::write_frame(buffer, &header, datagram.payload, payload_sum).ok()?;
         self.tx_arena.prepare_packet(
             tx_slot,
@@ -357,6 +349,18 @@ impl Egress {
             wire::multicast_mac(output.header.group),
         );
         Some(())
+    }
+}
+
+/// The headers of `output`'s copy of `datagram`: the rule's addresses and ports, the input's
+/// source port and TOS, and `ttl` as the TTL policy chose it.
+#[inline(always)]
+fn output_header(output: &CompiledOutput, datagram: &UdpDatagram<'_>, ttl: u8) -> FrameHeader {
+    FrameHeader {
+        source_port: datagram.source_port,
+        tos: datagram.tos,
+        ttl,
+        ..output.header
     }
 }
 
