@@ -242,9 +242,8 @@ impl Egress {
     ) {
         if self.send == SendBackend::Ring
             && output.udp.is_none()
-            && self.tx_rings.ready(output.ifindex)
+            && self.queue_to_ring(output, datagram, payload_sum, ttl, queued_at)
         {
-            self.queue_to_ring(output, datagram, payload_sum, ttl, queued_at);
             return;
         }
         let Some(tx_slot) = self.free_slot() else {
@@ -288,7 +287,8 @@ impl Egress {
     }
 
     /// `--send ring`: builds the frame straight into a slot of the output interface's
-    /// transmit ring; it leaves with the round's kick of that ring.
+    /// transmit ring; it leaves with the round's kick of that ring. False if the interface has
+    /// no ring yet: the frame is then the send slots' to send.
     #[inline(always)]
     fn queue_to_ring(
         &mut self,
@@ -297,9 +297,9 @@ impl Egress {
         payload_sum: u32,
         ttl: u8,
         queued_at: Option<Instant>,
-    ) {
+    ) -> bool {
         let header = output_header(output, datagram, ttl);
-        let flight = InFlight {
+        let flight = || InFlight {
             output: Some(output.stats.clone()),
             payload_len: datagram.payload.len() as u64,
             queued_at,
@@ -307,12 +307,16 @@ impl Egress {
         let build = |buffer: &mut [u8]| {
             wire::write_frame(buffer, &header, datagram.payload, payload_sum).ok()
         };
-        if let Err(reason) = self
+        match self
             .tx_rings
             .queue(output.ifindex, flight, build, &self.stats)
         {
-            self.stats.drop_packet(reason);
-            stats::bump(&output.stats.tx_errors, 1);
+            Ok(queued) => queued,
+            Err(reason) => {
+                self.stats.drop_packet(reason);
+                stats::bump(&output.stats.tx_errors, 1);
+                true
+            }
         }
     }
 

@@ -148,7 +148,7 @@ pub(crate) struct TxRings {
 }
 
 impl TxRings {
-    /// No ring and no thread yet: both come with the first [`ready`](Self::ready).
+    /// No ring and no thread yet: both come with the first [`queue`](Self::queue).
     pub(crate) fn new(config: TxRingConfig) -> TxRings {
         TxRings {
             rings: HashMap::new(),
@@ -158,17 +158,6 @@ impl TxRings {
             keeper: None,
             config,
         }
-    }
-
-    /// True if `ifindex` has a ring to [`queue`](Self::queue) into; if not, asks the helper
-    /// thread for one (unless one is on its way, or the last failed within [`RETRY_AFTER`]).
-    #[inline]
-    pub(crate) fn ready(&mut self, ifindex: u32) -> bool {
-        if self.rings.contains_key(&ifindex) {
-            return true;
-        }
-        self.request(ifindex);
-        false
     }
 
     fn request(&mut self, ifindex: u32) {
@@ -219,21 +208,27 @@ impl TxRings {
         }
     }
 
-    /// Builds one frame with `build` into `ifindex`'s ring (which must be
-    /// [`ready`](Self::ready)) for the round's kick; `flight` is credited when the kernel
-    /// takes it. On `Err` nothing was queued.
+    /// Builds one frame with `build` into `ifindex`'s ring for the round's kick; `flight()` is
+    /// credited when the kernel takes it. `Ok(false)`: the interface has no ring yet (the
+    /// helper thread is asked for one, unless one is on its way or the last failed within
+    /// [`RETRY_AFTER`]) and the frame must go another way. On `Err` nothing was queued.
     #[inline]
     pub(crate) fn queue(
         &mut self,
         ifindex: u32,
-        flight: InFlight,
+        flight: impl FnOnce() -> InFlight,
         build: impl FnOnce(&mut [u8]) -> Option<usize>,
         stats: &WorkerStats,
-    ) -> Result<(), DropReason> {
-        if let Some(output) = self.rings.get_mut(&ifindex)
-            && output.ring.has_room()
-        {
-            return output.push(flight, build);
+    ) -> Result<bool, DropReason> {
+        match self.rings.get_mut(&ifindex) {
+            Some(output) if output.ring.has_room() => {
+                return output.push(flight(), build).map(|()| true);
+            }
+            Some(_) => {}
+            None => {
+                self.request(ifindex);
+                return Ok(false);
+            }
         }
         let mut waits = 0;
         while !self.output(ifindex)?.ring.has_room() {
@@ -243,7 +238,7 @@ impl TxRings {
             waits += 1;
             self.make_room(ifindex, stats)?;
         }
-        self.output(ifindex)?.push(flight, build)
+        self.output(ifindex)?.push(flight(), build).map(|()| true)
     }
 
     fn output(&mut self, ifindex: u32) -> Result<&mut RingOutput, DropReason> {

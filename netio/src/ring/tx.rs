@@ -11,9 +11,10 @@
 //! frame: the kernel then copies the frame into the skb's linear part. Without it the kernel
 //! attaches the slot's page as a fragment flagged zero-copy, and a veth (the lab's links)
 //! must copy such a fragment into a freshly allocated page (`skb_copy_ubufs`): measured, that
-//! cost more CPU per frame than the copy, and a zero-copy send would need a NIC to show a gain. A frame the kernel
-//! could not hand to the driver stays `SEND_REQUEST` and goes with the next kick; a frame it
-//! refuses as malformed is marked `WRONG_FORMAT` and stops the ring ([`Confirmed::stuck`]):
+//! cost more CPU per frame than the copy, and a zero-copy send would need a NIC to show a gain.
+//!
+//! A frame the kernel could not hand to the driver stays `SEND_REQUEST` and goes with the next
+//! kick; a frame it refuses as malformed is marked `WRONG_FORMAT` and stops the ring ([`Confirmed::stuck`]):
 //! the owner must drop the ring. [`TxRing::push`] refuses frames longer than the interface's
 //! MTU allows, so a built frame is never refused.
 
@@ -84,7 +85,6 @@ pub struct TxRing {
     // Field order: the mapping is unmapped before the socket is closed.
     mapping: RingMapping,
     fd: OwnedFd,
-    ifindex: u32,
     frame_size: usize,
     frame_count: usize,
     /// Bytes a frame may have: the interface's MTU plus the Ethernet header.
@@ -137,7 +137,6 @@ impl TxRing {
         Ok(TxRing {
             mapping,
             fd,
-            ifindex,
             frame_size: frame_size as usize,
             frame_count: request.tp_frame_nr as usize,
             mtu_frame_len: mtu + ETH_HLEN,
@@ -152,11 +151,6 @@ impl TxRing {
     /// completed.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
-    }
-
-    /// The interface this ring sends on.
-    pub fn ifindex(&self) -> u32 {
-        self.ifindex
     }
 
     /// Number of slots.
