@@ -87,6 +87,12 @@ pub struct RunArgs {
     /// the worker's own time (its process CPU +6 %, its CPU's total -4 %). 0 = the normal class.
     #[arg(long, value_name = "PRIORITY", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=99))]
     worker_priority: u8,
+    /// After a round that received frames, keep polling for up to this many microseconds
+    /// instead of sleeping (user-space busy polling): a frame arriving meanwhile is taken
+    /// without a wake-up, for CPU spent spinning. An input busier than one frame per budget
+    /// keeps the worker's CPU fully busy. 0 = sleep as soon as the input is drained.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    busy_poll_us: u64,
     /// Frames taken per receive batch (recvmmsg).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     rx_slots: u32,
@@ -161,6 +167,7 @@ fn dataplane_config(args: &RunArgs) -> DataplaneConfig {
         tx_slots: args.tx_slots as usize,
         handicap_ns: args.handicap_ns,
         worker_priority: args.worker_priority,
+        busy_poll: Duration::from_micros(args.busy_poll_us),
         restart: Default::default(),
         fail_hook: fail_hook(args),
     }
@@ -390,6 +397,19 @@ mod tests {
             .run;
         assert_eq!(args.ttl_mode, TtlMode::Set);
         assert!(Cli::try_parse_from(["relay", "--ttl-mode", "fixed"]).is_err());
+    }
+
+    #[test]
+    fn busy_polling_is_off_by_default_and_bounded() {
+        let config = super::dataplane_config(&Cli::try_parse_from(["relay"]).unwrap().run);
+        assert_eq!(config.busy_poll, std::time::Duration::ZERO);
+        let args = Cli::try_parse_from(["relay", "--busy-poll-us", "50"])
+            .unwrap()
+            .run;
+        let config = super::dataplane_config(&args);
+        assert_eq!(config.busy_poll, std::time::Duration::from_micros(50));
+        assert!(Cli::try_parse_from(["relay", "--busy-poll-us", "100001"]).is_err());
+        assert!(Cli::try_parse_from(["relay", "--busy-poll-us", "-1"]).is_err());
     }
 
     #[test]

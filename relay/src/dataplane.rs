@@ -27,6 +27,7 @@
 //! empties), within [`RestartPolicy`]; when a worker cannot be kept alive, [`Dataplane::fatal`]
 //! says why and the [`Dataplane::on_fatal`] callback wakes the caller, which must exit.
 
+use crate::busy_poll::BusyPoll;
 use crate::forward::{self, Egress, Forwarder};
 use crate::stats::{self, Stage, WorkerStats};
 use crate::supervisor::{self, FailHook, Fatal, RestartPolicy, WorkerExit};
@@ -42,7 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest frame handled (jumbo frames: 9000-byte MTU + Ethernet + two VLAN tags).
 pub const FRAME_BUFFER_SIZE: usize = 9216;
@@ -133,6 +134,9 @@ pub struct DataplaneConfig {
     pub handicap_ns: u64,
     /// SCHED_FIFO priority of the worker threads (`--worker-priority`); 0 = normal class.
     pub worker_priority: u8,
+    /// How long a worker keeps polling after its last received frame before it sleeps
+    /// (`--busy-poll-us`, see [`crate::busy_poll`]); zero = sleep at once.
+    pub busy_poll: Duration,
     /// Restarts a failed worker gets.
     pub restart: RestartPolicy,
     /// Test-only fault: workers fail after N frames (`relay run --fail-worker-after`).
@@ -155,6 +159,7 @@ impl Default for DataplaneConfig {
             tx_ring: TxRingConfig::default(),
             handicap_ns: 0,
             worker_priority: 0,
+            busy_poll: Duration::ZERO,
             restart: RestartPolicy::default(),
             fail_hook: None,
         }
@@ -548,6 +553,17 @@ struct Worker {
     stop: Arc<AtomicBool>,
     /// Test-only fault, and the worker's frame count when it started.
     fail_hook: Option<(Arc<FailHook>, u64)>,
+    /// Whether a drained worker polls on rather than sleeps (`--busy-poll-us`).
+    busy_poll: BusyPoll,
+}
+
+/// What one receive round did.
+#[derive(Debug, Clone, Copy)]
+struct RoundOutcome {
+    /// Nothing was left to take: the worker may sleep.
+    drained: bool,
+    /// The round took at least one frame (or ring block).
+    received: bool,
 }
 
 impl Worker {
@@ -600,6 +616,7 @@ impl Worker {
             rx: sockets.rx,
             stop,
             fail_hook,
+            busy_poll: BusyPoll::new(config.busy_poll),
         })
     }
 
@@ -610,10 +627,15 @@ impl Worker {
         let rx_fd = self.rx.as_raw_fd();
         while !self.stop.load(Ordering::Relaxed) {
             self.forward.table.refresh();
-            let drained = self.receive_round();
+            let round = self.receive_round();
             self.check_fail_hook();
+            // Busy polling: a drained worker that keeps spinning neither arms the readiness
+            // poll nor sleeps; its next round looks at the receive queue again at once.
+            let spinning =
+                round.drained && self.busy_poll.keep_spinning(round.received, Instant::now);
+            let sleep = round.drained && !spinning;
             let forward = &mut self.forward;
-            if drained && !forward.egress.poll_armed {
+            if sleep && !forward.egress.poll_armed {
                 let poll = opcode::PollAdd::new(types::Fd(rx_fd), libc::POLLIN as u32)
                     .build()
                     .user_data(forward::POLL_TAG);
@@ -638,12 +660,15 @@ impl Worker {
             // otherwise only submit.
             // Ring kicks (`--send ring`) complete at once: wait for one event beyond them.
             let want = 1 + forward.egress.kicks_in_flight as usize;
-            let entered = if drained {
+            let entered = if sleep {
                 forward
                     .egress
                     .ring
                     .submitter()
                     .submit_with_args(want, &args)
+            } else if spinning && forward.egress.ring.submission().is_empty() {
+                std::hint::spin_loop();
+                Ok(0)
             } else {
                 forward.egress.ring.submit()
             };
@@ -673,8 +698,8 @@ impl Worker {
         }
     }
 
-    /// Takes up to BATCHES_PER_ROUND batches (or ring blocks); true when nothing is left.
-    fn receive_round(&mut self) -> bool {
+    /// Takes up to BATCHES_PER_ROUND batches (or ring blocks).
+    fn receive_round(&mut self) -> RoundOutcome {
         let forward = &mut self.forward;
         match &mut self.receiver {
             Receiver::Ring(ring) => {
@@ -682,7 +707,10 @@ impl Worker {
                     forward.handle_frame(frame, meta, ts)
                 });
                 stats::bump(&forward.stats.batches, blocks as u64);
-                blocks < BATCHES_PER_ROUND
+                RoundOutcome {
+                    drained: blocks < BATCHES_PER_ROUND,
+                    received: blocks > 0,
+                }
             }
             Receiver::Frames(ring) => {
                 let budget = self.frames_per_round;
@@ -692,34 +720,48 @@ impl Worker {
                 if frames > 0 {
                     stats::bump(&forward.stats.batches, 1);
                 }
-                frames < budget
+                RoundOutcome {
+                    drained: frames < budget,
+                    received: frames > 0,
+                }
             }
             Receiver::Batch(batch) => {
+                let mut received = false;
                 for _ in 0..BATCHES_PER_ROUND {
-                    let received = match batch.recv(self.rx.as_fd()) {
+                    let taken = match batch.recv(self.rx.as_fd()) {
                         Ok(n) => n,
                         Err(e) => {
                             stats::bump(&forward.stats.rx_errors, 1);
                             tracing::debug!("recvmmsg failed: {e}");
-                            return true;
+                            0
                         }
                     };
-                    if received == 0 {
-                        return true;
+                    if taken == 0 {
+                        return RoundOutcome {
+                            drained: true,
+                            received,
+                        };
                     }
+                    received = true;
                     stats::bump(&forward.stats.batches, 1);
-                    for index in 0..received {
+                    for index in 0..taken {
                         forward.handle_frame(
                             batch.frame(index),
                             batch.received(index),
                             batch.timestamp_ns(index),
                         );
                     }
-                    if received < batch.capacity() {
-                        return true;
+                    if taken < batch.capacity() {
+                        return RoundOutcome {
+                            drained: true,
+                            received,
+                        };
                     }
                 }
-                false
+                RoundOutcome {
+                    drained: false,
+                    received,
+                }
             }
         }
     }

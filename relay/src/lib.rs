@@ -35,6 +35,7 @@
 
 #![deny(unsafe_code)]
 
+mod busy_poll;
 pub mod config;
 pub mod control;
 pub mod dataplane;

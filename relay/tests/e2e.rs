@@ -4,11 +4,12 @@
 //! workspace's tests). Every topology is torn down on pass or fail and checked to be gone.
 
 use labctl::process::loadgen::{ScratchDir, SinkSpec};
+use labctl::sweep::sample;
 use labctl::testing::{require_root, with_topology};
 use labctl::topology::{Template, Topology};
 use serde_json::json;
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod support;
 
@@ -277,6 +278,59 @@ fn two_workers_fan_out_exactly_once(test: &str, relay_args: &[&str]) {
                 s.group
             );
         }
+        relay.stop();
+    });
+}
+
+/// The relay process's CPU seconds so far (user + system, all threads).
+fn cpu_seconds(relay: &RelayProcess) -> f64 {
+    let pid = relay.child.pid();
+    let reading = sample::read_process(pid).expect("relay's /proc/PID/stat");
+    reading.cpu_ticks as f64 / sample::clock_ticks_per_second()
+}
+
+/// `--busy-poll-us 20000`: while frames arrive (one per ms, well inside the budget) the
+/// worker spins instead of sleeping, so the relay uses most of a CPU; once the input is idle
+/// it sleeps again within the budget. Every frame is still forwarded exactly once.
+#[test]
+fn busy_polling_worker_spins_while_frames_arrive_and_sleeps_when_idle() {
+    if !require_root("busy_polling_worker_spins_while_frames_arrive_and_sleeps_when_idle") {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-busy-poll").unwrap();
+        let (rin, rout) = (
+            &topo.relay_in().unwrap().ifname,
+            &topo.relay_out()[0].ifname,
+        );
+        let output = Ipv4Addr::new(239, 2, 0, 1);
+        let r = rule(rin, Ipv4Addr::new(239, 1, 0, 1), &[(rout, output)]);
+        let args = ["--busy-poll-us".into(), "20000".into(), "--rule".into(), r];
+        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), &args);
+        let sink = sink_spec(topo, vec![output]).start(&scratch).unwrap();
+        let (cpu_before, started) = (cpu_seconds(&relay), Instant::now());
+        send(topo, &scratch, 1, 1000.0, 2000);
+        let busy = (cpu_seconds(&relay) - cpu_before) / started.elapsed().as_secs_f64();
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        // Idle: any frame (an IGMP report too) buys at most one budget (20 ms) of spinning.
+        let (cpu_before, started) = (cpu_seconds(&relay), Instant::now());
+        std::thread::sleep(Duration::from_secs(2));
+        let idle = (cpu_seconds(&relay) - cpu_before) / started.elapsed().as_secs_f64();
+        assert!(
+            busy > 0.4,
+            "relay CPU {busy:.2} of a CPU while frames arrived"
+        );
+        assert!(idle < 0.15, "relay CPU {idle:.2} of a CPU while idle");
+        let stream = &summary.streams[0];
+        assert_eq!(
+            (
+                summary.streams.len(),
+                stream.received,
+                stream.lost,
+                stream.duplicates
+            ),
+            (1, 2000, 0, 0)
+        );
         relay.stop();
     });
 }
