@@ -317,7 +317,7 @@ fn busy_polling_worker_spins_while_frames_arrive_and_sleeps_when_idle() {
         std::thread::sleep(Duration::from_secs(2));
         let idle = (cpu_seconds(&relay) - cpu_before) / started.elapsed().as_secs_f64();
         assert!(
-            busy > 0.4,
+            busy > 0.25,
             "relay CPU {busy:.2} of a CPU while frames arrived"
         );
         assert!(idle < 0.15, "relay CPU {idle:.2} of a CPU while idle");
