@@ -3,9 +3,10 @@
 //! namespaces is left under /run/netns. `loadgen` is found with `binaries::locate` (build it
 //! first: `cargo build -p loadgen`, or run the workspace's `cargo test`).
 
-use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
+use labctl::process::loadgen::{RunningSink, ScratchDir, SendRate, SendSpec, SinkSpec};
 use labctl::testing::{require_root, with_topology};
-use labctl::topology::Template;
+use labctl::topology::{Endpoint, Template, Topology};
+use loadgen::summary::{SendSummary, SinkSummary};
 use std::io::Read;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -129,105 +130,20 @@ fn snooping_switch_forwards_only_the_joined_group() {
         let stop = Arc::new(AtomicBool::new(false));
         let (frames_a, frames_b, counter) =
             frame_counter(&receiver.netns, group_a, group_b, stop.clone());
-        let sink = SinkSpec {
-            netns: receiver.netns.clone(),
-            interface: receiver.ifname.clone(),
-            streams: 1,
-            group_base: group_a,
-            groups: Some(vec![group_a]),
-            port: 5000,
-            idle: Duration::from_secs(1),
-            duration: Duration::from_secs(20),
-            bind_device: true,
-            placement: Default::default(),
-        }
-        .start(&scratch)
-        .unwrap();
+        let sink = start_joined_sink(&receiver, group_a, &scratch);
         // The sink has joined; wait (bounded) until the bridge has learned it.
         topo.wait_group_forwarded(group_a)
             .expect("the switch learns the join");
         let g = topo.generator();
-        let sent = SendSpec {
-            netns: g.netns.clone(),
-            interface: g.ifname.clone(),
-            source: g.addr,
-            streams: 2,
-            group_base: group_a,
-            port: 5000,
-            rate: SendRate::PerStream(100.0),
-            size: 200,
-            count: Some(200),
-            // The count ends the run (2 s at this rate); the duration is only a safety bound.
-            duration: Duration::from_secs(10),
-            placement: Default::default(),
-        }
-        .run(&scratch)
-        .unwrap();
+        // The count ends the run (2 s at this rate); the duration is only a safety bound.
+        let sent = send_at_100pps(g, group_a, 2, 200, Duration::from_secs(10), &scratch);
         let summary = sink.finish(Duration::from_secs(5)).unwrap();
-        assert_eq!(sent.sent_packets, 400);
-        assert_eq!(summary.totals.received, 200, "{:?}", summary.streams);
-        assert_eq!(summary.totals.lost, 0);
-        assert!(
-            summary.streams.iter().all(|s| s.group == group_a),
-            "{:?}",
-            summary.streams
-        );
-        // On the wire of the relay's port: all of A, nothing of B.
-        assert_eq!(
-            frames_a.load(Ordering::SeqCst),
-            200,
-            "frames of the joined group"
-        );
-        assert_eq!(
-            frames_b.load(Ordering::SeqCst),
-            0,
-            "frames of the group nobody joined"
-        );
+        assert_only_joined_group_arrives(&sent, &summary, group_a, &frames_a, &frames_b);
 
         // Control: the counter does see B once the switch stops filtering (snooping off,
         // flooding on), so the zero above is a measurement, not a blind spot.
-        let bridge = topo.bridge().expect("snooping has a bridge").clone();
-        // The relay-facing bridge port (docs/interfaces.md: `l2a` in `sw`).
-        let port = labctl::names::RunId::parse(topo.run_id())
-            .unwrap()
-            .ifname("l2a")
-            .unwrap();
-        labctl::netns::netlink_in(Some(&bridge.netns), move |handle| async move {
-            use futures::TryStreamExt;
-            let off = rtnetlink::LinkBridge::new(&bridge.ifname)
-                .mcast_snooping(false)
-                .build();
-            handle.link().change(off).execute().await?;
-            let link = handle
-                .link()
-                .get()
-                .match_name(port)
-                .execute()
-                .try_next()
-                .await?;
-            let index = link.expect("relay port").header.index;
-            let flood = rtnetlink::LinkBridgePort::new(index)
-                .mcast_flood(true)
-                .build();
-            handle.link().set_port(flood).execute().await?;
-            Ok(())
-        })
-        .expect("switch snooping off");
-        SendSpec {
-            netns: g.netns.clone(),
-            interface: g.ifname.clone(),
-            source: g.addr,
-            streams: 1,
-            group_base: group_b,
-            port: 5000,
-            rate: SendRate::PerStream(100.0),
-            size: 200,
-            count: Some(50),
-            duration: Duration::from_secs(1),
-            placement: Default::default(),
-        }
-        .run(&scratch)
-        .unwrap();
+        switch_snooping_off(topo);
+        send_at_100pps(g, group_b, 1, 50, Duration::from_secs(1), &scratch);
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
         while frames_b.load(Ordering::SeqCst) < 50 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
@@ -240,6 +156,110 @@ fn snooping_switch_forwards_only_the_joined_group() {
             "control: flooded B must be counted"
         );
     });
+}
+
+/// Starts a sink that joins only `group` on the receiver's interface (bound to it).
+fn start_joined_sink(receiver: &Endpoint, group: Ipv4Addr, scratch: &ScratchDir) -> RunningSink {
+    SinkSpec {
+        netns: receiver.netns.clone(),
+        interface: receiver.ifname.clone(),
+        streams: 1,
+        group_base: group,
+        groups: Some(vec![group]),
+        port: 5000,
+        idle: Duration::from_secs(1),
+        duration: Duration::from_secs(20),
+        bind_device: true,
+        placement: Default::default(),
+    }
+    .start(scratch)
+    .unwrap()
+}
+
+/// Sends `count` packets of 200 bytes per stream at 100 pps per stream from the generator.
+fn send_at_100pps(
+    g: &Endpoint,
+    group_base: Ipv4Addr,
+    streams: u32,
+    count: u64,
+    duration: Duration,
+    scratch: &ScratchDir,
+) -> SendSummary {
+    SendSpec {
+        netns: g.netns.clone(),
+        interface: g.ifname.clone(),
+        source: g.addr,
+        streams,
+        group_base,
+        port: 5000,
+        rate: SendRate::PerStream(100.0),
+        size: 200,
+        count: Some(count),
+        duration,
+        placement: Default::default(),
+    }
+    .run(scratch)
+    .unwrap()
+}
+
+/// The sink got all of `group_a` and nothing else; on the wire: all of A, nothing of B.
+fn assert_only_joined_group_arrives(
+    sent: &SendSummary,
+    summary: &SinkSummary,
+    group_a: Ipv4Addr,
+    frames_a: &AtomicU64,
+    frames_b: &AtomicU64,
+) {
+    assert_eq!(sent.sent_packets, 400);
+    assert_eq!(summary.totals.received, 200, "{:?}", summary.streams);
+    assert_eq!(summary.totals.lost, 0);
+    assert!(
+        summary.streams.iter().all(|s| s.group == group_a),
+        "{:?}",
+        summary.streams
+    );
+    // On the wire of the relay's port: all of A, nothing of B.
+    assert_eq!(
+        frames_a.load(Ordering::SeqCst),
+        200,
+        "frames of the joined group"
+    );
+    assert_eq!(
+        frames_b.load(Ordering::SeqCst),
+        0,
+        "frames of the group nobody joined"
+    );
+}
+
+/// Turns multicast snooping off on the bridge and flooding on at its relay-facing port.
+fn switch_snooping_off(topo: &Topology) {
+    let bridge = topo.bridge().expect("snooping has a bridge").clone();
+    // The relay-facing bridge port (docs/interfaces.md: `l2a` in `sw`).
+    let port = labctl::names::RunId::parse(topo.run_id())
+        .unwrap()
+        .ifname("l2a")
+        .unwrap();
+    labctl::netns::netlink_in(Some(&bridge.netns), move |handle| async move {
+        use futures::TryStreamExt;
+        let off = rtnetlink::LinkBridge::new(&bridge.ifname)
+            .mcast_snooping(false)
+            .build();
+        handle.link().change(off).execute().await?;
+        let link = handle
+            .link()
+            .get()
+            .match_name(port)
+            .execute()
+            .try_next()
+            .await?;
+        let index = link.expect("relay port").header.index;
+        let flood = rtnetlink::LinkBridgePort::new(index)
+            .mcast_flood(true)
+            .build();
+        handle.link().set_port(flood).execute().await?;
+        Ok(())
+    })
+    .expect("switch snooping off");
 }
 
 #[test]

@@ -249,63 +249,10 @@ fn links_come_back_case(test: &str, extra: &[&str]) {
         let before = sink.finish(Duration::from_secs(10)).unwrap();
         assert_eq!(before.totals.received, 2000, "{:?}", before.totals);
 
-        // The input veth (the generator's link) deleted and created again: a new index.
-        let sink = sink_spec(topo, vec![OUTPUT_GROUP]).start(&scratch).unwrap();
-        bounce_veth(topo, &relay, &rin);
-        let back = Instant::now();
-        let (_, tx_before) = counters(&relay);
-        let resumed = std::thread::scope(|s| {
-            let sender = s.spawn(|| send(topo, &scratch, 1000.0, 3000));
-            let resumed = wait_forwarding(&relay, back, tx_before);
-            assert_eq!(sender.join().unwrap(), 3000);
-            resumed
-        });
-        let after_input = sink.finish(Duration::from_secs(10)).unwrap();
-        eprintln!(
-            "input link back: forwarding resumed after {resumed:?}, {} delivered",
-            after_input.totals.received
-        );
-        assert!(
-            resumed < RESUME_BOUND,
-            "forwarding resumed {resumed:?} after the input link came back"
-        );
-        // At 1000 pps, less than 1 s of traffic may be lost.
-        assert!(
-            after_input.totals.received >= 2000,
-            "delivered after the input link came back: {:?}",
-            after_input.totals
-        );
-        assert_eq!(
-            relay.ctl(json!({"cmd":"list"}))["rules"][0]["state"],
-            "active"
-        );
+        input_link_comes_back(topo, &scratch, &relay, &rin);
 
-        // The output veth (the sink's link) deleted and created again mid-stream.
         let by_ring_before = tx_ring_packets(&relay);
-        std::thread::scope(|s| {
-            let sender = s.spawn(|| send(topo, &scratch, 1000.0, 8000));
-            std::thread::sleep(Duration::from_millis(1000));
-            bounce_veth(topo, &relay, &rout);
-            let back = Instant::now();
-            let (_, tx_before) = counters(&relay);
-            let sink = sink_spec(topo, vec![OUTPUT_GROUP]).start(&scratch).unwrap();
-            let resumed = wait_forwarding(&relay, back, tx_before);
-            assert!(
-                resumed < RESUME_BOUND,
-                "forwarding resumed {resumed:?} after the output link came back"
-            );
-            assert_eq!(sender.join().unwrap(), 8000);
-            let after_output = sink.finish(Duration::from_secs(10)).unwrap();
-            eprintln!(
-                "output link back: forwarding resumed after {resumed:?}, {} delivered",
-                after_output.totals.received
-            );
-            assert!(
-                after_output.totals.received >= 2000,
-                "delivered after the output link came back: {:?}",
-                after_output.totals
-            );
-        });
+        output_link_comes_back_mid_stream(topo, &scratch, &relay, &rout);
         let by_ring_after = tx_ring_packets(&relay);
         if !extra.contains(&"--send") {
             assert!(
@@ -313,15 +260,88 @@ fn links_come_back_case(test: &str, extra: &[&str]) {
                 "a new ring took over on the new veth (about 1000 frames before the bounce, 6000 after): {by_ring_before} -> {by_ring_after}"
             );
         }
-        let list = relay.ctl(json!({"cmd":"list"}));
-        assert_eq!(list["rules"][0]["state"], "active", "{list}");
-        assert!(list["rules"][0].get("waiting_for").is_none(), "{list}");
-        // Each change of state is logged once, not on every event or periodic re-sync.
-        let log = relay.child.stderr_text();
-        assert_eq!(log.matches("is waiting for").count(), 2, "{log}");
-        assert_eq!(log.matches("is active again").count(), 2, "{log}");
+        assert_active_and_each_change_logged_once(&relay);
         relay.stop();
     });
+}
+
+/// The input veth `rin` (the generator's link) deleted and created again (a new index):
+/// forwarding resumes within the bound, at most 1 s of traffic is lost, the rule is active.
+fn input_link_comes_back(topo: &Topology, scratch: &ScratchDir, relay: &RelayProcess, rin: &str) {
+    let sink = sink_spec(topo, vec![OUTPUT_GROUP]).start(scratch).unwrap();
+    bounce_veth(topo, relay, rin);
+    let back = Instant::now();
+    let (_, tx_before) = counters(relay);
+    let resumed = std::thread::scope(|s| {
+        let sender = s.spawn(|| send(topo, scratch, 1000.0, 3000));
+        let resumed = wait_forwarding(relay, back, tx_before);
+        assert_eq!(sender.join().unwrap(), 3000);
+        resumed
+    });
+    let after_input = sink.finish(Duration::from_secs(10)).unwrap();
+    eprintln!(
+        "input link back: forwarding resumed after {resumed:?}, {} delivered",
+        after_input.totals.received
+    );
+    assert!(
+        resumed < RESUME_BOUND,
+        "forwarding resumed {resumed:?} after the input link came back"
+    );
+    // At 1000 pps, less than 1 s of traffic may be lost.
+    assert!(
+        after_input.totals.received >= 2000,
+        "delivered after the input link came back: {:?}",
+        after_input.totals
+    );
+    assert_eq!(
+        relay.ctl(json!({"cmd":"list"}))["rules"][0]["state"],
+        "active"
+    );
+}
+
+/// The output veth `rout` (the sink's link) deleted and created again mid-stream: forwarding
+/// resumes within the bound and at most 1 s of traffic is lost.
+fn output_link_comes_back_mid_stream(
+    topo: &Topology,
+    scratch: &ScratchDir,
+    relay: &RelayProcess,
+    rout: &str,
+) {
+    std::thread::scope(|s| {
+        let sender = s.spawn(|| send(topo, scratch, 1000.0, 8000));
+        std::thread::sleep(Duration::from_millis(1000));
+        bounce_veth(topo, relay, rout);
+        let back = Instant::now();
+        let (_, tx_before) = counters(relay);
+        let sink = sink_spec(topo, vec![OUTPUT_GROUP]).start(scratch).unwrap();
+        let resumed = wait_forwarding(relay, back, tx_before);
+        assert!(
+            resumed < RESUME_BOUND,
+            "forwarding resumed {resumed:?} after the output link came back"
+        );
+        assert_eq!(sender.join().unwrap(), 8000);
+        let after_output = sink.finish(Duration::from_secs(10)).unwrap();
+        eprintln!(
+            "output link back: forwarding resumed after {resumed:?}, {} delivered",
+            after_output.totals.received
+        );
+        assert!(
+            after_output.totals.received >= 2000,
+            "delivered after the output link came back: {:?}",
+            after_output.totals
+        );
+    });
+}
+
+/// The rule is active (waiting for nothing) and each change of state was logged once, not on
+/// every event or periodic re-sync.
+fn assert_active_and_each_change_logged_once(relay: &RelayProcess) {
+    let list = relay.ctl(json!({"cmd":"list"}));
+    assert_eq!(list["rules"][0]["state"], "active", "{list}");
+    assert!(list["rules"][0].get("waiting_for").is_none(), "{list}");
+    let log = relay.child.stderr_text();
+    assert_eq!(log.matches("is waiting for").count(), 2, "{log}");
+    assert_eq!(log.matches("is active again").count(), 2, "{log}");
 }
 
 #[test]

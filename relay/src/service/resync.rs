@@ -288,7 +288,10 @@ fn log_state_change(id: u64, installed: &InstalledRule, waiting_for: &[Unusable]
 #[cfg(test)]
 mod tests {
     use super::super::tests::relay;
+    use super::Relay;
+    use crate::null_kernel::NullKernel;
     use crate::resolve::RuleState;
+    use crate::table::TablePublisher;
     use futures::TryStreamExt;
     use std::net::{IpAddr, Ipv4Addr};
     use std::sync::Arc;
@@ -396,6 +399,11 @@ mod tests {
         handle.link().del(index).execute().await.unwrap();
     }
 
+    /// The group of the rule on `in0` (`in0:239.1.0.1:5000 -> out0:239.2.0.1:5000`).
+    const GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 0, 1);
+    /// The source address of the rule's table key (any source).
+    const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+
     #[test]
     fn rules_follow_interfaces_deleted_created_renamed_and_readdressed() {
         if !nix::unistd::geteuid().is_root() {
@@ -406,92 +414,11 @@ mod tests {
             return;
         }
         in_fresh_netns(async |handle| {
-            let old_in = create(&handle, "in0", Ipv4Addr::new(198, 18, 1, 2)).await;
-            create(&handle, "out0", Ipv4Addr::new(198, 18, 2, 1)).await;
-            let (relay, publisher) = relay();
-            relay
-                .add("in0:239.1.0.1:5000 -> out0:239.2.0.1:5000".parse().unwrap())
-                .unwrap();
-            let group = Ipv4Addr::new(239, 1, 0, 1);
-            let any = Ipv4Addr::UNSPECIFIED;
-            assert!(
-                publisher
-                    .current()
-                    .lookup(old_in, 0, group, 5000, any)
-                    .is_some()
-            );
-
-            delete(&handle, "in0").await;
-            assert!(relay.resync().unwrap());
-            let list = relay.list();
-            assert_eq!(list[0].state, RuleState::Waiting);
-            assert_eq!(list[0].waiting_for, vec!["in0 (missing)".to_string()]);
-            assert!(publisher.current().is_empty());
-            assert!(relay.memberships().interfaces.is_empty(), "detached");
-            let stats = relay.stats();
-            assert_eq!(stats.rules[0].state, RuleState::Waiting);
-            assert_eq!(stats.rules[0].outputs.len(), 1, "outputs still counted");
-            assert!(!relay.resync().unwrap(), "nothing more changed");
-
-            // Created again: a new index (the kernel never reuses one at once).
-            let new_in = create(&handle, "in0", Ipv4Addr::new(198, 18, 1, 2)).await;
-            assert_ne!(old_in, new_in);
-            assert!(relay.resync().unwrap());
-            assert_eq!(relay.list()[0].state, RuleState::Active);
-            let table = publisher.current();
-            assert!(table.lookup(new_in, 0, group, 5000, any).is_some());
-            assert!(table.lookup(old_in, 0, group, 5000, any).is_none());
-            assert_eq!(relay.memberships().interfaces[0].sockets[0].groups.len(), 1);
-
-            // A deleted output: the rule waits, stays in the table, and its output comes back
-            // with the new index and MAC.
-            delete(&handle, "out0").await;
-            relay.resync().unwrap();
-            assert_eq!(
-                relay.list()[0].waiting_for,
-                vec!["out0 (missing)".to_string()]
-            );
-            let rule = publisher.current();
-            let compiled = rule.lookup(new_in, 0, group, 5000, any).unwrap();
-            assert!(compiled.outputs.is_empty());
-            let new_out = create(&handle, "out0", Ipv4Addr::new(198, 18, 2, 1)).await;
-            relay.resync().unwrap();
-            let table = publisher.current();
-            let compiled = table.lookup(new_in, 0, group, 5000, any).unwrap();
-            assert_eq!(compiled.outputs[0].ifindex, new_out);
-            assert_eq!(relay.list()[0].state, RuleState::Active);
-
-            // A MAC or address change reaches the output's frames; renamed away and back, the
-            // rule waits and resumes on the same index.
-            let mac = [2, 0, 0x5e, 1, 2, 3];
-            set_mac(&handle, "out0", mac).await;
-            assert!(relay.resync().unwrap());
-            let table = publisher.current();
-            let compiled = table.lookup(new_in, 0, group, 5000, any).unwrap();
-            assert_eq!(compiled.outputs[0].header.source_mac, mac);
-            let moved = Ipv4Addr::new(198, 18, 2, 9);
-            readdress(&handle, "out0", moved).await;
-            assert!(relay.resync().unwrap());
-            let table = publisher.current();
-            let compiled = table.lookup(new_in, 0, group, 5000, any).unwrap();
-            assert_eq!(compiled.outputs[0].header.source, moved);
-            rename(&handle, "in0", "in9").await;
-            relay.resync().unwrap();
-            assert_eq!(
-                relay.list()[0].waiting_for,
-                vec!["in0 (missing)".to_string()]
-            );
-            assert!(publisher.current().is_empty());
-            rename(&handle, "in9", "in0").await;
-            relay.resync().unwrap();
-            assert_eq!(relay.list()[0].state, RuleState::Active);
-            assert!(
-                publisher
-                    .current()
-                    .lookup(new_in, 0, group, 5000, any)
-                    .is_some()
-            );
-            assert_eq!(relay.memberships().interfaces[0].sockets[0].groups.len(), 1);
+            let (relay, publisher, old_in) = relay_from_in0_to_out0(&handle).await;
+            let new_in = input_deleted_and_created_again(&handle, &relay, &publisher, old_in).await;
+            output_deleted_and_created_again(&handle, &relay, &publisher, new_in).await;
+            output_mac_and_address_changed(&handle, &relay, &publisher, new_in).await;
+            input_renamed_away_and_back(&handle, &relay, &publisher, new_in).await;
 
             // Removing a rule while it waits leaves its detached membership without error.
             delete(&handle, "in0").await;
@@ -499,5 +426,127 @@ mod tests {
             relay.remove(1).unwrap();
             assert!(relay.memberships().interfaces.is_empty());
         });
+    }
+
+    /// Creates `in0` and `out0`, a relay with the rule between them; returns `in0`'s index.
+    async fn relay_from_in0_to_out0(
+        handle: &rtnetlink::Handle,
+    ) -> (Relay<NullKernel>, Arc<TablePublisher>, u32) {
+        let old_in = create(handle, "in0", Ipv4Addr::new(198, 18, 1, 2)).await;
+        create(handle, "out0", Ipv4Addr::new(198, 18, 2, 1)).await;
+        let (relay, publisher) = relay();
+        relay
+            .add("in0:239.1.0.1:5000 -> out0:239.2.0.1:5000".parse().unwrap())
+            .unwrap();
+        assert!(
+            publisher
+                .current()
+                .lookup(old_in, 0, GROUP, 5000, ANY)
+                .is_some()
+        );
+        (relay, publisher, old_in)
+    }
+
+    /// `in0` deleted (the rule waits, detached) then created again; returns its new index.
+    async fn input_deleted_and_created_again(
+        handle: &rtnetlink::Handle,
+        relay: &Relay<NullKernel>,
+        publisher: &TablePublisher,
+        old_in: u32,
+    ) -> u32 {
+        delete(handle, "in0").await;
+        assert!(relay.resync().unwrap());
+        let list = relay.list();
+        assert_eq!(list[0].state, RuleState::Waiting);
+        assert_eq!(list[0].waiting_for, vec!["in0 (missing)".to_string()]);
+        assert!(publisher.current().is_empty());
+        assert!(relay.memberships().interfaces.is_empty(), "detached");
+        let stats = relay.stats();
+        assert_eq!(stats.rules[0].state, RuleState::Waiting);
+        assert_eq!(stats.rules[0].outputs.len(), 1, "outputs still counted");
+        assert!(!relay.resync().unwrap(), "nothing more changed");
+
+        // Created again: a new index (the kernel never reuses one at once).
+        let new_in = create(handle, "in0", Ipv4Addr::new(198, 18, 1, 2)).await;
+        assert_ne!(old_in, new_in);
+        assert!(relay.resync().unwrap());
+        assert_eq!(relay.list()[0].state, RuleState::Active);
+        let table = publisher.current();
+        assert!(table.lookup(new_in, 0, GROUP, 5000, ANY).is_some());
+        assert!(table.lookup(old_in, 0, GROUP, 5000, ANY).is_none());
+        assert_eq!(relay.memberships().interfaces[0].sockets[0].groups.len(), 1);
+        new_in
+    }
+
+    /// `out0` deleted: the rule waits, stays in the table, and its output comes back with the
+    /// new index and MAC.
+    async fn output_deleted_and_created_again(
+        handle: &rtnetlink::Handle,
+        relay: &Relay<NullKernel>,
+        publisher: &TablePublisher,
+        new_in: u32,
+    ) {
+        delete(handle, "out0").await;
+        relay.resync().unwrap();
+        assert_eq!(
+            relay.list()[0].waiting_for,
+            vec!["out0 (missing)".to_string()]
+        );
+        let rule = publisher.current();
+        let compiled = rule.lookup(new_in, 0, GROUP, 5000, ANY).unwrap();
+        assert!(compiled.outputs.is_empty());
+        let new_out = create(handle, "out0", Ipv4Addr::new(198, 18, 2, 1)).await;
+        relay.resync().unwrap();
+        let table = publisher.current();
+        let compiled = table.lookup(new_in, 0, GROUP, 5000, ANY).unwrap();
+        assert_eq!(compiled.outputs[0].ifindex, new_out);
+        assert_eq!(relay.list()[0].state, RuleState::Active);
+    }
+
+    /// A MAC or address change of `out0` reaches the output's frames.
+    async fn output_mac_and_address_changed(
+        handle: &rtnetlink::Handle,
+        relay: &Relay<NullKernel>,
+        publisher: &TablePublisher,
+        new_in: u32,
+    ) {
+        let mac = [2, 0, 0x5e, 1, 2, 3];
+        set_mac(handle, "out0", mac).await;
+        assert!(relay.resync().unwrap());
+        let table = publisher.current();
+        let compiled = table.lookup(new_in, 0, GROUP, 5000, ANY).unwrap();
+        assert_eq!(compiled.outputs[0].header.source_mac, mac);
+        let moved = Ipv4Addr::new(198, 18, 2, 9);
+        readdress(handle, "out0", moved).await;
+        assert!(relay.resync().unwrap());
+        let table = publisher.current();
+        let compiled = table.lookup(new_in, 0, GROUP, 5000, ANY).unwrap();
+        assert_eq!(compiled.outputs[0].header.source, moved);
+    }
+
+    /// `in0` renamed away and back: the rule waits, then resumes on the same index.
+    async fn input_renamed_away_and_back(
+        handle: &rtnetlink::Handle,
+        relay: &Relay<NullKernel>,
+        publisher: &TablePublisher,
+        new_in: u32,
+    ) {
+        rename(handle, "in0", "in9").await;
+        relay.resync().unwrap();
+        assert_eq!(
+            relay.list()[0].waiting_for,
+            vec!["in0 (missing)".to_string()]
+        );
+        assert!(publisher.current().is_empty());
+        rename(handle, "in9", "in0").await;
+        relay.resync().unwrap();
+        assert_eq!(relay.list()[0].state, RuleState::Active);
+        assert!(
+            publisher
+                .current()
+                .lookup(new_in, 0, GROUP, 5000, ANY)
+                .is_some()
+        );
+        assert_eq!(relay.memberships().interfaces[0].sockets[0].groups.len(), 1);
     }
 }
