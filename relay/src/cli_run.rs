@@ -71,9 +71,11 @@ pub struct RunArgs {
     #[arg(long)]
     timing: bool,
     /// With --send ring: slots of each transmit ring (one ring of 2 KiB slots per output
-    /// interface and worker). A slot stays taken until the receivers downstream freed the
-    /// frame; when a ring stays full for 10 ms its frames are dropped as queue_full.
-    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(8..=65536))]
+    /// interface and worker, 512 KiB at the default). A slot stays taken until the receivers
+    /// downstream took the frame; when a ring stays full for 10 ms its frames are dropped as
+    /// queue_full. Measured: 256 slots raised the zero-loss rate at fan-out 1 over 2048 (a ring
+    /// that fits the caches); 64 dropped frames at 40 x 2500 pps.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(8..=65536))]
     tx_ring_frames: u32,
     /// Send slots per worker (the bound of the egress queue).
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
