@@ -21,7 +21,7 @@ use crate::ring::SlotArena;
 use crate::stats::{self, OutputStats, Stage, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, TableReader};
 use crate::ttl::TtlPolicy;
-use crate::tx_rings::TxRings;
+use crate::tx_rings::{KickId, TxRings};
 use crate::udp_egress;
 use io_uring::{IoUring, opcode, types};
 use netio::clock::realtime_ns;
@@ -139,7 +139,8 @@ impl Egress {
                 self.poll_armed = false;
             } else if user_data & KICK_FLAG != 0 {
                 self.kicks_in_flight = self.kicks_in_flight.saturating_sub(1);
-                self.tx_rings.kicked(user_data as u32, result, &self.stats);
+                let id = KickId::from_user_data(user_data);
+                self.tx_rings.kicked(id, result, &self.stats);
             } else {
                 self.send_completed((user_data & !TX_FLAG) as usize, result);
             }
@@ -160,12 +161,12 @@ impl Egress {
     pub(crate) fn flush_pending(&mut self) {
         if self.send == SendBackend::Ring {
             let ring = &mut self.ring;
-            let handed_over = self.tx_rings.flush(&self.stats, |ifindex, fd| {
+            let handed_over = self.tx_rings.flush(&self.stats, |id, fd| {
                 // A send of no data: the kernel sends the frames marked in the ring.
                 let kick = opcode::Send::new(types::Fd(fd), std::ptr::null(), 0)
                     .flags(libc::MSG_DONTWAIT)
                     .build()
-                    .user_data(KICK_FLAG | u64::from(ifindex));
+                    .user_data(KICK_FLAG | id.user_data());
                 Egress::push(ring, &kick)
             });
             self.kicks_in_flight += handed_over as u32;

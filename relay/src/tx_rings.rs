@@ -31,19 +31,54 @@ const RETRY_AFTER: Duration = Duration::from_millis(100);
 const FULL_WAITS: usize = 10;
 const WAIT_MS: i32 = 1;
 
+/// Which ring a kick handed over by [`TxRings::flush`] was for: the interface index (low 32
+/// bits) and the ring's generation (the next 30 bits), so that the completion of a kick of a
+/// dropped ring is not taken for one of the ring that replaced it on the same interface. Fits
+/// under the two top bits of an io_uring `user_data`, which tag its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KickId(u64);
+
+impl KickId {
+    const GENERATION_MASK: u32 = (1 << 30) - 1;
+
+    fn new(ifindex: u32, generation: u32) -> KickId {
+        KickId(u64::from(generation & Self::GENERATION_MASK) << 32 | u64::from(ifindex))
+    }
+
+    /// The id in the low 62 bits of a `user_data` (the two top bits are ignored).
+    pub(crate) fn from_user_data(user_data: u64) -> KickId {
+        KickId(user_data & ((1 << 62) - 1))
+    }
+
+    pub(crate) fn user_data(self) -> u64 {
+        self.0
+    }
+
+    fn ifindex(self) -> u32 {
+        self.0 as u32
+    }
+
+    fn generation(self) -> u32 {
+        (self.0 >> 32) as u32 & Self::GENERATION_MASK
+    }
+}
+
 /// One interface's ring and, per frame queued in it and not yet confirmed, what to credit.
 struct RingOutput {
     ring: TxRing,
+    /// Told apart from earlier rings of the same interface (see [`KickId`]).
+    generation: u32,
     waiting: VecDeque<InFlight>,
     /// Frames were queued since the last kick.
     touched: bool,
 }
 
 impl RingOutput {
-    fn new(ring: TxRing) -> RingOutput {
+    fn new(ring: TxRing, generation: u32) -> RingOutput {
         let waiting = VecDeque::with_capacity(ring.frame_count());
         RingOutput {
             ring,
+            generation,
             waiting,
             touched: false,
         }
@@ -145,6 +180,8 @@ pub(crate) struct TxRings {
     /// Started with the first ring asked for.
     keeper: Option<RingKeeper>,
     config: TxRingConfig,
+    /// Generation of the last ring taken (see [`KickId`]).
+    generation: u32,
 }
 
 impl TxRings {
@@ -157,6 +194,7 @@ impl TxRings {
             broken: Vec::new(),
             keeper: None,
             config,
+            generation: 0,
         }
     }
 
@@ -196,7 +234,9 @@ impl TxRings {
             self.opening.retain(|i| *i != ifindex);
             match opened {
                 Ok(ring) => {
-                    self.rings.insert(ifindex, RingOutput::new(ring));
+                    self.generation = self.generation.wrapping_add(1);
+                    self.rings
+                        .insert(ifindex, RingOutput::new(ring, self.generation));
                 }
                 Err(e) => {
                     tracing::warn!(
@@ -264,14 +304,14 @@ impl TxRings {
         Ok(())
     }
 
-    /// Kicks every ring that got frames since the last call: `kick_later(ifindex, fd)` may
+    /// Kicks every ring that got frames since the last call: `kick_later(id, fd)` may
     /// take the kick (an io_uring `Send` in the round's one `io_uring_enter`; its completion
     /// goes to [`kicked`](Self::kicked)), else it is kicked here, and the kernel's take
     /// credited. Takes the rings opened meanwhile. Returns how many kicks were handed over.
     pub(crate) fn flush(
         &mut self,
         stats: &WorkerStats,
-        mut kick_later: impl FnMut(u32, RawFd) -> bool,
+        mut kick_later: impl FnMut(KickId, RawFd) -> bool,
     ) -> usize {
         if !self.opening.is_empty() {
             self.receive_opened();
@@ -281,7 +321,8 @@ impl TxRings {
             if !output.touched {
                 continue;
             }
-            if kick_later(*ifindex, output.ring.fd().as_raw_fd()) {
+            let id = KickId::new(*ifindex, output.generation);
+            if kick_later(id, output.ring.fd().as_raw_fd()) {
                 output.touched = false;
                 handed_over += 1;
             } else if !output.kick(stats) {
@@ -295,11 +336,16 @@ impl TxRings {
     }
 
     /// A kick handed over by [`flush`](Self::flush) completed with `result` (bytes sent or
-    /// -errno): credits what the kernel took, and drops the ring if it failed.
-    pub(crate) fn kicked(&mut self, ifindex: u32, result: i32, stats: &WorkerStats) {
+    /// -errno): credits what the kernel took, and drops the ring if it failed. The kick of a
+    /// ring dropped meanwhile is ignored, even if a new ring took its interface.
+    pub(crate) fn kicked(&mut self, id: KickId, result: i32, stats: &WorkerStats) {
+        let ifindex = id.ifindex();
         let Some(output) = self.rings.get_mut(&ifindex) else {
             return;
         };
+        if output.generation & KickId::GENERATION_MASK != id.generation() {
+            return;
+        }
         if !output.confirm(Ok(()), stats) || !kick_kept(result) {
             self.discard(ifindex, stats);
         }
@@ -317,5 +363,31 @@ impl TxRings {
             }
         }
         self.failed.insert(ifindex, Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KickId;
+
+    #[test]
+    fn a_kick_id_carries_interface_and_generation_under_the_tag_bits() {
+        let id = KickId::new(7, 3);
+        assert_eq!((id.ifindex(), id.generation()), (7, 3));
+        assert_eq!(id.user_data() >> 62, 0, "the two tag bits stay free");
+        let tagged = (1 << 62) | id.user_data();
+        assert_eq!(KickId::from_user_data(tagged), id);
+        let last = KickId::new(u32::MAX, u32::MAX);
+        assert_eq!(last.ifindex(), u32::MAX);
+        assert_eq!(last.generation(), KickId::GENERATION_MASK);
+        assert_eq!(last.user_data() >> 62, 0);
+    }
+
+    #[test]
+    fn kicks_of_two_rings_of_one_interface_differ() {
+        assert_ne!(KickId::new(7, 1), KickId::new(7, 2));
+        // Generations wrap within the mask: the 2^30th ring after this one looks the same,
+        // which takes 2^30 ring replacements during one kick's flight.
+        assert_eq!(KickId::new(7, 1), KickId::new(7, 1 + (1 << 30)));
     }
 }
