@@ -62,9 +62,9 @@ pub struct RunArgs {
     /// How a round's frames are sent: `ring` (frames built into a PACKET_TX_RING per output
     /// interface, each kicked once per round; see --tx-ring-frames), `mmsg` (one sendmmsg per
     /// round) or `uring` (one io_uring SendMsg per frame). UDP outputs (--egress udp) always
-    /// use io_uring. Measured (scenarios/send.toml, 12 paired repeats): ring cost 6.2 % less
-    /// CPU per packet than mmsg at 40 streams x 2500 pps, 2.0 % less at 1000 x 50 pps, 1.6 %
-    /// more at fan-out 10 x 20k pps; mmsg 1.9-5.1 % less than uring.
+    /// use io_uring. Measured (scenarios/send.toml, 12 paired repeats, 256-slot rings): ring
+    /// cost 6.8 % less CPU per packet than mmsg at 40 streams x 2500 pps, 5.0 % less at 1000 x
+    /// 50 pps, the same at fan-out 10 x 20k pps; mmsg 1.5-4.8 % less than uring.
     #[arg(long, value_enum, default_value_t)]
     send: SendBackend,
     /// Record per-stage timing (receive, parse, lookup, fan-out copy, submit, completion).
@@ -73,8 +73,8 @@ pub struct RunArgs {
     /// With --send ring: slots of each transmit ring (one ring of 2 KiB slots per output
     /// interface and worker, 512 KiB at the default). A slot stays taken until the receivers
     /// downstream took the frame; when a ring stays full for 10 ms its frames are dropped as
-    /// queue_full. Measured: 256 slots raised the zero-loss rate at fan-out 1 over 2048 (a ring
-    /// that fits the caches); 64 dropped frames at 40 x 2500 pps.
+    /// queue_full. Measured: 256 slots cost the same CPU per packet as 2048 (an eighth of the
+    /// memory); 64 dropped frames at 40 x 2500 pps.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(8..=65536))]
     tx_ring_frames: u32,
     /// With --io ring: MiB of each worker's receive ring (512 frame slots of 2 KiB per MiB).

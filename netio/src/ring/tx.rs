@@ -50,11 +50,9 @@ pub struct TxRingConfig {
 impl Default for TxRingConfig {
     fn default() -> Self {
         // 512 KiB per interface: 256 frames. A slot is free again once the receiving side
-        // took the frame off the veth's backlog, so few are held at once; a ring this small
-        // stays in the caches and TLB, where 2048 slots (4 MiB) are written cold every round
-        // trip. Measured (labctl, 1 stream, chain): zero-loss rate at fan-out 1 about 190k-287k
-        // pps in 5 of 7 searches against 110k-120k in 7 of 7 with 2048 slots, CPU per packet
-        // the same or lower; 64 slots dropped frames (queue_full) at 40 x 2500 pps.
+        // took the frame off the veth's backlog, so few are held at once. Measured against
+        // 2048 slots (4 MiB; labctl, chain, 10 paired repeats): CPU per packet the same within
+        // the noise; 64 slots dropped frames (queue_full) at 40 x 2500 pps.
         TxRingConfig {
             frame_size: 2048,
             frame_count: 256,
