@@ -101,7 +101,7 @@ pub enum SendBackend {
     Uring,
     /// One `sendmmsg` per round for all of its frames (synchronous: no completion queue).
     Mmsg,
-    /// Frames built straight into a `PACKET_TX_RING` per output interface ([`crate::tx_rings`]),
+    /// Frames built straight into a `PACKET_TX_RING` per output interface (`tx_rings`),
     /// each ring kicked once per round by an io_uring `Send` of no data; an interface whose
     /// ring is not open yet sends by `sendmmsg`.
     #[default]
@@ -135,7 +135,7 @@ pub struct DataplaneConfig {
     /// SCHED_FIFO priority of the worker threads (`--worker-priority`); 0 = normal class.
     pub worker_priority: u8,
     /// How long a worker keeps polling after its last received frame before it sleeps
-    /// (`--busy-poll-us`, see [`crate::busy_poll`]); zero = sleep at once.
+    /// (`--busy-poll-us`, see `busy_poll`); zero = sleep at once.
     pub busy_poll: Duration,
     /// Restarts a failed worker gets.
     pub restart: RestartPolicy,

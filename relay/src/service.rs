@@ -9,6 +9,10 @@
 //! interfaces exist and its input membership succeeded; a failed `add` changes nothing.
 //! Interfaces that later vanish, come back or change are followed by [`Relay::resync`]
 //! (module `resync`): such a rule is `waiting` until they are usable again.
+//!
+//! [`RuleTable`]: crate::table::RuleTable
+//! [`RuleTable::with_rule`]: crate::table::RuleTable::with_rule
+//! [`RuleTable::without_rule`]: crate::table::RuleTable::without_rule
 
 mod resync;
 

@@ -503,7 +503,7 @@ pub fn install_signal_cleanup() -> Result<()> {
 }
 
 /// Stops processes found in namespace `netns` (not necessarily our children): SIGTERM, then
-/// SIGKILL after `grace`, each through a pidfd (see [`stray`]). Used at teardown so a namespace
+/// SIGKILL after `grace`, each through a pidfd (see `stray`). Used at teardown so a namespace
 /// never outlives a stray process, and by `labctl clean`.
 pub fn stop_pids_in_netns(netns: &str, grace: Duration) -> Result<usize> {
     stray::stop_in_netns(netns, rustix::process::Signal::TERM, grace)

@@ -5,8 +5,8 @@
 //! the forwarding rules of a range of input streams (one at a time, so the first refused
 //! membership is the system's capacity, and optionally stamped with CLOCK_MONOTONIC for the
 //! join delay), and [`Running::capacity`] waits for the memberships and reports what was
-//! refused. This project's relay is built in ([`relay`]); every other system - socat, kernel
-//! routing, anyone's relay - comes from a definition file ([`defined`], `systems/*.toml`). A
+//! refused. This project's relay is built in (`relay`); every other system - socat, kernel
+//! routing, anyone's relay - comes from a definition file (`defined`, `systems/*.toml`). A
 //! missing tool of a shipped definition is a [`StartError::Skip`], not a failure.
 //!
 //! Addresses follow docs/interfaces.md: input i is 239.1.0.1 + i, output k of input i is

@@ -1,11 +1,11 @@
 //! Lab topologies: network namespaces joined by veth pairs (and a snooping bridge), built with
 //! rtnetlink and netns-rs, never by running `ip`.
 //!
-//! [`Topology::up`] plans names and addresses ([`plan`]), reserves the namespaces atomically
+//! [`Topology::up`] plans names and addresses (`plan`), reserves the namespaces atomically
 //! (a random run id is retried on a clash), creates them, creates every veth pair directly
-//! into its namespaces ([`build`]), configures each namespace on its own thread, applies the
+//! into its namespaces (`build`), configures each namespace on its own thread, applies the
 //! requested per-namespace sysctls, and returns only when the links are up and, for
-//! `snooping`, multicast provably reaches the relay after a join ([`ready`]). Any failure
+//! `snooping`, multicast provably reaches the relay after a join (`ready`). Any failure
 //! tears down what was built. A `Topology` is torn down by [`Topology::down`] or on drop,
 //! unless [`Topology::persist`] keeps it (for `labctl topo up`); a kept topology is found again
 //! with [`Topology::attach`] from its state file under `/run/mlab/`.

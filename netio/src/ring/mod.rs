@@ -7,7 +7,7 @@
 //! and the transmit ring (`PACKET_TX_RING`), [`TxRing`]: frames written into shared slots and
 //! sent by one `send` per batch.
 //!
-//! Each lives in one owning mapping ([`mapping::RingMapping`]) that unmaps itself on drop, and
+//! Each lives in one owning mapping (`mapping::RingMapping`) that unmaps itself on drop, and
 //! lends every frame or slot to a closure as a slice that cannot outlive the call.
 
 mod blocks;
