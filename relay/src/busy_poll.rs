@@ -27,8 +27,8 @@ impl BusyPoll {
         }
     }
 
-    /// Called once per drained round: `received` says whether that round took any frame.
-    /// True when the worker should poll again at once rather than sleep.
+    /// Called once per round: `received` says whether that round took any frame. True when a
+    /// drained worker should poll again at once rather than sleep.
     /// `now` is called only when busy polling is on (a zero budget costs no clock read).
     pub(crate) fn keep_spinning(&mut self, received: bool, now: impl FnOnce() -> Instant) -> bool {
         if self.budget.is_zero() {

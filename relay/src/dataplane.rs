@@ -630,9 +630,10 @@ impl Worker {
             let round = self.receive_round();
             self.check_fail_hook();
             // Busy polling: a drained worker that keeps spinning neither arms the readiness
-            // poll nor sleeps; its next round looks at the receive queue again at once.
+            // poll nor sleeps; its next round looks at the receive queue again at once. Every
+            // round is told (a busy round's frames restart the budget too).
             let spinning =
-                round.drained && self.busy_poll.keep_spinning(round.received, Instant::now);
+                self.busy_poll.keep_spinning(round.received, Instant::now) && round.drained;
             let sleep = round.drained && !spinning;
             let forward = &mut self.forward;
             if sleep && !forward.egress.poll_armed {
@@ -736,14 +737,10 @@ impl Worker {
                             0
                         }
                     };
-                    if taken == 0 {
-                        return RoundOutcome {
-                            drained: true,
-                            received,
-                        };
+                    if taken > 0 {
+                        received = true;
+                        stats::bump(&forward.stats.batches, 1);
                     }
-                    received = true;
-                    stats::bump(&forward.stats.batches, 1);
                     for index in 0..taken {
                         forward.handle_frame(
                             batch.frame(index),
