@@ -58,6 +58,7 @@ impl KickId {
         self.0 as u32
     }
 
+    #[cfg(test)]
     fn generation(self) -> u32 {
         (self.0 >> 32) as u32 & Self::GENERATION_MASK
     }
@@ -343,7 +344,7 @@ impl TxRings {
         let Some(output) = self.rings.get_mut(&ifindex) else {
             return;
         };
-        if output.generation & KickId::GENERATION_MASK != id.generation() {
+        if KickId::new(ifindex, output.generation) != id {
             return;
         }
         if !output.confirm(Ok(()), stats) || !kick_kept(result) {
