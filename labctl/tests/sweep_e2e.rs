@@ -259,3 +259,32 @@ fn kernel_fanout_is_counted_on_every_link() {
         "left behind"
     );
 }
+
+#[test]
+fn a_point_measuring_longer_than_the_relays_control_idle_timeout_still_ends_ok() {
+    if !is_root("a_point_measuring_longer_than_the_relays_control_idle_timeout_still_ends_ok") {
+        return;
+    }
+    // The relay closes control connections idle for 1 s here; the point measures for 2.5 s and
+    // then reads the relay's stats over the control socket.
+    let scenario = Scenario::parse(
+        r#"name = "idle-e2e"
+systems = ["relay/pool@idle"]
+streams = [1]
+rate_pps = [200.0]
+duration_s = 2.5
+topology = "chain"
+[builds.idle]
+args = ["--control-idle-timeout", "1"]
+"#,
+        Path::new("idle-e2e.toml"),
+    )
+    .unwrap();
+    let before = lab_namespaces();
+    for p in scenario.points() {
+        let r = measure(&scenario, &p);
+        assert_eq!(r.status, Status::Ok, "{p}: {:?}", r.notes);
+        assert_eq!(r.delivered_pct, Some(100.0), "{p}");
+    }
+    assert_eq!(lab_namespaces(), before, "namespaces left behind");
+}

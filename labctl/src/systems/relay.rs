@@ -11,10 +11,10 @@ use crate::results::Capacity;
 use crate::scenario::SystemKind;
 use anyhow::{Context, Result, anyhow, bail};
 use netio::membership::Strategy;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::ops::Range;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 const READY_DEADLINE: Duration = Duration::from_secs(15);
 /// Longest wait for one control reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A control connection unused this long is replaced before its next request: the relay closes
+/// idle connections after 30 s by default.
+const IDLE_RECONNECT: Duration = Duration::from_secs(20);
 
 pub fn start(spec: &SystemSpec, layout: &Layout) -> Result<Running, StartError> {
     let kind = spec.kind;
@@ -198,34 +201,67 @@ pub fn rule_text(layout: &Layout, i: u32) -> Result<String> {
     ))
 }
 
-/// A connection to the relay's control socket.
+/// A connection to the relay's control socket. The relay closes a connection that stays idle
+/// (30 s by default, `relay run --control-idle-timeout`), and a point can measure for longer than
+/// that between two requests, so an idle connection is replaced before it is used, and a request
+/// the relay never received (the write failed on a closed connection) is sent again once on a
+/// new one. A request that was written is never sent twice.
 #[derive(Debug)]
 struct Control {
+    path: PathBuf,
     reader: BufReader<UnixStream>,
+    last_used: Instant,
 }
 
 impl Control {
     fn connect(path: &Path) -> std::io::Result<Control> {
-        let stream = UnixStream::connect(path)?;
-        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-        stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
         Ok(Control {
-            reader: BufReader::new(stream),
+            path: path.to_owned(),
+            reader: BufReader::new(Self::open(path)?),
+            last_used: Instant::now(),
         })
     }
 
+    fn open(path: &Path) -> std::io::Result<UnixStream> {
+        let stream = UnixStream::connect(path)?;
+        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+        Ok(stream)
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        let stream = Self::open(&self.path).with_context(|| {
+            format!(
+                "reconnecting to the relay's control socket {}",
+                self.path.display()
+            )
+        })?;
+        self.reader = BufReader::new(stream);
+        Ok(())
+    }
+
     fn request(&mut self, request: &serde_json::Value) -> Result<serde_json::Value> {
+        if self.last_used.elapsed() >= IDLE_RECONNECT {
+            self.reconnect()?;
+        }
         let mut line = request.to_string();
         line.push('\n');
-        self.reader
-            .get_mut()
-            .write_all(line.as_bytes())
-            .context("writing to the relay's control socket")?;
+        if let Err(e) = self.reader.get_mut().write_all(line.as_bytes()) {
+            if !matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) {
+                return Err(e).context("writing to the relay's control socket");
+            }
+            self.reconnect()?;
+            self.reader
+                .get_mut()
+                .write_all(line.as_bytes())
+                .context("writing to the relay's control socket (after reconnecting)")?;
+        }
         let mut reply = String::new();
         let n = self
             .reader
             .read_line(&mut reply)
             .context("reading the relay's control reply")?;
+        self.last_used = Instant::now();
         if n == 0 {
             bail!("the relay closed its control socket");
         }
@@ -287,6 +323,80 @@ mod tests {
             rule_text(&layout, 1).unwrap(),
             "mlabc-rin:239.1.0.2:5000 -> o0:239.2.0.2:5000, o1:239.3.0.2:5001"
         );
+    }
+
+    /// Serves one request per connection on `path`, replying with the connection's number, and
+    /// closes each connection after its reply.
+    fn one_request_per_connection(
+        path: &Path,
+        connections: usize,
+    ) -> std::thread::JoinHandle<Vec<String>> {
+        let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            for n in 1..=connections {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                requests.push(line.trim().to_owned());
+                let reply = format!("{{\"ok\":true,\"n\":{n}}}\n");
+                reader.get_mut().write_all(reply.as_bytes()).unwrap();
+            }
+            requests
+        })
+    }
+
+    #[test]
+    fn a_request_on_a_connection_the_relay_closed_is_sent_on_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let server = one_request_per_connection(&path, 2);
+        let mut control = Control::connect(&path).unwrap();
+        let first = control
+            .request(&serde_json::json!({"cmd": "list"}))
+            .unwrap();
+        assert_eq!(first["n"], 1);
+        // The server closed the first connection after its reply: wait until the close is seen.
+        let mut probe = [0u8; 1];
+        assert_eq!(
+            std::io::Read::read(&mut control.reader, &mut probe).unwrap(),
+            0
+        );
+        let second = control
+            .request(&serde_json::json!({"cmd": "stats"}))
+            .unwrap();
+        assert_eq!(
+            second["n"], 2,
+            "the second request went over a new connection"
+        );
+        let requests = server.join().unwrap();
+        assert_eq!(requests, [r#"{"cmd":"list"}"#, r#"{"cmd":"stats"}"#]);
+    }
+
+    #[test]
+    fn an_idle_connection_is_replaced_before_the_relay_closes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let server = one_request_per_connection(&path, 2);
+        let mut control = Control::connect(&path).unwrap();
+        assert_eq!(
+            control
+                .request(&serde_json::json!({"cmd": "list"}))
+                .unwrap()["n"],
+            1
+        );
+        // As if the connection had been idle for longer than the reconnect age.
+        control.last_used = Instant::now()
+            .checked_sub(IDLE_RECONNECT)
+            .expect("the monotonic clock is older than the reconnect age");
+        assert_eq!(
+            control
+                .request(&serde_json::json!({"cmd": "list"}))
+                .unwrap()["n"],
+            2
+        );
+        assert_eq!(server.join().unwrap().len(), 2);
     }
 
     #[test]
