@@ -155,6 +155,14 @@ fn the_same_binary_against_itself_is_no_change_detected() {
     let (run, results, report) = run_ab(dir.path(), &same, 4, &["--fail-on-slower"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(results.points.len(), 8);
+    // Every search that found a lossy rate says what made that probe lossy.
+    for p in &results.points {
+        let Some(z) = p.zero_loss else { continue };
+        if let Some(lossy) = z.lossy_pps {
+            let upper = z.upper.expect("the lowest lossy probe is recorded");
+            assert_eq!(upper.asked_pps, lossy, "{:?}", p.point);
+        }
+    }
     assert!(
         run.stdout.contains("B vs A: no change detected"),
         "{}",

@@ -64,6 +64,7 @@ fn point(p: Point, arm: Arm) -> PointResult {
         bound: None,
         resolution: Some(0.04),
         probes: 9,
+        upper: None,
     });
     pr.derive();
     pr

@@ -55,6 +55,7 @@ fn point(p: crate::scenario::Point, arm: Arm, i: usize) -> PointResult {
         bound: None,
         resolution: Some(0.03),
         probes: 8,
+        upper: None,
     });
     pr.derive();
     pr

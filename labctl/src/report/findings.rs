@@ -22,6 +22,7 @@ pub fn findings(r: &Results) -> Vec<String> {
     out.extend(cpu_at_largest(r));
     out.extend(latency_at_largest(r));
     out.extend(zero_loss(r));
+    out.extend(super::search_limits::search_limits(r));
     out.extend(join_delay(r));
     out.extend(cross_checks(r));
     out.extend(sink_losses(r));

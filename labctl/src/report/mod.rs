@@ -7,6 +7,7 @@
 pub mod charts;
 pub mod findings;
 pub mod goals;
+mod search_limits;
 mod snooping;
 mod timing;
 

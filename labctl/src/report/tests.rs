@@ -85,6 +85,7 @@ fn zero_loss(pps: f64) -> ZeroLoss {
         bound: None,
         resolution: Some(0.03),
         probes: 8,
+        upper: None,
     }
 }
 
@@ -178,6 +179,47 @@ fn findings_rank_cpu_and_zero_loss() {
     assert!(has(&f, "Zero-loss throughput at fan-out 1"), "{f:#?}");
     assert!(has(&f, "direct 350k pps, relay/pool 150k pps."), "{f:#?}");
     assert!(has(&f, "search resolution"), "{f:#?}");
+}
+
+#[test]
+fn findings_say_what_ended_each_zero_loss_search() {
+    let mut r = fixture();
+    // Without recorded lossy probes (results written before they were), no such finding.
+    assert!(!has(
+        &findings::findings(&r),
+        "What ended each zero-loss search"
+    ));
+    for p in r.points.iter_mut() {
+        if let Some(z) = p.zero_loss.as_mut() {
+            let relay = p.point.system.kind == SystemKind::RelayPool;
+            z.upper = Some(crate::results::LossyProbe {
+                asked_pps: z.lossy_pps.unwrap(),
+                because: if relay {
+                    crate::results::LossyBecause::Latency
+                } else {
+                    crate::results::LossyBecause::Loss
+                },
+                system_loss: if relay { 0.0 } else { 0.02 },
+                p99_ns: Some(if relay { 24_000_000 } else { 90_000 }),
+            });
+        }
+    }
+    r.refresh_aggregates();
+    let f = findings::findings(&r);
+    let line = f
+        .iter()
+        .find(|s| s.starts_with("What ended each zero-loss search"))
+        .expect("the finding");
+    assert!(
+        line.contains(
+            "relay/pool, fan-out 1: latency in 1 of 1 (at 154k pps, 0.00 % lost, p99 24.0 ms)"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains("direct, fan-out 1: loss in 1 of 1 (at 360k pps, 2.00 % lost, p99 0.1 ms)"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -217,4 +217,34 @@ pub struct ZeroLoss {
     pub resolution: Option<f64>,
     /// Probes run.
     pub probes: u32,
+    /// What made the probe at `lossy_pps` lossy (absent in results written before it was
+    /// recorded, and when no probe was lossy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper: Option<LossyProbe>,
+}
+
+/// Why a zero-loss probe counted as lossy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossyBecause {
+    /// The system lost more than the threshold.
+    Loss,
+    /// The system's loss stayed under the threshold, but its p99 latency exceeded the search's
+    /// bound (`max_p99_ms`): the traffic queued up instead of flowing through.
+    Latency,
+    /// The sink's host dropped more than the threshold (the lab's limit, not the system's).
+    Sink,
+}
+
+/// The zero-loss search's lowest lossy probe: what a reader needs to tell a system that drops
+/// from one that stalls.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossyProbe {
+    /// Aggregate rate asked for (input packets per second).
+    pub asked_pps: f64,
+    pub because: LossyBecause,
+    /// Fraction of the offered packets the system lost.
+    pub system_loss: f64,
+    /// p99 latency of the probe, when the sinks measured it.
+    pub p99_ns: Option<u64>,
 }

@@ -11,8 +11,8 @@ mod time;
 
 pub use aggregate::{Aggregate, aggregate};
 pub use measures::{
-    Capacity, CpuBasis, CpuTimes, CrossCheck, Latency, LinkResult, MachineCpu, SearchBound,
-    UdpCounters, Usage, ZeroLoss,
+    Capacity, CpuBasis, CpuTimes, CrossCheck, Latency, LinkResult, LossyBecause, LossyProbe,
+    MachineCpu, SearchBound, UdpCounters, Usage, ZeroLoss,
 };
 pub use time::{compact_stamp, now_rfc3339, rfc3339};
 

@@ -10,8 +10,8 @@ use super::zero_loss;
 use crate::definition::Definition;
 use crate::placement::Placement;
 use crate::process::loadgen::SendRate;
-use crate::results::{Ceiling, PointResult, Status};
-use crate::scenario::{Point, Scenario, SystemKind, TopologyKind};
+use crate::results::{Ceiling, LossyProbe, PointResult, Status};
+use crate::scenario::{Point, Scenario, SystemKind, TopologyKind, ZeroLossSearch};
 use crate::systems::{self, Layout, StartError, SystemSpec};
 use crate::topology::{Role, Template, Topology, TopologyOptions};
 use anyhow::{Context, Result};
@@ -350,39 +350,68 @@ fn measure_traffic(
         .stage_timing()
         .context("reading the relay's stage timing")?;
     if let Some(z) = &scenario.zero_loss {
-        let probe_run = traffic::Run {
-            duration: Duration::from_secs_f64(z.duration_s.unwrap_or(scenario.duration_s)),
-            ..run
+        search_zero_loss(scenario, z, run, result)?;
+    }
+    Ok(())
+}
+
+/// The point's zero-loss search, each probe a traffic run of `run` at an aggregate rate; the
+/// lowest lossy probe is kept with the reason it was lossy.
+fn search_zero_loss(
+    scenario: &Scenario,
+    z: &ZeroLossSearch,
+    run: traffic::Run<'_>,
+    result: &mut PointResult,
+) -> Result<()> {
+    let probe_run = traffic::Run {
+        duration: Duration::from_secs_f64(z.duration_s.unwrap_or(scenario.duration_s)),
+        ..run
+    };
+    let mut lossy: Vec<LossyProbe> = Vec::new();
+    let mut found = zero_loss::search(z.min_pps, z.max_pps, z.resolution, |total| {
+        let t = traffic::run(traffic::Run {
+            rate: SendRate::Total(total),
+            ..probe_run
+        })?;
+        let queued = match (z.max_p99_ms, t.latency) {
+            (Some(ms), Some(latency)) => latency.p99 as f64 > ms * 1e6,
+            _ => false,
         };
-        let found = zero_loss::search(z.min_pps, z.max_pps, z.resolution, |total| {
-            let t = traffic::run(traffic::Run {
-                rate: SendRate::Total(total),
-                ..probe_run
-            })?;
-            let probe = t.probe(
+        let (probe, because) = t
+            .probe(
                 total,
                 scenario.loss_threshold,
                 scenario.generator_min_fraction,
-            );
-            Ok(match (z.max_p99_ms, t.latency) {
-                (Some(ms), Some(latency)) if latency.p99 as f64 > ms * 1e6 => probe.queued(),
-                _ => probe,
-            })
-        })?;
-        if let Some(ms) = z.max_p99_ms {
-            result.notes.push(format!(
-                "zero-loss search: a probe whose p99 latency exceeded {ms} ms counted as lossy \
-                 (traffic that queued up instead of flowing through)"
-            ));
+            )
+            .judged(queued);
+        if let Some(because) = because {
+            lossy.push(LossyProbe {
+                asked_pps: total,
+                because,
+                system_loss: t.system_loss(),
+                p99_ns: t.latency.map(|l| l.p99),
+            });
         }
-        if found.is_none() {
-            result.notes.push(format!(
-                "zero-loss search: loss above the threshold already at {} pps",
-                z.min_pps
-            ));
-        }
-        result.zero_loss = found;
+        Ok(probe)
+    })?;
+    if let Some(found) = found.as_mut() {
+        found.upper = found
+            .lossy_pps
+            .and_then(|hi| lossy.iter().find(|l| l.asked_pps == hi).copied());
     }
+    if let Some(ms) = z.max_p99_ms {
+        result.notes.push(format!(
+            "zero-loss search: a probe whose p99 latency exceeded {ms} ms counted as lossy \
+             (traffic that queued up instead of flowing through)"
+        ));
+    }
+    if found.is_none() {
+        result.notes.push(format!(
+            "zero-loss search: loss above the threshold already at {} pps",
+            z.min_pps
+        ));
+    }
+    result.zero_loss = found;
     Ok(())
 }
 

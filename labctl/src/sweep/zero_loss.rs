@@ -9,7 +9,7 @@
 //! not count is an upper end marked `SearchBound::Sink`. The result is never a rate that was not
 //! offered.
 
-use crate::results::{SearchBound, ZeroLoss};
+use crate::results::{LossyBecause, SearchBound, ZeroLoss};
 use anyhow::Result;
 
 /// What one probe at an asked rate showed.
@@ -38,6 +38,23 @@ impl Probe {
             },
             other => other,
         }
+    }
+
+    /// The probe as the search takes it, and why it counts as lossy (`None` when it does not):
+    /// `queued` says its latency exceeded the search's bound, which turns a lossless probe
+    /// lossy ([`queued`](Self::queued)) and is then the reason.
+    pub fn judged(self, queued: bool) -> (Probe, Option<LossyBecause>) {
+        let because = match self {
+            Probe::SinkShort { .. } => Some(LossyBecause::Sink),
+            Probe::Fail { .. }
+            | Probe::GeneratorShort {
+                lossless: false, ..
+            } => Some(LossyBecause::Loss),
+            Probe::Pass { .. } | Probe::GeneratorShort { .. } => {
+                queued.then_some(LossyBecause::Latency)
+            }
+        };
+        (if queued { self.queued() } else { self }, because)
     }
 
     /// The aggregate rate the sender reached.
@@ -133,6 +150,7 @@ fn done(pps: f64, lossy: Option<f64>, bound: Option<SearchBound>, probes: u32) -
         bound,
         resolution: lossy.map(|l| l / pps - 1.0),
         probes,
+        upper: None,
     }
 }
 
@@ -161,6 +179,34 @@ mod tests {
             Probe::SinkShort { achieved: 3.0 }.queued(),
             Probe::SinkShort { achieved: 3.0 }
         );
+    }
+
+    #[test]
+    fn a_judged_probe_names_loss_latency_or_the_sink() {
+        let pass = Probe::Pass { achieved: 5.0 };
+        assert_eq!(pass.judged(false), (pass, None));
+        assert_eq!(
+            pass.judged(true),
+            (Probe::Fail { achieved: 5.0 }, Some(LossyBecause::Latency))
+        );
+        // Loss is the reason even when the probe also queued.
+        let fail = Probe::Fail { achieved: 5.0 };
+        assert_eq!(fail.judged(true), (fail, Some(LossyBecause::Loss)));
+        let short = |lossless| Probe::GeneratorShort {
+            achieved: 4.0,
+            lossless,
+        };
+        assert_eq!(short(true).judged(false), (short(true), None));
+        assert_eq!(
+            short(true).judged(true),
+            (short(false), Some(LossyBecause::Latency))
+        );
+        assert_eq!(
+            short(false).judged(false),
+            (short(false), Some(LossyBecause::Loss))
+        );
+        let sink = Probe::SinkShort { achieved: 3.0 };
+        assert_eq!(sink.judged(true), (sink, Some(LossyBecause::Sink)));
     }
 
     /// A simulated bench: the system loses above `system`, the sender reaches at most
