@@ -436,7 +436,7 @@ fn the_headline_gives_intervals_and_isolation_is_stated() {
         "{headline}"
     );
     assert!(
-        has(&f, "Isolation: the sender ran on CPU [0] (SCHED_FIFO 10)"),
+        has(&f, "Isolation: the sender ran on CPU [0] (SCHED_OTHER)"),
         "{f:#?}"
     );
     assert!(has(&f, "sustains 95k pps at 1000-byte payloads"), "{f:#?}");
