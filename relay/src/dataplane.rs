@@ -129,6 +129,8 @@ pub struct DataplaneConfig {
     pub frame_ring: FrameRingConfig,
     /// Transmit ring geometry, per output interface and worker (`--send ring`).
     pub tx_ring: TxRingConfig,
+    /// A transmit ring that queued nothing for this long is closed (`--tx-ring-idle-s`).
+    pub tx_ring_idle: Duration,
     /// Test-only slowdown: busy-wait this long per received frame (`relay run --handicap-ns`),
     /// so the lab can prove its regression gate catches a slower relay. 0 = off.
     pub handicap_ns: u64,
@@ -157,6 +159,7 @@ impl Default for DataplaneConfig {
             ring: BlockRingConfig::default(),
             frame_ring: FrameRingConfig::default(),
             tx_ring: TxRingConfig::default(),
+            tx_ring_idle: crate::tx_rings::DEFAULT_IDLE_CLOSE,
             handicap_ns: 0,
             worker_priority: 0,
             busy_poll: Duration::ZERO,
@@ -604,7 +607,7 @@ impl Worker {
         );
         forward.handicap_ns = config.handicap_ns;
         forward.egress.send = config.send;
-        forward.egress.tx_rings = TxRings::new(config.tx_ring);
+        forward.egress.tx_rings = TxRings::new(config.tx_ring, config.tx_ring_idle);
         let fail_hook = config.fail_hook.clone().map(|hook| {
             let frames = stats::read(&forward.stats.rx_packets);
             (hook, frames)
@@ -636,6 +639,9 @@ impl Worker {
                 self.busy_poll.keep_spinning(round.received, Instant::now) && round.drained;
             let sleep = round.drained && !spinning;
             let forward = &mut self.forward;
+            if sleep {
+                forward.egress.tx_rings.close_idle(Instant::now());
+            }
             if sleep && !forward.egress.poll_armed {
                 let poll = opcode::PollAdd::new(types::Fd(rx_fd), libc::POLLIN as u32)
                     .build()

@@ -442,7 +442,7 @@ impl Forwarder {
                 stats: stats.clone(),
                 poll_armed: false,
                 send: SendBackend::default(),
-                tx_rings: TxRings::new(Default::default()),
+                tx_rings: TxRings::new(Default::default(), crate::tx_rings::DEFAULT_IDLE_CLOSE),
                 kicks_in_flight: 0,
                 pending: Vec::with_capacity(tx_slots),
                 sent: Vec::with_capacity(tx_slots),

@@ -14,6 +14,11 @@
 //! down, or the kernel refused a frame), as `queue_full` when its ring stayed full (the
 //! receivers downstream hold every slot) for [`FULL_WAITS`] waits. An interface whose ring
 //! failed gets no new ring for [`RETRY_AFTER`].
+//!
+//! A ring that queued nothing for a whole idle period (`relay run --tx-ring-idle-s`, checked
+//! when the worker is about to sleep) and holds no frame is closed on the helper thread, so an
+//! interface no rule uses any more, or one gone quiet, does not keep its ring's memory; the
+//! next frame to it asks for a new ring.
 
 use crate::drop_reason::DropReason;
 use crate::forward::InFlight;
@@ -25,6 +30,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
+/// How long a ring may queue nothing before it is closed, unless configured
+/// (`relay run --tx-ring-idle-s`).
+pub(crate) const DEFAULT_IDLE_CLOSE: Duration = Duration::from_secs(30);
 /// How long an interface whose ring failed waits before a new ring is asked for.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 /// Waits of [`WAIT_MS`] for a full ring's next slot before a frame is dropped as queue-full.
@@ -72,6 +80,8 @@ struct RingOutput {
     waiting: VecDeque<InFlight>,
     /// Frames were queued since the last kick.
     touched: bool,
+    /// Frames were queued since the last idle sweep.
+    used: bool,
 }
 
 impl RingOutput {
@@ -82,6 +92,7 @@ impl RingOutput {
             generation,
             waiting,
             touched: false,
+            used: true,
         }
     }
 
@@ -96,6 +107,7 @@ impl RingOutput {
             Push::Queued => {
                 self.waiting.push_back(flight);
                 self.touched = true;
+                self.used = true;
                 Ok(())
             }
             Push::Full => Err(DropReason::QueueFull),
@@ -183,11 +195,14 @@ pub(crate) struct TxRings {
     config: TxRingConfig,
     /// Generation of the last ring taken (see [`KickId`]).
     generation: u32,
+    /// A ring unused for a whole period of this is closed (see [`close_idle`](Self::close_idle)).
+    idle_close: Duration,
+    last_sweep: Instant,
 }
 
 impl TxRings {
     /// No ring and no thread yet: both come with the first [`queue`](Self::queue).
-    pub(crate) fn new(config: TxRingConfig) -> TxRings {
+    pub(crate) fn new(config: TxRingConfig, idle_close: Duration) -> TxRings {
         TxRings {
             rings: HashMap::new(),
             opening: Vec::new(),
@@ -196,7 +211,38 @@ impl TxRings {
             keeper: None,
             config,
             generation: 0,
+            idle_close,
+            last_sweep: Instant::now(),
         }
+    }
+
+    /// Once per idle period: closes (on the helper thread) every ring that queued nothing
+    /// since the last sweep and holds no frame, and forgets failures older than
+    /// [`RETRY_AFTER`]. Between periods it only compares two instants. Returns how many rings
+    /// it closed.
+    pub(crate) fn close_idle(&mut self, now: Instant) -> usize {
+        if now.saturating_duration_since(self.last_sweep) < self.idle_close {
+            return 0;
+        }
+        self.last_sweep = now;
+        let idle: Vec<u32> = self
+            .rings
+            .iter()
+            .filter(|(_, output)| !output.used && !output.touched && output.waiting.is_empty())
+            .map(|(ifindex, _)| *ifindex)
+            .collect();
+        for output in self.rings.values_mut() {
+            output.used = false;
+        }
+        for ifindex in &idle {
+            if let (Some(output), Some(keeper)) = (self.rings.remove(ifindex), &self.keeper) {
+                tracing::debug!("transmit ring on interface {ifindex} closed: idle");
+                let _ = keeper.jobs.send(KeeperJob::Close(Box::new(output.ring)));
+            }
+        }
+        self.failed
+            .retain(|_, at| now.saturating_duration_since(*at) < RETRY_AFTER);
+        idle.len()
     }
 
     fn request(&mut self, ifindex: u32) {
