@@ -328,6 +328,7 @@ impl<'a> Streams<'a> {
 
 /// Runs the sender until the count or duration is reached or `stop` is set.
 pub fn run(cfg: &SendConfig, stop: &AtomicBool) -> Result<SendSummary> {
+    precise_sleeps();
     let transport = open_transport(cfg)?;
     let mut batch = Batch::new(
         cfg.batch,
@@ -377,9 +378,31 @@ pub fn run(cfg: &SendConfig, stop: &AtomicBool) -> Result<SendSummary> {
     Ok(streams.summary(start, end))
 }
 
+/// Asks for the sleeps between batches to end on time: a thread in the normal class gets 50 us
+/// of timer slack by default, which would release the pacing's batches up to 50 us late and
+/// bunch them together (a real-time thread gets none, but the lab keeps the sender out of the
+/// real-time class, see labctl's placement). Without it the rate holds and only the spacing
+/// is coarser, so a refusal is reported and the run goes on.
+fn precise_sleeps() {
+    if let Err(e) = nix::sys::prctl::set_timerslack(1) {
+        eprintln!("loadgen send: timer slack stays at the default ({e}): pacing within 50 us");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sending_thread_sleeps_with_no_timer_slack() {
+        let slack = std::thread::spawn(|| {
+            precise_sleeps();
+            nix::sys::prctl::get_timerslack().expect("PR_GET_TIMERSLACK")
+        })
+        .join()
+        .unwrap();
+        assert_eq!(slack, 1);
+    }
     use crate::cli::Mode;
 
     fn config(mode: Mode, count: u64, total_pps: Option<f64>) -> SendConfig {
