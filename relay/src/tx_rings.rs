@@ -218,11 +218,10 @@ impl TxRings {
 
     /// Once per idle period: closes (on the helper thread) every ring that queued nothing
     /// since the last sweep and holds no frame, and forgets failures older than
-    /// [`RETRY_AFTER`]. Between periods it only compares two instants. Returns how many rings
-    /// it closed.
-    pub(crate) fn close_idle(&mut self, now: Instant) -> usize {
+    /// [`RETRY_AFTER`]. Between periods it only compares two instants.
+    pub(crate) fn close_idle(&mut self, now: Instant) {
         if now.saturating_duration_since(self.last_sweep) < self.idle_close {
-            return 0;
+            return;
         }
         self.last_sweep = now;
         let idle: Vec<u32> = self
@@ -234,15 +233,12 @@ impl TxRings {
         for output in self.rings.values_mut() {
             output.used = false;
         }
-        for ifindex in &idle {
-            if let (Some(output), Some(keeper)) = (self.rings.remove(ifindex), &self.keeper) {
-                tracing::debug!("transmit ring on interface {ifindex} closed: idle");
-                let _ = keeper.jobs.send(KeeperJob::Close(Box::new(output.ring)));
-            }
+        for ifindex in idle {
+            tracing::debug!("transmit ring on interface {ifindex} closed: idle");
+            self.close(ifindex);
         }
         self.failed
             .retain(|_, at| now.saturating_duration_since(*at) < RETRY_AFTER);
-        idle.len()
     }
 
     fn request(&mut self, ifindex: u32) {
@@ -401,15 +397,20 @@ impl TxRings {
     /// Drops `ifindex`'s ring (the helper thread closes it): its unsent frames count as egress
     /// failures.
     fn discard(&mut self, ifindex: u32, stats: &WorkerStats) {
-        if let Some(mut output) = self.rings.remove(&ifindex) {
-            for flight in output.waiting.drain(..) {
-                flight.credit(stats, false);
-            }
-            if let Some(keeper) = &self.keeper {
-                let _ = keeper.jobs.send(KeeperJob::Close(Box::new(output.ring)));
-            }
+        for flight in self.close(ifindex).into_iter().flatten() {
+            flight.credit(stats, false);
         }
         self.failed.insert(ifindex, Instant::now());
+    }
+
+    /// Removes `ifindex`'s ring and hands it to the helper thread to close (an RCU grace period
+    /// the worker does not wait for); returns what it still held, `None` without a ring.
+    fn close(&mut self, ifindex: u32) -> Option<VecDeque<InFlight>> {
+        let output = self.rings.remove(&ifindex)?;
+        if let Some(keeper) = &self.keeper {
+            let _ = keeper.jobs.send(KeeperJob::Close(Box::new(output.ring)));
+        }
+        Some(output.waiting)
     }
 }
 
