@@ -3,14 +3,18 @@
 //! to the side it belongs to, so that the system under test cannot slow its own load down.
 //!
 //! On 2 or 3 CPUs the sender and the sink share the first CPU (the sink at SCHED_FIFO, so a busy
-//! sender cannot starve it); from 4 CPUs each gets its own. The sender stays in the normal
-//! class: a SCHED_FIFO sender that keeps its CPU busy (with the softirq work run in its context,
-//! which this kernel charges to it) uses up the CPU's real-time budget
-//! (`kernel.sched_rt_runtime_us`, 95 % of each second) and the kernel then stops every
-//! real-time task there, sender and sink, for the rest of the second. Measured: about 45 ms a
-//! second with the CPU idle and the sender runnable, and every frame then queued in the sink's
-//! socket counted 20-70 ms late, which made a relay's fan-out 1 zero-loss search end at about
-//! half its rate (by latency, with nothing lost) in about half of the searches. labctl itself runs on the load generator's CPUs. On veth, receive processing
+//! sender cannot starve it); from 4 CPUs each gets its own. labctl itself runs on the load
+//! generator's CPUs.
+//!
+//! The sender stays in the normal class: a SCHED_FIFO sender that keeps its CPU busy (with the
+//! softirq work run in its context, which this kernel charges to it) uses up the CPU's
+//! real-time budget (`kernel.sched_rt_runtime_us`, 95 % of each second) and the kernel then
+//! stops every real-time task there, sender and sink, for the rest of the second. Measured:
+//! about 45 ms a second with the CPU idle and the sender runnable, and every frame then queued
+//! in the sink's socket counted 20-70 ms late, which made a relay's fan-out 1 zero-loss search
+//! end at about half its rate (by latency, with nothing lost) in about half of the searches.
+//!
+//! On veth, receive processing
 //! (the kernel's IP input, forwarding, a relay's AF_PACKET tap) runs on the CPU that sent the
 //! frame unless Receive Packet Steering moves it: the relay namespace's ingress interface
 //! steers to the system's CPUs (so the kernel's forwarding and a relay's receive work are paid

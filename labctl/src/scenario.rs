@@ -271,9 +271,9 @@ pub struct RelayBuild {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum IsolationMode {
-    /// Sender and sink on their own CPU(s), the sinks at real-time priority, the system under test on the
-    /// others, receive work steered to the side it belongs to; without it when the machine
-    /// cannot (one core, no real-time permission), said in results.json and the report.
+    /// Sender and sink on their own CPU(s), the sinks at real-time priority, the system under
+    /// test on the others, receive work steered to the side it belongs to; without it when the
+    /// machine cannot (one core, no real-time permission), said in results.json and the report.
     #[default]
     Auto,
     /// Everything shares every CPU (the pre-isolation behaviour).

@@ -392,6 +392,7 @@ fn precise_sleeps() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Mode;
 
     #[test]
     fn the_sending_thread_sleeps_with_no_timer_slack() {
@@ -403,7 +404,6 @@ mod tests {
         .unwrap();
         assert_eq!(slack, 1);
     }
-    use crate::cli::Mode;
 
     fn config(mode: Mode, count: u64, total_pps: Option<f64>) -> SendConfig {
         SendConfig {
