@@ -126,7 +126,7 @@ impl Plan {
     }
 }
 
-/// 198.<second>.<third>.0
+/// `198.<second>.<third>.0`
 fn subnet(second: u8, third: u8) -> [u8; 3] {
     [198, second, third]
 }
