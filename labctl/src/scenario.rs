@@ -565,6 +565,17 @@ impl Point {
         }
     }
 
+    /// Whether `other` is another system's turn at the same point of the same pass (every
+    /// field but the system equal): the points a pair compares, measured back to back.
+    pub fn same_turn(&self, other: &Point) -> bool {
+        self.streams == other.streams
+            && self.fanout == other.fanout
+            && self.variant == other.variant
+            && self.rate_pps == other.rate_pps
+            && self.size == other.size
+            && self.repeat == other.repeat
+    }
+
     /// Packets offered per second over all streams.
     pub fn total_pps(&self) -> f64 {
         self.rate_pps * f64::from(self.streams)

@@ -69,5 +69,6 @@ pub fn measure_point(scenario: &Scenario, point: &Point) -> PointResult {
         build_paths: &builds,
         definitions: &definitions,
     };
-    crate::sweep::point::measure(&bench, point)
+    let held = crate::sweep::exclusive::MeasureLock::acquire().expect("the measurement lock");
+    crate::sweep::point::measure(&bench, point, &held)
 }

@@ -235,6 +235,23 @@ mod tests {
     }
 
     #[test]
+    fn consecutive_points_form_turns_of_every_system() {
+        let s = parse(GROUPED).unwrap();
+        let points = s.points();
+        let turns: Vec<&[Point]> = points.chunk_by(|a, b| a.same_turn(b)).collect();
+        assert_eq!(turns.len(), 6, "3 points x 2 passes");
+        for turn in &turns {
+            let systems: Vec<String> = turn.iter().map(|p| p.system.to_string()).collect();
+            assert_eq!(systems.len(), 2, "{systems:?}");
+            assert_ne!(systems[0], systems[1]);
+        }
+        assert_eq!(
+            turns[0][0].system, turns[3][1].system,
+            "odd passes reverse the turn"
+        );
+    }
+
+    #[test]
     fn top_level_search_with_groups_is_refused() {
         let text = format!("{GROUPED}\n[zero_loss]\nmin_pps = 1.0\nmax_pps = 2.0\n");
         let err = parse(&text).unwrap_err();

@@ -1,7 +1,8 @@
 //! One measurement at a time per machine. Two sweeps measuring at once distort each other's
 //! numbers, and with real-time load generators on the same CPU one can starve the other's
-//! sender for a whole probe. Every point and every ceiling calibration holds an exclusive
-//! `flock` on `/run/mlab/measure.lock` (released when the holder ends, crash included); a second
+//! sender for a whole probe. Every ceiling calibration and every turn of a sweep (the systems'
+//! points at one point of one pass, back to back) holds an exclusive `flock` on
+//! `/run/mlab/measure.lock` (released when the holder ends, crash included); a second
 //! measurement waits, and says so.
 
 use anyhow::{Context, Result};

@@ -18,7 +18,7 @@ pub mod traffic;
 pub mod zero_loss;
 
 use crate::placement::Placement;
-use crate::results::{Results, compact_stamp, now_rfc3339};
+use crate::results::{PointResult, Results, Status, compact_stamp, now_rfc3339};
 use crate::scenario::Scenario;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -120,32 +120,60 @@ fn run_placed(
     })
 }
 
-/// Measures every point in turn, adding each to the results file as soon as it is done.
+/// Measures every point in turn, adding each to the results file as soon as it is done. The
+/// systems' turns at one point of one pass are measured under one hold of the machine's
+/// measurement lock: another sweep waiting for the lock (a second `labctl run` or `ab`) can
+/// then never measure between the two sides of a pair, where its own turns (a slowed build,
+/// say) would always precede the same side and bias the comparison.
 fn measure_points(bench: &point::Bench<'_>, file: &ResultsFile, quiet: bool) -> Result<()> {
     let points = bench.scenario.points();
     let bar = progress_bar(points.len() as u64, quiet);
-    for p in &points {
+    for turn in points.chunk_by(|a, b| a.same_turn(b)) {
         if crate::process::interrupted() {
             break;
         }
-        bar.set_message(p.to_string());
-        let measured = point::measure(bench, p);
-        if let Some(reason) = measured.status.reason() {
-            let line = format!("{p}: {}: {reason}", measured.status.label());
-            if quiet {
-                eprintln!("labctl: {line}");
-            } else {
-                bar.println(line);
+        let lock = exclusive::MeasureLock::acquire();
+        for p in turn {
+            if crate::process::interrupted() {
+                break;
             }
+            bar.set_message(p.to_string());
+            let measured = match &lock {
+                Ok(held) => point::measure(bench, p, held),
+                Err(e) => PointResult::empty(
+                    p.clone(),
+                    Status::Failed {
+                        reason: format!("{e:#}"),
+                    },
+                ),
+            };
+            report_status(&bar, p, &measured, quiet);
+            file.update(|r| {
+                r.points.push(measured);
+                r.refresh_aggregates();
+            })?;
+            bar.inc(1);
         }
-        file.update(|r| {
-            r.points.push(measured);
-            r.refresh_aggregates();
-        })?;
-        bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// Prints why a point was not measured (skipped or failed), above the progress bar.
+fn report_status(
+    bar: &ProgressBar,
+    p: &crate::scenario::Point,
+    measured: &PointResult,
+    quiet: bool,
+) {
+    if let Some(reason) = measured.status.reason() {
+        let line = format!("{p}: {}: {reason}", measured.status.label());
+        if quiet {
+            eprintln!("labctl: {line}");
+        } else {
+            bar.println(line);
+        }
+    }
 }
 
 fn progress_bar(len: u64, quiet: bool) -> ProgressBar {

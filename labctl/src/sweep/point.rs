@@ -3,6 +3,7 @@
 //! optional zero-loss search, topology down. Every failure becomes the point's status; nothing
 //! here aborts the sweep.
 
+use super::exclusive::MeasureLock;
 use super::join_delay;
 use super::sample::Sampler;
 use super::traffic::{self, Traffic};
@@ -113,20 +114,9 @@ pub fn template_of(scenario: &Scenario, point: &Point) -> Result<Template> {
     })
 }
 
-/// Measures one point, holding the machine's measurement lock. Never panics on system
-/// failures: they become the status.
-pub fn measure(bench: &Bench<'_>, point: &Point) -> PointResult {
-    let _lock = match super::exclusive::MeasureLock::acquire() {
-        Ok(lock) => lock,
-        Err(e) => {
-            return PointResult::empty(
-                point.clone(),
-                Status::Failed {
-                    reason: format!("{e:#}"),
-                },
-            );
-        }
-    };
+/// Measures one point; the caller holds the machine's measurement lock (`_held`). Never panics
+/// on system failures: they become the status.
+pub fn measure(bench: &Bench<'_>, point: &Point, _held: &MeasureLock) -> PointResult {
     let (direct_placement, direct_bench);
     let bench = if point.system.kind == SystemKind::Direct {
         direct_placement = bench.placement.for_direct();
