@@ -7,7 +7,9 @@
 //! - a packet is *reordered* when it arrives after a higher sequence number of its stream;
 //! - *lost* = highest sequence + 1 - distinct packets received (loss before the first packet
 //!   counts; loss after the last received packet cannot be seen by the sink);
-//! - latency = receive CLOCK_MONOTONIC - header send time (clamped at 0);
+//! - latency = receive CLOCK_MONOTONIC - header send time (clamped at 0); the *interface
+//!   latency* ends instead at the kernel's receive timestamp (the frame entering the sink's
+//!   interface, converted to CLOCK_MONOTONIC by the sink), over all streams;
 //! - the *gap timeline* dates losses: a sequence gap of n packets seen when a packet arrives is
 //!   counted in the second (CLOCK_MONOTONIC, the clock of the header's send time) in which that
 //!   packet was sent; a late packet that fills a gap takes one back from its own send second.
@@ -186,6 +188,8 @@ pub struct Accounting {
     foreign: u64,
     received: u64,
     bytes: u64,
+    /// Send time -> kernel receive timestamp, over all streams (none recorded yet: `None`).
+    interface_latency: Option<Histogram<u64>>,
 }
 
 impl Accounting {
@@ -219,6 +223,23 @@ impl Accounting {
         }
         self.received += 1;
         self.bytes += bytes as u64;
+    }
+
+    /// Records when a datagram sent at `send_ns` entered the sink's interface (`interface_ns`,
+    /// the kernel's receive timestamp on CLOCK_MONOTONIC): the interface latency.
+    pub fn record_interface_arrival(&mut self, send_ns: u64, interface_ns: u64) {
+        let latency = interface_ns
+            .saturating_sub(send_ns)
+            .clamp(1, MAX_LATENCY_NS);
+        let _ = self
+            .interface_latency
+            .get_or_insert_with(new_histogram)
+            .record(latency);
+    }
+
+    /// The interface latency's percentiles, if any datagram carried a kernel timestamp.
+    pub fn interface_latency(&self) -> Option<LatencySummary> {
+        self.interface_latency.as_ref().map(latency_summary)
     }
 
     /// The gap timeline: (CLOCK_MONOTONIC second, packets missing), seconds with losses only.
@@ -393,6 +414,29 @@ mod tests {
             (10, 4, 0, 0)
         );
         assert_eq!((s.first_seq, s.last_seq), (0, 9));
+    }
+
+    #[test]
+    fn the_interface_latency_is_kept_apart_from_the_end_to_end_one() {
+        let mut acc = Accounting::new();
+        assert_eq!(acc.interface_latency(), None, "no kernel timestamp seen");
+        for i in 0..100u64 {
+            let header = Header {
+                stream: 0,
+                seq: i,
+                send_ns: 1_000_000 + i,
+            };
+            // 10 us to the interface, 500 us more to the sink process.
+            acc.record(G, 5000, &header, 10, header.send_ns + 510_000);
+            acc.record_interface_arrival(header.send_ns, header.send_ns + 10_000);
+        }
+        let interface = acc.interface_latency().expect("recorded");
+        assert!(interface.p99.abs_diff(10_000) <= 100, "{interface:?}");
+        let (_, _, end_to_end) = acc.finish();
+        assert!(end_to_end.p99.abs_diff(510_000) <= 5_100, "{end_to_end:?}");
+        // A timestamp before the send time (a stepped clock) is clamped, never negative.
+        acc.record_interface_arrival(2_000_000, 1_000_000);
+        assert_eq!(acc.interface_latency().map(|l| l.p50 > 0), Some(true));
     }
 
     #[test]

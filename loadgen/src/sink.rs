@@ -29,6 +29,9 @@ const BATCH: usize = 64;
 const DATAGRAM_BUF: usize = 9216;
 /// Asked socket receive buffer.
 const RCVBUF_BYTES: usize = 8 << 20;
+/// A change of the wall clock's offset to CLOCK_MONOTONIC beyond this during a run (the clock
+/// was stepped) voids the interface latency, which converts kernel timestamps by that offset.
+const CLOCK_STEP_NS: u64 = 1_000_000;
 /// Poll timeout: how quickly --duration, --idle and signals are noticed.
 const POLL_MS: u16 = 50;
 
@@ -49,6 +52,12 @@ fn open_receiver(port: u16, device: Option<&str>) -> Result<Receiver> {
         .context("cannot make the receive socket non-blocking")?;
     nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv4PacketInfo, &true)
         .context("cannot enable IP_PKTINFO")?;
+    nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::ReceiveTimestampns,
+        &true,
+    )
+    .context("cannot enable SO_TIMESTAMPNS")?;
     if nix::sys::socket::setsockopt(
         &socket,
         nix::sys::socket::sockopt::RcvBufForce,
@@ -147,6 +156,9 @@ struct Reception {
     progress: Progress,
     /// Arrival time of the last datagram (CLOCK_MONOTONIC ns).
     last_packet: Option<u64>,
+    /// CLOCK_REALTIME - CLOCK_MONOTONIC when reception started: converts the kernel's receive
+    /// timestamps to the send time's clock.
+    clock_offset_ns: i64,
 }
 
 impl Reception {
@@ -160,6 +172,7 @@ impl Reception {
             batch: RecvBatch::new(BATCH, DATAGRAM_BUF, metadata),
             progress: Progress::new(quiet, "received"),
             last_packet: None,
+            clock_offset_ns: netio::clock::realtime_offset_ns(),
         }
     }
 
@@ -174,15 +187,21 @@ impl Reception {
             let arrival = netio::clock::monotonic_ns();
             for i in 0..n {
                 let payload = self.batch.frame(i);
-                match Header::decode(payload) {
-                    Ok(header) => self.accounting.record(
-                        self.batch.destination(i).unwrap_or(Ipv4Addr::UNSPECIFIED),
-                        receiver.port,
-                        &header,
-                        payload.len(),
-                        arrival,
-                    ),
-                    Err(_) => self.accounting.record_foreign(),
+                let Ok(header) = Header::decode(payload) else {
+                    self.accounting.record_foreign();
+                    continue;
+                };
+                self.accounting.record(
+                    self.batch.destination(i).unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    receiver.port,
+                    &header,
+                    payload.len(),
+                    arrival,
+                );
+                if let Some(kernel) = self.batch.timestamp_ns(i) {
+                    let interface = (kernel as i64).saturating_sub(self.clock_offset_ns);
+                    self.accounting
+                        .record_interface_arrival(header.send_ns, interface.max(0) as u64);
                 }
             }
             if n > 0 {
@@ -253,6 +272,8 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
     let end = netio::clock::monotonic_ns();
     reception.progress.finish();
 
+    let clock_stepped =
+        netio::clock::realtime_offset_ns().abs_diff(reception.clock_offset_ns) > CLOCK_STEP_NS;
     let accounting = reception.accounting;
     let (streams, totals, latency_ns) = accounting.finish();
     let seen: HashSet<Ipv4Addr> = accounting.groups_seen();
@@ -272,6 +293,7 @@ pub fn run(cfg: &SinkConfig, stop: &AtomicBool) -> Result<SinkSummary> {
         bytes: accounting.bytes(),
         totals,
         latency_ns,
+        interface_latency_ns: accounting.interface_latency().filter(|_| !clock_stepped),
         streams,
         silent_groups,
         gap_timeline: accounting.gap_timeline(),

@@ -118,6 +118,13 @@ pub struct SinkSummary {
     pub bytes: u64,
     pub totals: Totals,
     pub latency_ns: LatencySummary,
+    /// One-way latency to the sink's interface, over all streams: send time to the kernel's
+    /// receive timestamp (`SO_TIMESTAMPNS`, taken as the frame entered this host's interface,
+    /// before this host's CPU queued, processed and read it). The system's latency without the
+    /// sink's own; `latency_ns` is this plus the sink host's. `None` without kernel timestamps
+    /// or when the wall clock was stepped during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_latency_ns: Option<LatencySummary>,
     pub streams: Vec<StreamStats>,
     /// Joined groups that received nothing.
     pub silent_groups: Vec<Ipv4Addr>,
