@@ -102,6 +102,16 @@ topology = "snooping"
             }
         }
         assert!(r.latency_ns.is_some_and(|l| l.p50 > 0), "{p}: latency");
+        // Every frame entered a sink's interface before that sink read it: the latency to the
+        // interfaces (kernel timestamps) is measured and at most the end-to-end one.
+        let end_to_end = r.latency_ns.expect("latency");
+        let interface = r
+            .interface_latency_ns
+            .expect("the sinks' kernel receive timestamps");
+        assert!(
+            interface.p50 <= end_to_end.p50 && interface.p99 <= end_to_end.p99,
+            "{p}: {interface:?} at the interfaces, {end_to_end:?} end to end"
+        );
     }
     let left: Vec<_> = lab_namespaces()
         .into_iter()

@@ -165,6 +165,7 @@ fn search_figure(a: &Aggregate, goal: &Goal) -> Result<Figure, String> {
 fn level(a: &Aggregate, metric: GoalMetric) -> Option<Figure> {
     let value = match metric {
         GoalMetric::LatencyP99 => a.latency_p99_ns?.mean / 1000.0,
+        GoalMetric::InterfaceLatencyP99 => a.interface_latency_p99_ns?.mean / 1000.0,
         GoalMetric::CpuPerMpkt => a.cpu_s_per_mpkt?.mean,
         GoalMetric::DeliveredPct => a.delivered_pct?.mean,
         GoalMetric::ZeroLossPps | GoalMetric::ZeroLossOutputPps => return None,

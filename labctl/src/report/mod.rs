@@ -220,6 +220,17 @@ fn chart_metrics(primary: Axis) -> Vec<(Axis, Metric)> {
         (
             primary,
             Metric::new(
+                "Latency p99 at the sinks' interfaces vs streams",
+                "p99 latency (us)",
+                |a| a.interface_latency_p99_ns,
+                Marks::None,
+            )
+            .scaled(0.001)
+            .floating(),
+        ),
+        (
+            primary,
+            Metric::new(
                 "Group join delay vs streams",
                 "join delay (ms)",
                 |a| a.join_delay_ms,
@@ -480,7 +491,7 @@ fn zero_loss_cell(a: &Aggregate) -> String {
 
 fn data_table(r: &Results) -> String {
     let mut h = String::from(
-        "<p>Values are means over the repeats &plusmn; the half-width of their 95 % confidence interval (Student's t); a point's status counts its repeats.</p>\n<table><tr><th class=\"l\">system</th><th>streams</th><th>fan-out</th><th class=\"l\">sysctls</th><th>pps/stream</th><th>size</th><th class=\"l\">status</th><th>sent pps</th><th>delivered %</th><th>sink-lost %</th><th>CPU s/Mpkt</th><th>process CPU s/Mpkt</th><th>p99 us</th><th>RSS MiB</th><th>procs</th><th>fds</th><th>zero-loss pps</th><th>join delay ms<br><small>median / worst</small></th><th class=\"l\">first refused</th><th class=\"l\">problems</th></tr>\n",
+        "<p>Values are means over the repeats &plusmn; the half-width of their 95 % confidence interval (Student's t); a point's status counts its repeats.</p>\n<table><tr><th class=\"l\">system</th><th>streams</th><th>fan-out</th><th class=\"l\">sysctls</th><th>pps/stream</th><th>size</th><th class=\"l\">status</th><th>sent pps</th><th>delivered %</th><th>sink-lost %</th><th>CPU s/Mpkt</th><th>process CPU s/Mpkt</th><th>p99 us</th><th>p99 us<br><small>at the interface</small></th><th>RSS MiB</th><th>procs</th><th>fds</th><th>zero-loss pps</th><th>join delay ms<br><small>median / worst</small></th><th class=\"l\">first refused</th><th class=\"l\">problems</th></tr>\n",
     );
     for a in &r.aggregates {
         let refused = match (a.first_refused, a.refused_errno) {
@@ -490,7 +501,7 @@ fn data_table(r: &Results) -> String {
         };
         let _ = writeln!(
             h,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l{}\">{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l bad\">{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l{}\">{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l bad\">{}</td></tr>",
             escape(&a.key.system.to_string()),
             a.key.streams,
             a.key.fanout,
@@ -510,6 +521,7 @@ fn data_table(r: &Results) -> String {
             stat_cell(a.cpu_s_per_mpkt, 1.0),
             stat_cell(a.process_cpu_s_per_mpkt, 1.0),
             stat_cell(a.latency_p99_ns, 0.001),
+            stat_cell(a.interface_latency_p99_ns, 0.001),
             stat_cell(a.peak_rss_kib, 1.0 / 1024.0),
             stat_cell(a.processes, 1.0),
             stat_cell(a.fds, 1.0),

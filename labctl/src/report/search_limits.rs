@@ -92,13 +92,21 @@ fn detail(probes: &[&LossyProbe]) -> String {
             )
         ),
     ];
-    let p99s: Vec<f64> = probes
-        .iter()
-        .filter_map(|p| p.p99_ns)
-        .map(|ns| ns as f64 / 1e6)
-        .collect();
-    if !p99s.is_empty() {
-        out.push(format!("p99 {} ms", range(p99s, &|v| format!("{v:.1}"))));
+    let ms = |of: &dyn Fn(&LossyProbe) -> Option<u64>| -> Option<String> {
+        let values: Vec<f64> = probes
+            .iter()
+            .filter_map(|p| of(p))
+            .map(|ns| ns as f64 / 1e6)
+            .collect();
+        (!values.is_empty()).then(|| range(values, &|v| format!("{v:.1}")))
+    };
+    match (ms(&|p| p.interface_p99_ns), ms(&|p| p.p99_ns)) {
+        (Some(interface), Some(end_to_end)) => out.push(format!(
+            "p99 {interface} ms at the sinks' interfaces ({end_to_end} ms end to end)"
+        )),
+        (Some(interface), None) => out.push(format!("p99 {interface} ms at the sinks' interfaces")),
+        (None, Some(end_to_end)) => out.push(format!("p99 {end_to_end} ms")),
+        (None, None) => {}
     }
     out.join(", ")
 }
@@ -113,6 +121,7 @@ mod tests {
             because,
             system_loss,
             p99_ns: Some((p99_ms * 1e6) as u64),
+            interface_p99_ns: None,
         }
     }
 
@@ -125,5 +134,13 @@ mod tests {
             "at 120k-125k pps, 0.00-0.01 % lost, p99 21.3-28.0 ms"
         );
         assert_eq!(detail(&[&a]), "at 120k pps, 0.00 % lost, p99 21.3 ms");
+        let timestamped = LossyProbe {
+            interface_p99_ns: Some(12_000_000),
+            ..a
+        };
+        assert_eq!(
+            detail(&[&timestamped]),
+            "at 120k pps, 0.00 % lost, p99 12.0 ms at the sinks' interfaces (21.3 ms end to end)"
+        );
     }
 }

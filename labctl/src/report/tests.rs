@@ -43,6 +43,11 @@ fn fixture_point(p: crate::scenario::Point) -> PointResult {
         p99: 80_000,
         p999: 150_000,
     });
+    r.interface_latency_ns = Some(Latency {
+        p50: 8_000,
+        p99: 30_000,
+        p999: 60_000,
+    });
     if p.system.kind != SystemKind::Direct {
         r.usage = Some(Usage {
             cpu_s: cpu * r.delivered as f64 / 1e6,
@@ -201,6 +206,7 @@ fn findings_say_what_ended_each_zero_loss_search() {
                 },
                 system_loss: if relay { 0.0 } else { 0.02 },
                 p99_ns: Some(if relay { 24_000_000 } else { 90_000 }),
+                interface_p99_ns: None,
             });
         }
     }
@@ -252,7 +258,7 @@ fn findings_report_a_skipped_system_with_its_reason() {
 #[test]
 fn html_is_self_contained_with_one_svg_per_chart() {
     let html = render(&fixture());
-    assert_eq!(html.matches("<svg").count(), 8, "eight charts");
+    assert_eq!(html.matches("<svg").count(), 9, "nine charts");
     assert!(!html.contains("class=\"nodata\""));
     let lower = html.to_lowercase();
     for bad in [
@@ -281,11 +287,14 @@ fn charts_without_data_say_so() {
     let mut r = fixture();
     for p in &mut r.points {
         p.zero_loss = None;
+        // Results written before the sinks took kernel timestamps.
+        p.interface_latency_ns = None;
     }
     r.refresh_aggregates();
     let html = render(&r);
     assert_eq!(html.matches("<svg").count(), 7);
     assert!(html.contains("Zero-loss throughput vs fan-out: no data"));
+    assert!(html.contains("Latency p99 at the sinks&#39; interfaces vs streams: no data"));
 }
 
 #[test]

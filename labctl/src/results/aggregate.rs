@@ -47,6 +47,9 @@ pub struct Aggregate {
     /// CPU seconds of the system's processes only per million delivered packets.
     pub process_cpu_s_per_mpkt: Option<Stat>,
     pub latency_p99_ns: Option<Stat>,
+    /// p99 latency to the sinks' interfaces (kernel timestamps; see `PointResult`).
+    #[serde(default)]
+    pub interface_latency_p99_ns: Option<Stat>,
     pub peak_rss_kib: Option<Stat>,
     pub processes: Option<Stat>,
     pub fds: Option<Stat>,
@@ -162,6 +165,7 @@ fn aggregate_group(key: PointKey, group: &[&PointResult]) -> Aggregate {
         cpu_s_per_mpkt: stat(&|p| p.cpu_s_per_mpkt),
         process_cpu_s_per_mpkt: stat(&|p| p.process_cpu_s_per_mpkt),
         latency_p99_ns: stat(&|p| p.latency_ns.map(|l| l.p99 as f64)),
+        interface_latency_p99_ns: stat(&|p| p.interface_latency_ns.map(|l| l.p99 as f64)),
         peak_rss_kib: stat(&|p| p.usage.map(|u| u.peak_rss_kib as f64)),
         processes: stat(&|p| p.usage.map(|u| f64::from(u.processes))),
         fds: stat(&|p| p.usage.map(|u| f64::from(u.fds))),

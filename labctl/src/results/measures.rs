@@ -245,6 +245,10 @@ pub struct LossyProbe {
     pub because: LossyBecause,
     /// Fraction of the offered packets the system lost.
     pub system_loss: f64,
-    /// p99 latency of the probe, when the sinks measured it.
+    /// p99 latency of the probe (send -> sink process), when the sinks measured it.
     pub p99_ns: Option<u64>,
+    /// p99 latency to the sinks' interfaces (kernel timestamps), which the search judges when
+    /// the sinks measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_p99_ns: Option<u64>,
 }

@@ -206,7 +206,13 @@ pub struct PointResult {
     pub asked_pps: f64,
     /// Aggregate send rate achieved by the sender.
     pub sent_pps: Option<f64>,
+    /// Send -> the sink process reading the datagram (the worst sink's percentiles).
     pub latency_ns: Option<Latency>,
+    /// Send -> the frame entering the sink's interface (kernel receive timestamps): the
+    /// system's latency without the sinks' host queueing, processing and waking the sink
+    /// (which shares the load generator's CPU). `None` when the sinks had no timestamps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_latency_ns: Option<Latency>,
     /// Per egress link, each counted by its own sink.
     #[serde(default)]
     pub links: Vec<LinkResult>,
@@ -272,6 +278,7 @@ impl PointResult {
             reordered: 0,
             sent_pps: None,
             latency_ns: None,
+            interface_latency_ns: None,
             links: Vec::new(),
             counters: None,
             capacity: None,

@@ -14,8 +14,11 @@ pub enum GoalMetric {
     ZeroLossPps,
     /// Zero-loss output rate: the input rate x fan-out.
     ZeroLossOutputPps,
-    /// p99 latency of the fixed-rate traffic.
+    /// p99 latency of the fixed-rate traffic (send -> sink process).
     LatencyP99,
+    /// p99 latency of the fixed-rate traffic to the sinks' interfaces (kernel timestamps):
+    /// the system's own, without the sinks' host.
+    InterfaceLatencyP99,
     /// CPU seconds per million delivered packets.
     CpuPerMpkt,
     /// Delivered % of the asked load.
@@ -29,6 +32,7 @@ impl GoalMetric {
             GoalMetric::ZeroLossPps => "zero-loss input pps",
             GoalMetric::ZeroLossOutputPps => "zero-loss output pps",
             GoalMetric::LatencyP99 => "p99 latency (us)",
+            GoalMetric::InterfaceLatencyP99 => "p99 latency at the sinks' interfaces (us)",
             GoalMetric::CpuPerMpkt => "CPU s / Mpkt",
             GoalMetric::DeliveredPct => "delivered %",
         }

@@ -240,6 +240,7 @@ mod tests {
             bytes: 0,
             totals: Totals::default(),
             latency_ns: LatencySummary::default(),
+            interface_latency_ns: None,
             streams,
             silent_groups: vec![],
             gap_timeline: vec![],

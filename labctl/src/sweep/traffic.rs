@@ -11,7 +11,7 @@ use crate::process::loadgen::{RunningSink, ScratchDir, SendRate, SendSpec, SinkS
 use crate::results::{CrossCheck, Latency, LinkResult, MachineCpu, Usage};
 use crate::systems::Layout;
 use anyhow::{Context, Result, bail};
-use loadgen::summary::SinkSummary;
+use loadgen::summary::{LatencySummary, SinkSummary};
 use std::time::Duration;
 
 /// After the sender finished, the sinks are stopped once their interfaces' rx counters have not
@@ -49,6 +49,8 @@ pub struct Traffic {
     pub duplicates: u64,
     pub reordered: u64,
     pub latency: Option<Latency>,
+    /// To the sinks' interfaces (kernel receive timestamps), the worst sink's.
+    pub interface_latency: Option<Latency>,
     /// The system's processes.
     pub usage: Usage,
     pub cpu: Option<MachineCpu>,
@@ -281,6 +283,19 @@ fn assemble_all(
 }
 
 /// The sink-side interface of link `k` (empty if the layout has none).
+/// The worst sink's percentiles (each the largest over the sinks), `None` when no sink has a
+/// measurement.
+fn worst_latency(sinks: impl Iterator<Item = Option<LatencySummary>>) -> Option<Latency> {
+    sinks.flatten().fold(None, |worst: Option<Latency>, s| {
+        let w = worst.unwrap_or_default();
+        Some(Latency {
+            p50: w.p50.max(s.p50),
+            p99: w.p99.max(s.p99),
+            p999: w.p999.max(s.p999),
+        })
+    })
+}
+
 fn sink_ifname(layout: &Layout, k: usize) -> String {
     layout
         .sinks
@@ -328,7 +343,9 @@ fn assemble(
         cpu,
         ..Traffic::default()
     };
-    let mut worst = Latency::default();
+    let receiving = || summaries.iter().filter(|s| s.totals.received > 0);
+    t.latency = worst_latency(receiving().map(|s| Some(s.latency_ns)));
+    t.interface_latency = worst_latency(receiving().map(|s| s.interface_latency_ns));
     for (k, s) in summaries.iter().enumerate() {
         let wire = kernel.sinks.get(k).copied().flatten();
         t.links.push(LinkResult {
@@ -344,12 +361,6 @@ fn assemble(
         });
         t.duplicates += s.totals.duplicates;
         t.reordered += s.totals.reordered;
-        if s.totals.received > 0 {
-            worst.p50 = worst.p50.max(s.latency_ns.p50);
-            worst.p99 = worst.p99.max(s.latency_ns.p99);
-            worst.p999 = worst.p999.max(s.latency_ns.p999);
-            t.latency = Some(worst);
-        }
     }
     let lab = LabCounts {
         sent,
