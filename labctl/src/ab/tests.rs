@@ -54,8 +54,13 @@ fn point(p: Point, arm: Arm) -> PointResult {
         cpu_s: arm.cpu[i] * packets as f64 / 1e6,
         ..Usage::default()
     });
-    pr.latency_ns = Some(Latency {
+    // The sinks' host adds its own 10 us end to end; the judged latency is the interface's.
+    pr.interface_latency_ns = Some(Latency {
         p50: (arm.latency_us[i] * 1000.0) as u64,
+        ..Latency::default()
+    });
+    pr.latency_ns = Some(Latency {
+        p50: (arm.latency_us[i] * 1000.0) as u64 + 10_000,
         ..Latency::default()
     });
     pr.zero_loss = Some(ZeroLoss {
@@ -94,6 +99,27 @@ fn same_numbers_are_no_change_on_every_judged_metric() {
     }
     let table = report.table();
     assert!(table.contains("B vs A: no change detected"), "{table}");
+}
+
+#[test]
+fn latency_is_judged_at_the_interfaces_and_not_without_kernel_timestamps() {
+    let mut results = run(STEADY, STEADY);
+    let report = compare(&results, DEFAULT_NOISE_FOR_TESTS);
+    let judged = row(&report, 40, AbMetric::LatencyP50Us);
+    assert_eq!(judged.change(), Some(Change::NoChange), "{judged:?}");
+    // Results written before the sinks took kernel timestamps: said, not judged on the
+    // end-to-end figure (the two are not the same quantity).
+    for p in &mut results.points {
+        p.interface_latency_ns = None;
+    }
+    let report = compare(&results, DEFAULT_NOISE_FOR_TESTS);
+    let old = row(&report, 40, AbMetric::LatencyP50Us);
+    assert!(
+        old.outcome
+            .as_ref()
+            .is_err_and(|e| e.contains("sinks' interfaces")),
+        "{old:?}"
+    );
 }
 
 #[test]
