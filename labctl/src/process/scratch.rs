@@ -21,6 +21,15 @@ pub const PREFIX: &str = "mlab-";
 const OWNER_FILE: &str = ".owner";
 /// Age after which a lab directory without an owner file (written by an older labctl) is stale.
 const UNOWNED_STALE_AFTER: Duration = Duration::from_secs(600);
+/// Age after which a directory still under its hidden creation name and without an owner file
+/// is stale: its creator writes the owner file microseconds after creating it, so only a
+/// creator killed in between leaves one.
+const CREATING_STALE_AFTER: Duration = Duration::from_secs(2);
+
+/// The hidden name prefix of a directory being created (locked, not yet renamed).
+fn creating_prefix() -> String {
+    format!(".{PREFIX}creating-")
+}
 
 /// A scratch directory, removed on drop.
 #[derive(Debug)]
@@ -34,7 +43,7 @@ impl ScratchDir {
     pub fn new(label: &str) -> Result<Self> {
         let base = std::env::temp_dir();
         let suffix = format!("{label}-{:08x}", rand::random::<u32>());
-        let hidden = base.join(format!(".{PREFIX}creating-{suffix}"));
+        let hidden = base.join(format!("{}{suffix}", creating_prefix()));
         std::fs::create_dir(&hidden).with_context(|| format!("creating {}", hidden.display()))?;
         let owner = lock_owner_file(&hidden).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&hidden);
@@ -87,7 +96,8 @@ fn lock_owner_file(dir: &Path) -> Result<Flock<File>> {
         .with_context(|| format!("locking {}", owner.display()))
 }
 
-/// Removes the scratch directories in `$TMPDIR` whose owner is gone; returns (removed, errors).
+/// Removes the scratch directories in `$TMPDIR` whose owner is gone, also those whose creator
+/// died before renaming them (`.mlab-creating-*`); returns (removed, errors).
 pub fn remove_stale() -> (Vec<PathBuf>, Vec<String>) {
     remove_stale_in(&std::env::temp_dir())
 }
@@ -101,9 +111,15 @@ pub fn remove_stale_in(base: &Path) -> (Vec<PathBuf>, Vec<String>) {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let is_lab_dir = entry.file_name().to_string_lossy().starts_with(PREFIX)
-            && entry.file_type().is_ok_and(|t| t.is_dir());
-        if !is_lab_dir || !is_stale(&path) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let unowned_after = if name.starts_with(PREFIX) {
+            UNOWNED_STALE_AFTER
+        } else if name.starts_with(&creating_prefix()) {
+            CREATING_STALE_AFTER
+        } else {
+            continue;
+        };
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) || !is_stale(&path, unowned_after) {
             continue;
         }
         match std::fs::remove_dir_all(&path) {
@@ -115,8 +131,8 @@ pub fn remove_stale_in(base: &Path) -> (Vec<PathBuf>, Vec<String>) {
 }
 
 /// True when nobody holds the directory's owner lock (or, for a directory without an owner file,
-/// when it has not changed for [`UNOWNED_STALE_AFTER`]).
-fn is_stale(dir: &Path) -> bool {
+/// when it has not changed for `unowned_after`).
+fn is_stale(dir: &Path, unowned_after: Duration) -> bool {
     match File::open(dir.join(OWNER_FILE)) {
         // The probe's lock is released when it is dropped at the end of this arm.
         Ok(file) => Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok(),
@@ -124,7 +140,7 @@ fn is_stale(dir: &Path) -> bool {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age >= UNOWNED_STALE_AFTER),
+            .is_some_and(|age| age >= unowned_after),
         Err(_) => false,
     }
 }
@@ -166,6 +182,31 @@ mod tests {
         let (removed, _) = remove_stale_in(base.path());
         assert!(removed.is_empty());
         assert!(legacy.is_dir());
+    }
+
+    #[test]
+    fn a_directory_whose_creator_died_before_renaming_it_is_removed() {
+        let base = tempfile::tempdir().unwrap();
+        // Killed after taking the owner lock, before the rename: the lock is free now.
+        let locked = base.path().join(format!("{}a-1", creating_prefix()));
+        std::fs::create_dir(&locked).unwrap();
+        File::create(locked.join(OWNER_FILE)).unwrap();
+        // Killed between creating it and writing the owner file, a moment ago: kept until
+        // it is older than any creator could take.
+        let fresh = base.path().join(format!("{}b-2", creating_prefix()));
+        std::fs::create_dir(&fresh).unwrap();
+        let (removed, errors) = remove_stale_in(base.path());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(removed, vec![locked.clone()]);
+        assert!(fresh.is_dir());
+        std::thread::sleep(CREATING_STALE_AFTER + Duration::from_millis(100));
+        let (removed, _) = remove_stale_in(base.path());
+        assert_eq!(removed, vec![fresh.clone()]);
+        // Another program's hidden directory is never touched.
+        let other = base.path().join(".other-creating-x");
+        std::fs::create_dir(&other).unwrap();
+        assert!(remove_stale_in(base.path()).0.is_empty());
+        assert!(other.is_dir());
     }
 
     #[test]
