@@ -169,6 +169,13 @@ fn offered_pct(a: &Aggregate) -> Option<Stat> {
 
 /// The report's charts, one question each: (x axis, metric).
 fn chart_metrics(primary: Axis) -> Vec<(Axis, Metric)> {
+    let mut charts = throughput_charts(primary);
+    charts.extend(latency_and_resource_charts(primary));
+    charts
+}
+
+/// Charts of how much of the load got through and what it cost.
+fn throughput_charts(primary: Axis) -> Vec<(Axis, Metric)> {
     vec![
         (
             primary,
@@ -206,6 +213,12 @@ fn chart_metrics(primary: Axis) -> Vec<(Axis, Metric)> {
                 Marks::SearchBounds,
             ),
         ),
+    ]
+}
+
+/// Charts of latency, join delay and the system's footprint.
+fn latency_and_resource_charts(primary: Axis) -> Vec<(Axis, Metric)> {
+    vec![
         (
             primary,
             Metric::new(
