@@ -1,6 +1,7 @@
 //! The A/B comparison as a terminal table: per point, per metric, A's and B's means, B's change
 //! with its 95 % interval, and the verdict.
 
+use super::verdict::MAX_PAIRS_ESTIMATE;
 use super::{AbReport, Change, Row};
 use std::fmt::Write as _;
 
@@ -77,7 +78,7 @@ fn line(r: &Row) -> String {
             ),
             &r.note,
         ),
-        Ok(j) => join(&format!("{} pairs", j.pairs), &r.note),
+        Ok(j) => join(&pairs_note(j, r.threshold), &r.note),
     };
     format!(
         "  {:<16} {:>12} {:>12} {:>9}  {:<19} {:<20} {note}",
@@ -87,6 +88,28 @@ fn line(r: &Row) -> String {
         change,
         interval,
         verdict
+    )
+}
+
+/// The pair count, and when the interval is wider than the noise band (a change could hide
+/// in it), about how many pairs would narrow it to the band.
+fn pairs_note(j: &super::Judgement, threshold: f64) -> String {
+    let Some(needed) = j
+        .pairs_to_resolve(threshold)
+        .filter(|_| j.change == Change::NoChange)
+    else {
+        return format!("{} pairs", j.pairs);
+    };
+    let needed = if needed > MAX_PAIRS_ESTIMATE {
+        format!("more than {MAX_PAIRS_ESTIMATE}")
+    } else {
+        format!("about {needed}")
+    };
+    format!(
+        "{} pairs; CI ±{:.1} %: {needed} pairs would narrow it to ±{:.0} %",
+        j.pairs,
+        j.half_width() * 100.0,
+        threshold * 100.0
     )
 }
 

@@ -108,6 +108,33 @@ fn same_numbers_are_no_change_on_every_judged_metric() {
 }
 
 #[test]
+fn a_noisy_metric_says_how_many_pairs_would_resolve_it() {
+    // B's CPU per packet swings about ±12 % around A's: no call, and a note saying how many
+    // pairs would narrow the interval to the 5 % band.
+    let noisy = Arm {
+        cpu: [4.5, 3.5, 4.6, 3.6],
+        ..STEADY
+    };
+    let report = compare(&run(STEADY, noisy), DEFAULT_NOISE_FOR_TESTS);
+    let cpu = row(&report, 40, AbMetric::CpuPerMpkt);
+    let j = cpu.outcome.as_ref().expect("judged");
+    assert_eq!(j.change, Change::NoChange, "{cpu:?}");
+    let needed = j
+        .pairs_to_resolve(cpu.threshold)
+        .expect("wider than the band");
+    let table = report.table();
+    let line = format!("about {needed} pairs would narrow it to ±5 %");
+    assert!(table.contains(&line), "{table}");
+    // The steady metrics of the same point carry no such note.
+    assert!(
+        row(&report, 40, AbMetric::ZeroLossPps)
+            .outcome
+            .as_ref()
+            .is_ok_and(|j| j.pairs_to_resolve(0.05).is_none())
+    );
+}
+
+#[test]
 fn latency_is_judged_at_the_interfaces_and_not_without_kernel_timestamps() {
     let mut results = run(STEADY, STEADY);
     let report = compare(&results, DEFAULT_NOISE_FOR_TESTS);

@@ -7,7 +7,10 @@
 //! rate, less CPU per packet, lower latency), "slower" worse.
 
 use crate::compare::judge::Better;
-use crate::stats::paired_relative_difference;
+use crate::stats::{paired_relative_difference, t975};
+
+/// Largest pair count [`Judgement::pairs_to_resolve`] searches.
+pub const MAX_PAIRS_ESTIMATE: usize = 1000;
 
 /// What a metric's change amounts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,36 @@ pub struct Judgement {
     pub change: Change,
     /// True when the interval excludes 0 but not the noise band: a difference too small to call.
     pub within_noise: bool,
+}
+
+impl Judgement {
+    /// Half the width of the 95 % interval (a fraction: 0.15 = ±15 %).
+    pub fn half_width(&self) -> f64 {
+        (self.interval.1 - self.interval.0) / 2.0
+    }
+
+    /// When this interval is wider than ±`threshold`, about how many pairs would narrow it to
+    /// ±`threshold` at the spread these pairs showed: the half-width is t(n-1) x sd / √n, so
+    /// the per-pair spread is recovered from it and the smallest n whose half-width fits is
+    /// searched; `MAX_PAIRS_ESTIMATE + 1` stands for "more than [`MAX_PAIRS_ESTIMATE`]". With a
+    /// half-width of the threshold, a true change of twice the threshold is called. `None`
+    /// when the interval is already that narrow or the estimate cannot be made.
+    pub fn pairs_to_resolve(&self, threshold: f64) -> Option<usize> {
+        let half = self.half_width();
+        if threshold <= 0.0 || half <= threshold || !half.is_finite() || self.pairs < 2 {
+            return None;
+        }
+        let n = self.pairs as f64;
+        let sd = half * n.sqrt() / t975(n - 1.0)?;
+        let fits = |m: usize| {
+            t975(m as f64 - 1.0).is_some_and(|t| t * sd / (m as f64).sqrt() <= threshold)
+        };
+        Some(
+            (self.pairs + 1..=MAX_PAIRS_ESTIMATE)
+                .find(|&m| fits(m))
+                .unwrap_or(MAX_PAIRS_ESTIMATE + 1),
+        )
+    }
 }
 
 /// Judges paired repeats `(a, b)` of a metric whose better direction is `better`, against a
@@ -137,6 +170,39 @@ mod tests {
         assert!((j.relative - 0.2).abs() < 1e-9);
         assert_eq!(j.change, Change::NoChange, "{j:?}");
         assert!(!j.within_noise);
+    }
+
+    #[test]
+    fn a_wide_interval_says_how_many_pairs_would_resolve_the_noise_band() {
+        // Spread about ±10 % per pair over 4 pairs: an interval of about ±16 %.
+        let a = [100.0, 100.0, 100.0, 100.0];
+        let b = [110.0, 90.0, 112.0, 92.0];
+        let j = judge(&pairs(&a, &b), Better::Lower, 0.05).unwrap();
+        assert_eq!(j.change, Change::NoChange, "{j:?}");
+        let half = j.half_width();
+        assert!(half > 0.10 && half < 0.25, "{j:?}");
+        let needed = j.pairs_to_resolve(0.05).unwrap();
+        // The spread the 4 pairs showed, and the interval it gives at `needed` pairs and one
+        // fewer: the first fits the band, the second does not.
+        let sd = half * 2.0 / t975(3.0).unwrap();
+        let half_at = |m: usize| t975(m as f64 - 1.0).unwrap() * sd / (m as f64).sqrt();
+        assert!(half_at(needed) <= 0.05, "{needed}: ±{}", half_at(needed));
+        assert!(
+            half_at(needed - 1) > 0.05,
+            "{needed}: ±{}",
+            half_at(needed - 1)
+        );
+        assert!(needed > 4, "{needed}");
+        // A threshold as wide as the interval needs no more pairs.
+        assert_eq!(j.pairs_to_resolve(half + 1e-9), None);
+        // A tight interval needs none either.
+        let tight = judge(
+            &pairs(&a, &[101.0, 100.5, 100.8, 100.2]),
+            Better::Lower,
+            0.05,
+        )
+        .unwrap();
+        assert_eq!(tight.pairs_to_resolve(0.05), None, "{tight:?}");
     }
 
     #[test]
