@@ -1,6 +1,7 @@
 //! End-to-end tests of systems from definition files (root only; loud skip otherwise): a relay
 //! defined from scratch in a test definition is measured like a built-in, a relay that never
-//! joins is named behind the snooping switch, and a broken definition stops `labctl run` with a
+//! joins is named behind the snooping switch, one declared as not joining (`can.joins = false`)
+//! counts its installed rules as capacity, and a broken definition stops `labctl run` with a
 //! one-line error before anything is built. They need the release `relay` and `loadgen`
 //! binaries (`./lab test` builds them) and smcroute for the second test.
 
@@ -132,6 +133,61 @@ fn a_relay_that_never_joins_is_named_behind_the_snooping_switch() {
         data("kernel-nojoin.toml")
     );
     assert!(f.iter().any(|l| l.contains(&expected)), "{f:#?}");
+}
+
+#[test]
+fn a_system_declared_as_not_joining_counts_its_installed_rules_and_is_not_waited_for() {
+    if !require_root(
+        "a_system_declared_as_not_joining_counts_its_installed_rules_and_is_not_waited_for",
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let text = format!(
+        "name = \"static-e2e\"\nsystems = [\"{}\"]\nstreams = [3]\nfanout = [1, 2]\nrate_pps = [100.0]\nduration_s = 1.0\ntopology = \"snooping\"\njoin_delay = false\n",
+        data("kernel-static.toml")
+    );
+    let scenario = Scenario::parse(&text, Path::new("static-e2e.toml")).unwrap();
+    let r = measure_all(&scenario);
+    if r.points
+        .iter()
+        .any(|p| matches!(p.status, Status::Skipped { .. }))
+    {
+        eprintln!("SKIPPED (smcroute is not installed: ./lab setup): static");
+        return;
+    }
+    // Every installed route is capacity, with no membership behind it.
+    for fanout in [1, 2] {
+        let p = point_at(&r, fanout);
+        assert_eq!(
+            p.capacity.as_ref().map(|c| (c.accepted, c.first_refused)),
+            Some((3, None)),
+            "fan-out {fanout}: {:?}",
+            p.notes
+        );
+    }
+    // Behind the snooping bridge (fan-out 1) the lab says why nothing arrives instead of
+    // waiting for the switch to forward groups nobody joined.
+    let behind = point_at(&r, 1);
+    assert_eq!(behind.delivered, 0, "{:?}", behind.notes);
+    assert!(
+        behind
+            .notes
+            .iter()
+            .any(|n| n.contains("does not join its input groups (can.joins = false)")),
+        "{:?}",
+        behind.notes
+    );
+    assert!(
+        !behind
+            .notes
+            .iter()
+            .any(|n| n.starts_with("snooping switch:")),
+        "{:?}",
+        behind.notes
+    );
+    let plain = point_at(&r, 2);
+    assert_eq!(plain.delivered_pct, Some(100.0), "{:?}", plain.notes);
 }
 
 fn labctl() -> PathBuf {

@@ -58,6 +58,12 @@ pub struct Capabilities {
     /// Most outputs of one rule.
     #[serde(default = "max_outputs")]
     pub max_outputs: u32,
+    /// The system joins its input groups (IGMP), so its capacity is read from the relay
+    /// namespace's memberships. `false`: it forwards without joining (static routes, a network
+    /// without snooping); every rule it installed counts as accepted and nothing waits for
+    /// joins.
+    #[serde(default = "yes")]
+    pub joins: bool,
 }
 
 impl Default for Capabilities {
@@ -66,6 +72,7 @@ impl Default for Capabilities {
             rename: true,
             fanout: true,
             max_outputs: max_outputs(),
+            joins: true,
         }
     }
 }

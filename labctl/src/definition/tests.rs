@@ -128,7 +128,7 @@ const MINIMAL: &str = "[start]\ncommand = \"myrelay --ctl {{ control_socket }}\"
 #[test]
 fn a_minimal_definition_loads_with_defaults() {
     let def = parse(MINIMAL).unwrap();
-    assert!(def.can().rename && def.can().fanout);
+    assert!(def.can().rename && def.can().fanout && def.can().joins);
     assert_eq!(def.settings.stop.signal, "TERM");
     assert_eq!(def.stop_grace(), Duration::from_secs(3));
     assert!(def.refusal(64).is_none());
@@ -225,6 +225,18 @@ fn a_system_that_cannot_fan_out_refuses_such_points() {
     let msg = def.refusal(2).unwrap();
     assert!(msg.contains("mine cannot fan out"), "{msg}");
     assert!(msg.contains("can.fanout = false"), "{msg}");
+}
+
+#[test]
+fn a_system_may_say_it_does_not_join() {
+    let def = parse(&format!("{MINIMAL}[can]\njoins = false\n")).unwrap();
+    assert!(!def.can().joins);
+    assert!(
+        def.can().fanout,
+        "the other capabilities keep their defaults"
+    );
+    let e = err(&format!("{MINIMAL}[can]\njoins = \"no\"\n"));
+    assert!(e.contains("joins"), "{e}");
 }
 
 #[test]

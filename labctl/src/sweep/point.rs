@@ -227,7 +227,14 @@ fn with_topology(
     let installed = install_rules(bench, point, &layout, &mut system, probe_only, &mut result);
     result.notes.extend(system.notes.iter().cloned());
     if installed.is_ok() && !probe_only {
-        wait_switch_open(topology, &layout, &mut result);
+        if system.joins() {
+            wait_switch_open(topology, &layout, &mut result);
+        } else if topology.template() == Template::Snooping {
+            result.notes.push(format!(
+                "{} does not join its input groups (can.joins = false): behind the snooping switch it gets only what the switch floods",
+                point.system
+            ));
+        }
     }
 
     let measured = match installed {

@@ -209,6 +209,14 @@ impl Running {
         }
     }
 
+    /// Whether the system joins its input groups (a definition's `can.joins`; the relay does).
+    pub fn joins(&self) -> bool {
+        match &self.installer {
+            Installer::Defined(d) => d.joins(),
+            _ => true,
+        }
+    }
+
     /// Installs the rules of the inputs in `range`, one at a time, in order. With `timed`, every
     /// rule is issued on its own (one smcroutectl call per rule for the kernel) and stamped; the
     /// stamps of the rules issued are returned. A refusal is not an error here: it shows in
@@ -347,7 +355,22 @@ fn capacity_from_joins(
     errno: Option<i32>,
     error: Option<String>,
 ) -> Capacity {
-    let first_missing = (0..layout.streams).find(|&i| !joined.contains(&layout.input_group(i)));
+    capacity_from(
+        layout,
+        |i| joined.contains(&layout.input_group(i)),
+        errno,
+        error,
+    )
+}
+
+/// Capacity from what a system took: the first stream (in order) for which `took` is false.
+fn capacity_from(
+    layout: &Layout,
+    took: impl Fn(u32) -> bool,
+    errno: Option<i32>,
+    error: Option<String>,
+) -> Capacity {
+    let first_missing = (0..layout.streams).find(|&i| !took(i));
     Capacity {
         tried: layout.streams,
         accepted: first_missing.unwrap_or(layout.streams),
@@ -440,6 +463,18 @@ mod tests {
         let all = (0..300).map(|i| l.input_group(i)).collect();
         let c = capacity_from_joins(&l, &all, Some(libc::ENOBUFS), None);
         assert_eq!((c.first_refused, c.errno, c.accepted), (None, None, 300));
+    }
+
+    #[test]
+    fn capacity_of_a_system_that_does_not_join_is_what_it_installed() {
+        let l = layout(false);
+        let installed: std::collections::BTreeSet<u32> = (0..300).filter(|&i| i != 7).collect();
+        let c = capacity_from(&l, |i| installed.contains(&i), None, Some("refused".into()));
+        assert_eq!((c.accepted, c.first_refused), (7, Some(7)));
+        assert_eq!(c.refused_group.as_deref(), Some("239.1.0.8"));
+        assert_eq!(c.error.as_deref(), Some("refused"));
+        let c = capacity_from(&l, |_| true, None, Some("ignored".into()));
+        assert_eq!((c.accepted, c.first_refused, c.error), (300, None, None));
     }
 
     #[test]

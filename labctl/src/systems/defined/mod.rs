@@ -15,8 +15,8 @@ mod command;
 mod scope;
 
 use super::{
-    Installer as SystemInstaller, Layout, RuleAdd, Running, StartError, capacity_from_joins,
-    errno_from_text,
+    Installer as SystemInstaller, Layout, RuleAdd, Running, StartError, capacity_from,
+    capacity_from_joins, errno_from_text,
 };
 use crate::definition::{Definition, Each, template::Rule};
 use crate::process::Spawned;
@@ -422,8 +422,24 @@ impl Installer {
         Ok(())
     }
 
-    /// Waits for the installed rules' memberships and reports the capacity.
+    /// `can.joins` of the definition.
+    pub(crate) fn joins(&self) -> bool {
+        self.def.can().joins
+    }
+
+    /// Waits for the installed rules' memberships and reports the capacity; for a system that
+    /// does not join (`can.joins = false`), the installed rules are the capacity.
     pub(crate) fn capacity(&self, layout: &Layout, children: &[Spawned]) -> Result<Capacity> {
+        if !self.joins() {
+            let error = self.error_text(children);
+            let errno = error.as_deref().and_then(errno_from_text);
+            return Ok(capacity_from(
+                layout,
+                |i| self.installed.contains(&i),
+                errno,
+                error,
+            ));
+        }
         let installed = self.installed.len();
         let start = Instant::now();
         let (mut last_count, mut last_progress) = (0, Instant::now());
