@@ -56,6 +56,25 @@ fn measure_all(scenario: &Scenario) -> Results {
     results
 }
 
+/// Measures the smcroute-based test definition `file` at 3 streams, fan-out 1 behind the
+/// snooping bridge and fan-out 2 on plain links; `None` (said loudly) when smcroute is missing.
+fn measure_smcroute_definition(file: &str) -> Option<Results> {
+    let text = format!(
+        "name = \"smcroute-e2e\"\nsystems = [\"{}\"]\nstreams = [3]\nfanout = [1, 2]\nrate_pps = [100.0]\nduration_s = 1.0\ntopology = \"snooping\"\njoin_delay = false\n",
+        data(file)
+    );
+    let scenario = Scenario::parse(&text, Path::new("smcroute-e2e.toml")).unwrap();
+    let r = measure_all(&scenario);
+    if r.points
+        .iter()
+        .any(|p| matches!(p.status, Status::Skipped { .. }))
+    {
+        eprintln!("SKIPPED (smcroute is not installed: ./lab setup): {file}");
+        return None;
+    }
+    Some(r)
+}
+
 fn point_at(r: &Results, fanout: u32) -> &PointResult {
     r.points
         .iter()
@@ -107,19 +126,9 @@ fn a_relay_that_never_joins_is_named_behind_the_snooping_switch() {
         return;
     }
     let _serial = serial();
-    let text = format!(
-        "name = \"nojoin-e2e\"\nsystems = [\"{}\"]\nstreams = [3]\nfanout = [1, 2]\nrate_pps = [100.0]\nduration_s = 1.0\ntopology = \"snooping\"\njoin_delay = false\n",
-        data("kernel-nojoin.toml")
-    );
-    let scenario = Scenario::parse(&text, Path::new("nojoin-e2e.toml")).unwrap();
-    let r = measure_all(&scenario);
-    if r.points
-        .iter()
-        .any(|p| matches!(p.status, Status::Skipped { .. }))
-    {
-        eprintln!("SKIPPED (smcroute is not installed: ./lab setup): nojoin");
+    let Some(r) = measure_smcroute_definition("kernel-nojoin.toml") else {
         return;
-    }
+    };
     // Fan-out 1 runs behind the snooping bridge; fan-out 2 on plain veths.
     let behind = point_at(&r, 1);
     assert_eq!(behind.delivered, 0, "{:?}", behind.notes);
@@ -143,19 +152,9 @@ fn a_system_declared_as_not_joining_counts_its_installed_rules_and_is_not_waited
         return;
     }
     let _serial = serial();
-    let text = format!(
-        "name = \"static-e2e\"\nsystems = [\"{}\"]\nstreams = [3]\nfanout = [1, 2]\nrate_pps = [100.0]\nduration_s = 1.0\ntopology = \"snooping\"\njoin_delay = false\n",
-        data("kernel-static.toml")
-    );
-    let scenario = Scenario::parse(&text, Path::new("static-e2e.toml")).unwrap();
-    let r = measure_all(&scenario);
-    if r.points
-        .iter()
-        .any(|p| matches!(p.status, Status::Skipped { .. }))
-    {
-        eprintln!("SKIPPED (smcroute is not installed: ./lab setup): static");
+    let Some(r) = measure_smcroute_definition("kernel-static.toml") else {
         return;
-    }
+    };
     // Every installed route is capacity, with no membership behind it.
     for fanout in [1, 2] {
         let p = point_at(&r, fanout);
