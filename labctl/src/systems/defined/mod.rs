@@ -26,7 +26,8 @@ use crate::scenario::SystemKind;
 use anyhow::{Context, Result, bail};
 use command::Runner;
 use scope::Values;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -430,16 +431,22 @@ impl Installer {
     /// Waits for the installed rules' memberships and reports the capacity; for a system that
     /// does not join (`can.joins = false`), the installed rules are the capacity.
     pub(crate) fn capacity(&self, layout: &Layout, children: &[Spawned]) -> Result<Capacity> {
-        if !self.joins() {
-            let error = self.error_text(children);
-            let errno = error.as_deref().and_then(errno_from_text);
-            return Ok(capacity_from(
-                layout,
-                |i| self.installed.contains(&i),
-                errno,
-                error,
-            ));
-        }
+        let joined = if self.joins() {
+            Some(self.wait_for_joins(layout)?)
+        } else {
+            None
+        };
+        let error = self.error_text(children);
+        let errno = error.as_deref().and_then(errno_from_text);
+        Ok(match joined {
+            Some(joined) => capacity_from_joins(layout, &joined, errno, error),
+            None => capacity_from(layout, |i| self.installed.contains(&i), errno, error),
+        })
+    }
+
+    /// The relay namespace's joined groups once every installed rule's input group is there,
+    /// or the count stalled for [`JOIN_STALL`], or [`JOIN_DEADLINE`] passed.
+    fn wait_for_joins(&self, layout: &Layout) -> Result<HashSet<Ipv4Addr>> {
         let installed = self.installed.len();
         let start = Instant::now();
         let (mut last_count, mut last_progress) = (0, Instant::now());
@@ -459,9 +466,7 @@ impl Installer {
                 || start.elapsed() > JOIN_DEADLINE
                 || last_progress.elapsed() > JOIN_STALL
             {
-                let error = self.error_text(children);
-                let errno = error.as_deref().and_then(errno_from_text);
-                return Ok(capacity_from_joins(layout, &joined, errno, error));
+                return Ok(joined);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
