@@ -4,7 +4,7 @@
 //! workspace's tests). Every topology is torn down on pass or fail and checked to be gone.
 
 use labctl::process::loadgen::{ScratchDir, SinkSpec};
-use labctl::sweep::sample;
+use labctl::sweep::{counters, sample};
 use labctl::testing::{require_root, with_topology};
 use labctl::topology::{Template, Topology};
 use serde_json::json;
@@ -347,11 +347,55 @@ fn packet_sockets(relay: &RelayProcess) -> usize {
         .count()
 }
 
-/// Frames the first sink interface's host dropped so far (rx_dropped).
-fn sink_host_dropped(topo: &Topology) -> u64 {
-    let sink = &topo.sinks()[0];
-    let links = labctl::sweep::counters::read_links(&sink.netns).expect("the sink's link counters");
-    links[&sink.ifname].rx_dropped
+/// The kernel's counts on the path from the relay's output to the first sink, none of them
+/// written by the relay or the sink: what the relay's output interface sent and dropped, what
+/// the sink's interface received and dropped, and what the sink's UDP layer delivered and
+/// dropped (InErrors, which includes its sockets' full receive buffers).
+#[derive(Debug, Clone, Copy)]
+struct SinkPath {
+    relay_out_tx: u64,
+    relay_out_tx_dropped: u64,
+    sink_rx: u64,
+    sink_rx_dropped: u64,
+    sink_udp_delivered: u64,
+    sink_udp_errors: u64,
+}
+
+impl SinkPath {
+    fn read(topo: &Topology) -> SinkPath {
+        let sink = &topo.sinks()[0];
+        let out = &topo.relay_out()[0];
+        let sink_links = counters::read_links(&sink.netns).expect("the sink's link counters");
+        let relay_links = counters::read_links(&out.netns).expect("the relay's link counters");
+        let udp = counters::read_udp(&sink.netns).expect("the sink's UDP counters");
+        let (sink_link, out_link) = (&sink_links[&sink.ifname], &relay_links[&out.ifname]);
+        SinkPath {
+            relay_out_tx: out_link.tx_packets,
+            relay_out_tx_dropped: out_link.tx_dropped,
+            sink_rx: sink_link.rx_packets,
+            sink_rx_dropped: sink_link.rx_dropped,
+            sink_udp_delivered: udp.in_datagrams,
+            sink_udp_errors: udp.in_errors,
+        }
+    }
+
+    /// Each count since `earlier`.
+    fn since(&self, earlier: &SinkPath) -> SinkPath {
+        SinkPath {
+            relay_out_tx: self.relay_out_tx - earlier.relay_out_tx,
+            relay_out_tx_dropped: self.relay_out_tx_dropped - earlier.relay_out_tx_dropped,
+            sink_rx: self.sink_rx - earlier.sink_rx,
+            sink_rx_dropped: self.sink_rx_dropped - earlier.sink_rx_dropped,
+            sink_udp_delivered: self.sink_udp_delivered - earlier.sink_udp_delivered,
+            sink_udp_errors: self.sink_udp_errors - earlier.sink_udp_errors,
+        }
+    }
+
+    /// Frames the sink's own host dropped: at its interface's receive backlog or at its
+    /// socket (the lab's `sink_host_drops` counts the same two).
+    fn sink_host_dropped(&self) -> u64 {
+        self.sink_rx_dropped + self.sink_udp_errors
+    }
 }
 
 /// Waits up to `limit` for `packet_sockets` to be `want`; returns what it last saw.
@@ -387,7 +431,7 @@ fn an_idle_transmit_ring_is_closed_and_the_next_frame_opens_a_new_one() {
         let without_ring = packet_sockets(&relay);
         // One sink per burst: a sink ends after 2 s without traffic.
         let burst = |sent_from_ring_before: u64| {
-            let dropped_before = sink_host_dropped(topo);
+            let path_before = SinkPath::read(topo);
             let sink = sink_spec(topo, vec![output]).start(&scratch).unwrap();
             send(topo, &scratch, 1, 1000.0, 1000);
             let by_ring = tx_ring_packets(&relay) - sent_from_ring_before;
@@ -397,13 +441,16 @@ fn an_idle_transmit_ring_is_closed_and_the_next_frame_opens_a_new_one() {
             let summary = sink.finish(Duration::from_secs(10)).unwrap();
             let stream = &summary.streams[0];
             // Every frame was read by the sink, or dropped by the sink's own host (its
-            // interface's receive backlog, shared with the tests running alongside): seen
-            // once in about 20 runs of this file, 1 frame, the relay's counters complete.
-            let host_dropped = sink_host_dropped(topo) - dropped_before;
+            // interface's receive backlog or its socket, shared with the tests running
+            // alongside). The kernel's counts along the way say where a missing frame went.
+            let path = SinkPath::read(topo).since(&path_before);
             assert_eq!(
-                (stream.received + host_dropped, stream.duplicates),
+                (
+                    stream.received + path.sink_host_dropped(),
+                    stream.duplicates
+                ),
                 (1000, 0),
-                "{stream:?}, sink host dropped {host_dropped}, relay stats: {}",
+                "{stream:?}, kernel counts on the way: {path:?}, relay stats: {}",
                 relay.ctl(json!({"cmd":"stats"}))
             );
             by_ring + sent_from_ring_before

@@ -56,6 +56,10 @@ impl SinkSpec {
         let stem = format!("sink-{}-{}", self.netns, self.interface);
         let ready = scratch.path(&format!("{stem}.ready"));
         let json = scratch.path(&format!("{stem}.json"));
+        // A sink started before in this directory left its files: its ready file would
+        // pass for this sink's (the first frames sent before this sink joined) and its
+        // summary for this one's.
+        clear_outputs(&[&ready, &json])?;
         let cmd = self.command(&loadgen, &ready, &json);
         let deadline = self.duration + Duration::from_secs(30);
         let opts = SpawnOptions::with_deadline(deadline).placed(&self.placement);
@@ -184,6 +188,7 @@ impl SendSpec {
     pub fn run(&self, scratch: &ScratchDir) -> Result<SendSummary> {
         let loadgen = binaries::locate("loadgen")?;
         let json = scratch.path("send.json");
+        clear_outputs(&[&json])?;
         let cmd = self.command(&loadgen, &json);
         let limit = self.duration + Duration::from_secs(20);
         let opts = SpawnOptions::with_deadline(limit).placed(&self.placement);
@@ -225,6 +230,22 @@ impl SendSpec {
     }
 }
 
+/// Removes what an earlier run left at `paths`, so that only this run's files are read.
+fn clear_outputs(paths: &[&Path]) -> Result<()> {
+    for path in paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("removing {} left by an earlier run", path.display())
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn secs(d: Duration) -> String {
     format!("{}", d.as_secs_f64())
 }
@@ -232,6 +253,24 @@ fn secs(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_left_by_an_earlier_run_are_removed_and_missing_ones_are_fine() {
+        let scratch = ScratchDir::new("clear-outputs").unwrap();
+        let (ready, json) = (scratch.path("s.ready"), scratch.path("s.json"));
+        std::fs::write(&ready, "ready\n").unwrap();
+        clear_outputs(&[&ready, &json]).unwrap();
+        assert!(!ready.exists() && !json.exists());
+        let kept = scratch.path("other.json");
+        std::fs::write(&kept, "{}").unwrap();
+        clear_outputs(&[&json]).unwrap();
+        assert!(kept.exists(), "only the named files go");
+        // A path that cannot be removed is an error that names it.
+        let dir = scratch.path("a-directory");
+        std::fs::create_dir(&dir).unwrap();
+        let err = clear_outputs(&[&dir]).unwrap_err();
+        assert!(format!("{err:#}").contains("a-directory"), "{err:#}");
+    }
 
     fn args(cmd: &Command) -> Vec<String> {
         cmd.get_args()
