@@ -19,22 +19,27 @@
 //! - [`membership`]: IGMP joins on helper sockets (limits, strategies, the pool, its report)
 //! - [`fs`]: atomic file replacement (unique temporary file + rename)
 //! - [`sched`]: the calling thread's scheduling class (`sched_setscheduler`)
+//! - [`bpf`]: the `bpf(2)` calls used here: hash map, classifier program, tcx link, test run
+//! - [`input_drop`]: the tcx program that keeps a relay's input out of its host's IP stack
 //!
 //! `unsafe` is denied crate-wide and allowed only in the kernel-interface modules
 //! (`packet_socket`, `ring`, `recv_batch`, `send_batch`, `mmsghdr`, `cmsg`, `sockopt`, `iface`,
-//! `sched`);
+//! `sched`, `bpf`);
 //! every block carries a `// SAFETY:` comment and the types there own the memory the kernel is
 //! given pointers to, so no public function's soundness depends on its caller (the workspace's
 //! clippy lints enforce the comments and `# Safety` sections).
 
 #![deny(unsafe_code)]
 
+#[allow(unsafe_code)]
+pub mod bpf;
 pub mod clock;
 #[allow(unsafe_code)]
 pub mod cmsg;
 pub mod fs;
 #[allow(unsafe_code)]
 pub mod iface;
+pub mod input_drop;
 pub mod limits;
 pub mod membership;
 #[allow(unsafe_code)]
