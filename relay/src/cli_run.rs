@@ -9,6 +9,7 @@ use netio::membership::{KernelSockets, Limits, Memberships, Strategy};
 use relay::control::{ControlServer, ServerLimits};
 use relay::dataplane::{Dataplane, DataplaneConfig};
 use relay::dataplane::{IoBackend, SendBackend};
+use relay::input_filter::{InputFilter, KernelDropTable};
 use relay::link_watch::{LinkWatch, WatchConfig};
 use relay::rule::Rule;
 use relay::service::{Relay, RelayLimits};
@@ -107,6 +108,16 @@ pub struct RunArgs {
     /// keeps the worker's CPU fully busy. 0 = sleep as soon as the input is drained.
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     busy_poll_us: u64,
+    /// Keep the rules' input out of this host's own IP stack: a tcx BPF program at each input
+    /// interface's ingress drops UDP to the groups the rules read there, after the relay's
+    /// packet socket has seen the frames. Without it the host stack also receives every input
+    /// frame (the relay joins its groups), routes it and throws it away (Udp IgnoredMulti in
+    /// /proc/net/snmp), on the relay's CPU. The host's own sockets stop receiving UDP to those
+    /// groups on those interfaces. Needs CAP_BPF and CAP_NET_ADMIN (root) and Linux 6.6+
+    /// (tcx); the relay does not start without them. `relay ctl stats` shows it under
+    /// `input_filter`; the links go when the relay exits.
+    #[arg(long)]
+    input_filter: bool,
     /// Frames taken per receive batch (recvmmsg).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     rx_slots: u32,
@@ -242,7 +253,7 @@ fn new_relay(
     limits: Limits,
     publisher: Arc<TablePublisher>,
     dataplane: &Dataplane,
-) -> Arc<Relay<KernelSockets>> {
+) -> anyhow::Result<Arc<Relay<KernelSockets>>> {
     let memberships = Memberships::new(
         args.membership,
         limits,
@@ -250,22 +261,26 @@ fn new_relay(
             forced_buffer: args.helper_buffer,
         },
     );
-    Arc::new(
-        Relay::new(
-            memberships,
-            publisher,
-            dataplane.worker_stats().to_vec(),
-            args.ttl,
-            args.timing,
-        )
-        .with_drop_probe(dataplane.drop_probe())
-        .with_egress(args.egress)
-        .with_limits(RelayLimits {
-            max_rules: args.max_rules as usize,
-            max_outputs: usize::from(args.max_outputs),
-        })
-        .with_ttl_mode(args.ttl_mode),
+    let mut relay = Relay::new(
+        memberships,
+        publisher,
+        dataplane.worker_stats().to_vec(),
+        args.ttl,
+        args.timing,
     )
+    .with_drop_probe(dataplane.drop_probe())
+    .with_egress(args.egress)
+    .with_limits(RelayLimits {
+        max_rules: args.max_rules as usize,
+        max_outputs: usize::from(args.max_outputs),
+    })
+    .with_ttl_mode(args.ttl_mode);
+    if args.input_filter {
+        let table = KernelDropTable::load(args.max_rules)
+            .context("--input-filter: loading the tcx program")?;
+        relay = relay.with_input_filter(InputFilter::new(Box::new(table)));
+    }
+    Ok(Arc::new(relay))
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -284,7 +299,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("reading net.ipv4.igmp_max_memberships / net.core.optmem_max")?;
     let publisher = TablePublisher::new();
     let dataplane = Dataplane::start(dataplane_config(&args), publisher.clone())?;
-    let relay = new_relay(&args, limits, publisher, &dataplane);
+    let relay = new_relay(&args, limits, publisher, &dataplane)?;
     for (index, rule) in rules.into_iter().enumerate() {
         if let Err(e) = relay.add(rule.clone()) {
             relay.leave_all();

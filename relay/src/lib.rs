@@ -24,6 +24,8 @@
 //! - [`null_kernel`]: a membership kernel that accepts every join (benches, fuzzing, tests)
 //! - [`resolve`]: a rule's interface names resolved against the namespace's interfaces now,
 //!   and the rule state (`active` / `waiting`) that follows
+//! - [`input_filter`]: `--input-filter`, the rules' input kept out of the host's IP stack (a
+//!   tcx program from `netio::input_drop`, following the table)
 //! - [`link_watch`]: rtnetlink link and address events (and a periodic re-sync) that make the
 //!   relay re-resolve its rules ([`service::Relay::resync`])
 //!
@@ -42,6 +44,7 @@ pub mod dataplane;
 pub mod drop_reason;
 mod forward;
 pub mod ingress;
+pub mod input_filter;
 pub mod link_watch;
 pub mod null_kernel;
 pub mod resolve;

@@ -18,6 +18,7 @@ mod resync;
 
 use crate::dataplane::SocketDropProbe;
 use crate::drop_reason::DropReason;
+use crate::input_filter::{InputFilter, InputFilterReport};
 use crate::resolve::{RuleState, Unusable};
 use crate::rule::{Endpoint, Input, Rule};
 use crate::rule_guard::{GuardError, RuleGuard};
@@ -104,6 +105,17 @@ struct State<F: SocketFactory> {
     rejoin_refused: BTreeSet<MembershipKey>,
     /// Loop and loopback checks, with their index of installed rules.
     guard: RuleGuard,
+    /// `--input-filter`: follows every change of the table's keys.
+    input_filter: Option<InputFilter>,
+}
+
+impl<F: SocketFactory> State<F> {
+    /// A rule's key moved in the table from `old` to `new`.
+    fn track_key(&mut self, old: Option<&FlowKey>, new: Option<&FlowKey>) {
+        if let Some(filter) = &mut self.input_filter {
+            filter.track(old, new);
+        }
+    }
 }
 
 /// The control plane of a running relay.
@@ -199,6 +211,9 @@ pub struct StatsReport {
     /// Per-stage timing percentiles (ns), only with `--timing`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timing: Option<Vec<StageSummary>>,
+    /// Only with `--input-filter`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_filter: Option<InputFilterReport>,
 }
 
 impl<F: SocketFactory> Relay<F> {
@@ -218,6 +233,7 @@ impl<F: SocketFactory> Relay<F> {
                 udp_sockets: UdpSockets::default(),
                 rejoin_refused: BTreeSet::new(),
                 guard: RuleGuard::new(TtlMode::default(), EgressMode::Packet),
+                input_filter: None,
             }),
             publisher,
             workers,
@@ -263,6 +279,12 @@ impl<F: SocketFactory> Relay<F> {
     fn reset_guard(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         state.guard = RuleGuard::new(self.ttl_mode, self.egress);
+    }
+
+    /// Keeps the installed rules' input out of the host's IP stack (`--input-filter`).
+    pub fn with_input_filter(self, filter: InputFilter) -> Self {
+        self.lock().input_filter = Some(filter);
+        self
     }
 
     /// Lets `stats` read the kernel's drop counters of the workers' sockets.
@@ -315,6 +337,7 @@ impl<F: SocketFactory> Relay<F> {
         });
         self.publisher
             .update(|table| table.with_rule(key, compiled.clone()));
+        state.track_key(None, Some(&key));
         state.inputs.insert(rule.input.clone(), id);
         state.guard.insert(id, &rule);
         state.rules.insert(
@@ -389,6 +412,7 @@ impl<F: SocketFactory> Relay<F> {
         state.inputs.remove(&installed.rule.input);
         if let Some(key) = installed.key {
             self.publisher.update(|table| table.without_rule(&key, id));
+            state.track_key(Some(&key), None);
         }
         state.guard.remove(id, &installed.rule);
         if let Err(e) = state.memberships.leave(&installed.membership) {
@@ -440,8 +464,9 @@ impl<F: SocketFactory> Relay<F> {
         if let Some(probe) = &self.drop_probe {
             probe.collect();
         }
-        let rules = self
-            .lock()
+        let state = self.lock();
+        let input_filter = state.input_filter.as_ref().map(InputFilter::report);
+        let rules = state
             .rules
             .iter()
             .map(|(id, r)| RuleCounters {
@@ -465,6 +490,7 @@ impl<F: SocketFactory> Relay<F> {
                     .collect(),
             })
             .collect();
+        drop(state);
         let mut drops: BTreeMap<&'static str, u64> =
             DropReason::ALL.iter().map(|r| (r.name(), 0)).collect();
         let mut merged = StageTimings::new();
@@ -505,6 +531,7 @@ impl<F: SocketFactory> Relay<F> {
             workers,
             drops,
             timing: self.timing.then(|| merged.summary()),
+            input_filter,
         }
     }
 }

@@ -20,7 +20,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{RelayProcess, send_from, sink_spec, tx_ring_packets};
+use support::{RelayProcess, ignored_multi, send_from, sink_spec, tx_ring_packets};
 
 /// How soon forwarding must resume after a link is back (the bound).
 const RESUME_BOUND: Duration = Duration::from_secs(1);
@@ -342,6 +342,46 @@ fn assert_active_and_each_change_logged_once(relay: &RelayProcess) {
     let log = relay.child.stderr_text();
     assert_eq!(log.matches("is waiting for").count(), 2, "{log}");
     assert_eq!(log.matches("is active again").count(), 2, "{log}");
+}
+
+/// `--input-filter` follows the input veth deleted and created again (a new index): the new
+/// interface gets the program (the host stack's IgnoredMulti stays flat) and every frame is
+/// forwarded.
+#[test]
+fn the_input_filter_follows_the_input_veth_deleted_and_created_again() {
+    let name = "the_input_filter_follows_the_input_veth_deleted_and_created_again";
+    if !require_root(name) {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-links-filter").unwrap();
+        let relay = start_relay(topo, &scratch, &["--input-filter"]);
+        let rin = topo.relay_in().unwrap().ifname.clone();
+        bounce_veth(topo, &relay, &rin);
+        let linked = json!({"interfaces": 1, "groups": 1, "errors": 0});
+        let end = Instant::now() + Duration::from_secs(3);
+        while relay.ctl(json!({"cmd":"stats"}))["input_filter"] != linked
+            || relay.ctl(json!({"cmd":"list"}))["rules"][0]["state"] != "active"
+        {
+            assert!(
+                Instant::now() < end,
+                "not active and linked again: {}",
+                relay.ctl(json!({"cmd":"stats"}))
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ignored_before = ignored_multi(topo);
+        let sink = sink_spec(topo, vec![OUTPUT_GROUP]).start(&scratch).unwrap();
+        assert_eq!(send(topo, &scratch, 2000.0, 2000), 2000);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        assert_eq!(summary.totals.received, 2000, "{:?}", summary.totals);
+        assert_eq!(
+            ignored_multi(topo) - ignored_before,
+            0,
+            "the host stack received input frames on the new veth"
+        );
+        relay.stop();
+    });
 }
 
 #[test]

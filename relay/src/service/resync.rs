@@ -42,6 +42,9 @@ impl<F: SocketFactory> Relay<F> {
         }
         self.publisher
             .update(|table| apply_changes(table, &changes));
+        for change in &changes {
+            state.track_key(change.old.as_ref(), change.new.as_ref());
+        }
         Ok(true)
     }
 

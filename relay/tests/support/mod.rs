@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+use labctl::netns::run_in_netns;
 use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
 use labctl::process::{SpawnOptions, Spawned, spawn_in_netns};
 use labctl::topology::Topology;
@@ -168,4 +169,20 @@ pub fn tx_ring_packets(relay: &RelayProcess) -> u64 {
         .iter()
         .map(|w| w["tx_ring_packets"].as_u64().expect("tx_ring_packets"))
         .sum()
+}
+
+/// The relay namespace's Udp `IgnoredMulti` (/proc/net/snmp).
+pub fn ignored_multi(topo: &Topology) -> u64 {
+    let netns = topo.relay_in().unwrap().netns.clone();
+    run_in_netns(&netns, || {
+        let text = std::fs::read_to_string("/proc/thread-self/net/snmp")?;
+        let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+        let (names, values) = (udp.next().unwrap_or(""), udp.next().unwrap_or(""));
+        let at = names.split_whitespace().position(|n| n == "IgnoredMulti");
+        Ok(at
+            .and_then(|i| values.split_whitespace().nth(i))
+            .and_then(|v| v.parse().ok())
+            .expect("Udp IgnoredMulti in /proc/net/snmp"))
+    })
+    .expect("the relay namespace's UDP counters")
 }
