@@ -21,6 +21,7 @@ const BPF_MAP_UPDATE_ELEM: u32 = 2;
 const BPF_MAP_DELETE_ELEM: u32 = 3;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_PROG_TEST_RUN: u32 = 10;
+const BPF_PROG_QUERY: u32 = 16;
 const BPF_LINK_CREATE: u32 = 28;
 
 const BPF_MAP_TYPE_HASH: u32 = 1;
@@ -449,6 +450,17 @@ impl TcxLink {
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
+}
+
+/// How many programs run at `ifindex`'s tcx ingress (`BPF_PROG_QUERY`), whoever attached
+/// them: what the kernel says, for checks that a link is gone.
+pub fn tcx_ingress_programs(ifindex: u32) -> io::Result<u32> {
+    let mut attr = Attr::new().u32_at(0, ifindex).u32_at(4, BPF_TCX_INGRESS);
+    // SAFETY: every output array pointer (prog_ids, prog_attach_flags, link_ids,
+    // link_attach_flags) is null, so the kernel only writes the count and revision into
+    // `attr` itself.
+    unsafe { sys_bpf(BPF_PROG_QUERY, &mut attr)? };
+    Ok(attr.read_u32(24))
 }
 
 #[cfg(test)]

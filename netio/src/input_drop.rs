@@ -182,6 +182,20 @@ mod tests {
         assert_eq!(filter.verdict(&tcp, 5).unwrap(), TCX_NEXT, "not UDP");
         let arp = frame(0x0806, 17, group);
         assert_eq!(filter.verdict(&arp, 5).unwrap(), TCX_NEXT, "not IPv4");
+        // Linked to the loopback interface of a namespace of its own (a thread that left the
+        // test's namespace; never the machine's): the kernel counts it, then not.
+        let counted = std::thread::scope(|scope| {
+            let linking = scope.spawn(|| -> io::Result<(u32, u32, u32)> {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+                let before = bpf::tcx_ingress_programs(1)?;
+                let link = filter.attach(1)?;
+                let linked = bpf::tcx_ingress_programs(1)?;
+                drop(link);
+                Ok((before, linked, bpf::tcx_ingress_programs(1)?))
+            });
+            linking.join().expect("the linking thread")
+        });
+        assert_eq!(counted.unwrap(), (0, 1, 0), "before, linked, dropped");
         assert!(filter.remove(5, group).unwrap());
         assert!(!filter.remove(5, group).unwrap(), "removed once");
         assert_eq!(

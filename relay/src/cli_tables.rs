@@ -79,6 +79,14 @@ pub fn stats(reply: &Value) -> String {
             );
         }
     }
+    push_workers(&mut out, reply);
+    push_drops(&mut out, reply);
+    push_input_filter(&mut out, reply);
+    push_timing(&mut out, reply);
+    out
+}
+
+fn push_workers(out: &mut String, reply: &Value) {
     out.push_str("\nworkers:\n");
     for worker in items(&reply["workers"]) {
         let _ = writeln!(
@@ -97,12 +105,32 @@ pub fn stats(reply: &Value) -> String {
             u(&worker["socket_drops"])
         );
     }
+}
+
+fn push_drops(out: &mut String, reply: &Value) {
     out.push_str("\ndrops:\n");
     if let Some(drops) = reply["drops"].as_object() {
         for (reason, count) in drops {
             let _ = writeln!(out, "  {reason:<20} {}", u(count));
         }
     }
+}
+
+/// `--input-filter`'s line, if the relay runs with it.
+fn push_input_filter(out: &mut String, reply: &Value) {
+    let filter = &reply["input_filter"];
+    if filter.is_object() {
+        let _ = writeln!(
+            out,
+            "\ninput filter: {} groups kept out of the host stack on {} interfaces, {} kernel refusals",
+            u(&filter["groups"]),
+            u(&filter["interfaces"]),
+            u(&filter["errors"])
+        );
+    }
+}
+
+fn push_timing(out: &mut String, reply: &Value) {
     if let Some(stages) = reply["timing"].as_array() {
         let _ = writeln!(
             out,
@@ -123,7 +151,6 @@ pub fn stats(reply: &Value) -> String {
             );
         }
     }
-    out
 }
 
 pub fn memberships(reply: &Value) -> String {
@@ -203,6 +230,18 @@ mod worker_table_tests {
         );
         assert!(
             table.contains("#1: failed, restarts 5; rx 0 packets"),
+            "{table}"
+        );
+        assert!(!table.contains("input filter"), "only with --input-filter");
+    }
+
+    #[test]
+    fn the_input_filter_has_its_line() {
+        let reply = json!({"rules": [], "workers": [],
+            "input_filter": {"interfaces": 2, "groups": 30, "errors": 1}});
+        let table = stats(&reply);
+        assert!(
+            table.contains("input filter: 30 groups kept out of the host stack on 2 interfaces, 1 kernel refusals"),
             "{table}"
         );
     }

@@ -16,7 +16,7 @@
 
 use crate::table::FlowKey;
 use netio::bpf::TcxLink;
-use netio::input_drop::{InputDrop, LoadError};
+use netio::input_drop::InputDrop;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io;
@@ -37,10 +37,21 @@ pub struct KernelDropTable {
 }
 
 impl KernelDropTable {
-    /// Loads the program with room for `max_pairs` (interface, group) pairs.
-    pub fn load(max_pairs: u32) -> Result<KernelDropTable, LoadError> {
+    /// Loads the program with room for `max_pairs` (interface, group) pairs, and checks that
+    /// this kernel links it (tcx, Linux 6.6+) by linking it to the loopback interface for a
+    /// moment (the map is empty then: nothing is dropped).
+    pub fn load(max_pairs: u32) -> anyhow::Result<KernelDropTable> {
+        let program = InputDrop::load(max_pairs)?;
+        let interfaces = netio::iface::list()?;
+        let loopback = interfaces
+            .values()
+            .find(|i| i.loopback)
+            .ok_or_else(|| anyhow::anyhow!("no loopback interface to check tcx links on"))?;
+        program.attach(loopback.index).map_err(|e| {
+            anyhow::anyhow!("this kernel does not link tcx programs (Linux 6.6+ needed): {e}")
+        })?;
         Ok(KernelDropTable {
-            program: InputDrop::load(max_pairs)?,
+            program,
             links: HashMap::new(),
         })
     }

@@ -6,6 +6,7 @@
 
 mod support;
 
+use labctl::netns::run_in_netns;
 use labctl::process::loadgen::ScratchDir;
 use labctl::testing::{require_root, with_topology};
 use labctl::topology::{Template, Topology};
@@ -16,6 +17,17 @@ use support::{RelayProcess, ignored_multi, send_from, sink_spec};
 
 const INPUT: Ipv4Addr = Ipv4Addr::new(239, 1, 0, 1);
 const OUTPUT: Ipv4Addr = Ipv4Addr::new(239, 2, 0, 1);
+
+/// Programs at the relay input interface's tcx ingress, as the kernel counts them
+/// (`BPF_PROG_QUERY` in the relay's namespace).
+fn programs_at_input(topo: &Topology) -> u32 {
+    let input = topo.relay_in().unwrap().clone();
+    run_in_netns(&input.netns, move || {
+        let ifindex = netio::iface::lookup(&input.ifname)?.index;
+        Ok(netio::bpf::tcx_ingress_programs(ifindex)?)
+    })
+    .expect("querying the input interface's tcx programs")
+}
 
 fn rule(topo: &Topology) -> String {
     let (rin, rout) = (
@@ -74,6 +86,11 @@ fn the_input_filter_keeps_the_input_out_of_the_host_stack_and_forwards_everythin
         let stats = relay.ctl(json!({"cmd": "stats"}));
         let linked = json!({"interfaces": 1, "groups": 1, "errors": 0});
         assert_eq!(stats["input_filter"], linked, "{stats}");
+        assert_eq!(
+            programs_at_input(topo),
+            1,
+            "the kernel's count of linked programs"
+        );
         let (received, ignored) = forward(topo, &scratch, &relay, 2000);
         assert_eq!(
             (received, ignored),
@@ -87,6 +104,15 @@ fn the_input_filter_keeps_the_input_out_of_the_host_stack_and_forwards_everythin
         let stats = relay.ctl(json!({"cmd": "stats"}));
         let empty = json!({"interfaces": 0, "groups": 0, "errors": 0});
         assert_eq!(stats["input_filter"], empty, "{stats}");
+        assert_eq!(programs_at_input(topo), 0, "unlinked with the rule");
         relay.stop();
+
+        // A relay killed outright leaves no program behind: the links die with its fds.
+        let relay = RelayProcess::start(topo, scratch.path("relay2.sock"), &filtered);
+        assert_eq!(programs_at_input(topo), 1);
+        let pid = nix::unistd::Pid::from_raw(relay.child.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("SIGKILL");
+        assert!(relay.wait_exit(Duration::from_secs(5)).is_some(), "killed");
+        assert_eq!(programs_at_input(topo), 0, "a killed relay's link is gone");
     });
 }
