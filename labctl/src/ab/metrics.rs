@@ -8,6 +8,7 @@
 //! | CPU s/Mpkt (the system's CPUs) | lower | `--noise` (5 %) | at least [`MIN_CPU_PACKETS`] packets per repeat |
 //! | proc CPU s/Mpkt (the relay process) | lower | `--noise` | at least [`MIN_PROCESS_CPU_S`] of process CPU per repeat (10 ms ticks) |
 //! | iface p50 us (median latency to the sinks' interfaces) | lower | the larger of `--noise` and [`LATENCY_NOISE`] (20 %) | the point was not bound and the sinks took kernel timestamps |
+//! | iface p99 us (99th percentile of the same) | lower | the larger of `--noise` and [`TAIL_NOISE`] (50 %) | as the median |
 //!
 //! Why these thresholds: the rule calls a change only when the whole 95 % interval clears the
 //! threshold, so a false alarm needs every pair to lean the same way by more than it. Measured
@@ -20,8 +21,12 @@
 //! system's own. Measured A/A (40 streams x 1000 pps, 8 pairs): its per-pair change spread
 //! 12.6 % against the end-to-end median's 16.6 %, and the sinks' host was about half of the
 //! end-to-end figure (interface p50 8.3-10.9 us of 14.5-22.0 us end to end).
-//! The p99 latency, peak RSS and join delay are in the report, not judged: a tail percentile
-//! moves with whatever else ran in that second.
+//! The p99 latency to the sinks' interfaces is judged with a wide band: a tail percentile moves
+//! with whatever else ran in that second. Measured on the 2-core VM, one relay build, 6 repeats
+//! at 1 stream x 100k pps: 69-152 us; an A/A of 6 pairs there and at 1000 x 50 pps gave per-pair
+//! changes within the band (see `TAIL_NOISE`). Only a change of the tail by more than half is
+//! called, such as a build that halves it. The end-to-end p99, peak RSS and join delay are in
+//! the report, not judged.
 
 use crate::compare::judge::Better;
 use crate::results::PointResult;
@@ -37,6 +42,8 @@ pub const MIN_PROCESS_CPU_S: f64 = 0.25;
 pub const DELIVERED_NOISE: f64 = 0.01;
 /// Least noise threshold of the median latency (see above: it moves about 11 % per repeat).
 pub const LATENCY_NOISE: f64 = 0.20;
+/// Least noise threshold of the p99 latency (see above: one build's p99 spans 2x over repeats).
+pub const TAIL_NOISE: f64 = 0.50;
 /// Default noise threshold of the other metrics.
 pub const DEFAULT_NOISE: f64 = 0.05;
 
@@ -48,15 +55,17 @@ pub enum AbMetric {
     CpuPerMpkt,
     ProcessCpuPerMpkt,
     LatencyP50Us,
+    LatencyP99Us,
 }
 
 impl AbMetric {
-    pub const ALL: [AbMetric; 5] = [
+    pub const ALL: [AbMetric; 6] = [
         AbMetric::DeliveredPct,
         AbMetric::ZeroLossPps,
         AbMetric::CpuPerMpkt,
         AbMetric::ProcessCpuPerMpkt,
         AbMetric::LatencyP50Us,
+        AbMetric::LatencyP99Us,
     ];
 
     pub fn label(self) -> &'static str {
@@ -66,6 +75,7 @@ impl AbMetric {
             AbMetric::CpuPerMpkt => "CPU s/Mpkt",
             AbMetric::ProcessCpuPerMpkt => "proc CPU s/Mpkt",
             AbMetric::LatencyP50Us => "iface p50 us",
+            AbMetric::LatencyP99Us => "iface p99 us",
         }
     }
 
@@ -88,6 +98,7 @@ impl AbMetric {
             AbMetric::DeliveredPct => DELIVERED_NOISE,
             AbMetric::ZeroLossPps => noise.max(scenario.search_resolution().unwrap_or(0.0)),
             AbMetric::LatencyP50Us => noise.max(LATENCY_NOISE),
+            AbMetric::LatencyP99Us => noise.max(TAIL_NOISE),
             _ => noise,
         }
     }
@@ -101,6 +112,7 @@ impl AbMetric {
             AbMetric::CpuPerMpkt => p.cpu_s_per_mpkt,
             AbMetric::ProcessCpuPerMpkt => p.process_cpu_s_per_mpkt,
             AbMetric::LatencyP50Us => p.interface_latency_ns.map(|l| l.p50 as f64 / 1000.0),
+            AbMetric::LatencyP99Us => p.interface_latency_ns.map(|l| l.p99 as f64 / 1000.0),
         }
     }
 
@@ -118,7 +130,7 @@ impl AbMetric {
                 )),
                 _ => None,
             },
-            AbMetric::LatencyP50Us
+            AbMetric::LatencyP50Us | AbMetric::LatencyP99Us
                 if p.interface_latency_ns.is_none() && p.latency_ns.is_some() =>
             {
                 Some(

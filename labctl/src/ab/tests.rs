@@ -11,12 +11,15 @@ struct Arm {
     cpu: [f64; 4],
     zero_loss: [f64; 4],
     latency_us: [f64; 4],
+    /// p99 latency to the sinks' interfaces.
+    tail_us: [f64; 4],
 }
 
 const STEADY: Arm = Arm {
     cpu: [4.0, 4.1, 3.9, 4.05],
     zero_loss: [150e3, 152e3, 148e3, 150e3],
     latency_us: [40.0, 41.0, 39.5, 40.5],
+    tail_us: [120.0, 125.0, 118.0, 122.0],
 };
 
 fn scenario() -> Scenario {
@@ -57,6 +60,7 @@ fn point(p: Point, arm: Arm) -> PointResult {
     // The sinks' host adds its own 10 us end to end; the judged latency is the interface's.
     pr.interface_latency_ns = Some(Latency {
         p50: (arm.latency_us[i] * 1000.0) as u64,
+        p99: (arm.tail_us[i] * 1000.0) as u64,
         ..Latency::default()
     });
     pr.latency_ns = Some(Latency {
@@ -150,6 +154,40 @@ fn latency_is_judged_at_the_interfaces_and_not_without_kernel_timestamps() {
 }
 
 #[test]
+fn a_tail_cut_by_more_than_half_is_faster_and_a_scattered_one_is_not_called() {
+    let halved = Arm {
+        tail_us: [45.0, 50.0, 48.0, 52.0],
+        ..STEADY
+    };
+    let report = compare(&run(STEADY, halved), DEFAULT_NOISE_FOR_TESTS);
+    let tail = row(&report, 40, AbMetric::LatencyP99Us);
+    assert_eq!(tail.change(), Some(Change::Faster), "{tail:?}");
+    assert!((tail.threshold - metrics::TAIL_NOISE).abs() < 1e-12);
+    assert!(
+        report.table().contains("iface p99 us"),
+        "{}",
+        report.table()
+    );
+    // The median did not move: no call there.
+    let median = row(&report, 40, AbMetric::LatencyP50Us);
+    assert_eq!(median.change(), Some(Change::NoChange), "{median:?}");
+    // A tail 30 % higher, or scattered over 2x, is within the band.
+    let higher = Arm {
+        tail_us: STEADY.tail_us.map(|v| v * 1.3),
+        ..STEADY
+    };
+    let scattered = Arm {
+        tail_us: [60.0, 250.0, 90.0, 200.0],
+        ..STEADY
+    };
+    for b in [higher, scattered] {
+        let report = compare(&run(STEADY, b), DEFAULT_NOISE_FOR_TESTS);
+        let tail = row(&report, 40, AbMetric::LatencyP99Us);
+        assert_eq!(tail.change(), Some(Change::NoChange), "{tail:?}");
+    }
+}
+
+#[test]
 fn cpu_is_not_judged_on_too_few_packets() {
     let report = compare(&run(STEADY, STEADY), DEFAULT_NOISE_FOR_TESTS);
     // 1 stream: 3000 packets and 0.012 s of process CPU per repeat.
@@ -177,6 +215,7 @@ fn a_handicapped_build_is_slower_in_each_direction() {
         cpu: STEADY.cpu.map(|v| v * 1.8),
         zero_loss: STEADY.zero_loss.map(|v| v * 0.6),
         latency_us: STEADY.latency_us.map(|v| v + 12.0),
+        ..STEADY
     };
     let report = compare(&run(STEADY, slow), DEFAULT_NOISE_FOR_TESTS);
     for metric in [

@@ -256,6 +256,10 @@ mod tests {
         let latency = false_alarms(0.10, metrics::LATENCY_NOISE, 4000);
         eprintln!("10 % noise, 20 % threshold: {latency} of 4000");
         assert!(latency <= 4, "{latency} of 4000");
+        // 25 % noise (a p99 tail: one build's spans 2x over repeats) against the tail's 50 %.
+        let tail = false_alarms(0.25, metrics::TAIL_NOISE, 4000);
+        eprintln!("25 % noise, 50 % threshold: {tail} of 4000");
+        assert!(tail <= 4, "{tail} of 4000");
     }
 
     #[test]

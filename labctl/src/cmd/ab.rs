@@ -25,7 +25,8 @@ Verdict, criterion-style: \"faster\" or \"slower\" only when the whole 95 % inte
 lies beyond the metric's noise threshold (so it is also significant at 95 %), otherwise \"no change \
 detected\". Thresholds: delivered % 1 %; CPU per packet (the system's CPUs, the relay process) \
 --noise; zero-loss rate the larger of --noise and the search's resolution; median latency the \
-larger of --noise and 20 %. \"Faster\" = better in the metric's direction: higher delivered % and \
+larger of --noise and 20 %; p99 latency the larger of --noise and 50 % (a tail moves about 2x \
+between repeats of one build). \"Faster\" = better in the metric's direction: higher delivered % and \
 zero-loss rate, lower CPU per packet and latency. CPU per packet is not judged at a point whose \
 repeats have too few packets to resolve it (the 1-stream point), and the table says why.
 
