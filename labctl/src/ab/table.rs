@@ -25,11 +25,14 @@ impl AbReport {
         let _ = writeln!(out, "\n{}", self.summary());
         let _ = writeln!(
             out,
-            "rule: faster/slower only when the whole 95 % CI of B's change lies beyond the noise threshold (delivered % {:.0} %, zero-loss rate the larger of {:.0} % and the search's resolution, CPU per packet {:.0} %, latency the larger of {:.0} % and 20 %); faster = better in the metric's direction (higher delivered % and zero-loss rate, lower CPU per packet and latency)",
+            "rule: faster/slower only when the whole 95 % CI of B's change lies beyond the noise threshold (delivered % {:.0} %, zero-loss rate the larger of {:.0} % and the search's resolution, CPU per packet {:.0} %, median latency the larger of {:.0} % and {:.0} %, p99 latency the larger of {:.0} % and {:.0} %); faster = better in the metric's direction (higher delivered % and zero-loss rate, lower CPU per packet and latency)",
             super::metrics::DELIVERED_NOISE * 100.0,
             self.noise * 100.0,
             self.noise * 100.0,
             self.noise * 100.0,
+            super::metrics::LATENCY_NOISE * 100.0,
+            self.noise * 100.0,
+            super::metrics::TAIL_NOISE * 100.0,
         );
         for p in &self.problems {
             let _ = writeln!(out, "warning: {p}");
