@@ -8,7 +8,7 @@
 //! [`Insn`]'s constructors (see [`crate::input_drop`]). Every object is an owned descriptor:
 //! closing it is the kernel's cue to free the map, unload the program or detach the link.
 //!
-//! The kernel reads `union bpf_attr` ([`Attr`]: zeroed, fields written at their ABI offsets);
+//! The kernel reads `union bpf_attr` (`Attr`: zeroed, fields written at their ABI offsets);
 //! the only pointers put into it are to buffers the calling function holds across the call.
 
 use std::ffi::CStr;
