@@ -4,6 +4,7 @@
 //! workspace's tests). Every topology is torn down on pass or fail and checked to be gone.
 
 use labctl::process::loadgen::{ScratchDir, SinkSpec};
+use labctl::results::UdpCounters;
 use labctl::sweep::{counters, sample};
 use labctl::testing::{require_root, with_topology};
 use labctl::topology::{Template, Topology};
@@ -353,12 +354,9 @@ fn packet_sockets(relay: &RelayProcess) -> usize {
 /// dropped (InErrors, which includes its sockets' full receive buffers).
 #[derive(Debug, Clone, Copy)]
 struct SinkPath {
-    relay_out_tx: u64,
-    relay_out_tx_dropped: u64,
-    sink_rx: u64,
-    sink_rx_dropped: u64,
-    sink_udp_delivered: u64,
-    sink_udp_errors: u64,
+    relay_out: counters::LinkCounters,
+    sink: counters::LinkCounters,
+    sink_udp: UdpCounters,
 }
 
 impl SinkPath {
@@ -367,34 +365,26 @@ impl SinkPath {
         let out = &topo.relay_out()[0];
         let sink_links = counters::read_links(&sink.netns).expect("the sink's link counters");
         let relay_links = counters::read_links(&out.netns).expect("the relay's link counters");
-        let udp = counters::read_udp(&sink.netns).expect("the sink's UDP counters");
-        let (sink_link, out_link) = (&sink_links[&sink.ifname], &relay_links[&out.ifname]);
         SinkPath {
-            relay_out_tx: out_link.tx_packets,
-            relay_out_tx_dropped: out_link.tx_dropped,
-            sink_rx: sink_link.rx_packets,
-            sink_rx_dropped: sink_link.rx_dropped,
-            sink_udp_delivered: udp.in_datagrams,
-            sink_udp_errors: udp.in_errors,
+            relay_out: relay_links[&out.ifname],
+            sink: sink_links[&sink.ifname],
+            sink_udp: counters::read_udp(&sink.netns).expect("the sink's UDP counters"),
         }
     }
 
     /// Each count since `earlier`.
     fn since(&self, earlier: &SinkPath) -> SinkPath {
         SinkPath {
-            relay_out_tx: self.relay_out_tx - earlier.relay_out_tx,
-            relay_out_tx_dropped: self.relay_out_tx_dropped - earlier.relay_out_tx_dropped,
-            sink_rx: self.sink_rx - earlier.sink_rx,
-            sink_rx_dropped: self.sink_rx_dropped - earlier.sink_rx_dropped,
-            sink_udp_delivered: self.sink_udp_delivered - earlier.sink_udp_delivered,
-            sink_udp_errors: self.sink_udp_errors - earlier.sink_udp_errors,
+            relay_out: self.relay_out.since(&earlier.relay_out),
+            sink: self.sink.since(&earlier.sink),
+            sink_udp: self.sink_udp.since(&earlier.sink_udp),
         }
     }
 
     /// Frames the sink's own host dropped: at its interface's receive backlog or at its
     /// socket (the lab's `sink_host_drops` counts the same two).
     fn sink_host_dropped(&self) -> u64 {
-        self.sink_rx_dropped + self.sink_udp_errors
+        self.sink.rx_dropped + self.sink_udp.in_errors
     }
 }
 

@@ -69,27 +69,43 @@ pub fn read_links(netns: &str) -> Result<HashMap<String, LinkCounters>> {
     .with_context(|| format!("reading interface counters in namespace {netns}"))
 }
 
-/// The `Udp:` counters of namespace `netns`. Read through `/proc/thread-self/net`: a thread
-/// that entered a namespace sees it there (`/proc/self/net` follows the main thread).
+/// The `Udp:` counters of namespace `netns`.
 pub fn read_udp(netns: &str) -> Result<UdpCounters> {
     let label = netns.to_owned();
+    let text = read_snmp(netns)?;
+    parse_snmp_udp(&text)
+        .with_context(|| format!("no Udp: counters in namespace {label}'s /proc/net/snmp"))
+}
+
+/// One `Udp:` counter of namespace `netns` by its name in `/proc/net/snmp` (e.g.
+/// `IgnoredMulti`, which [`UdpCounters`] does not keep).
+pub fn read_udp_field(netns: &str, field: &str) -> Result<u64> {
+    let text = read_snmp(netns)?;
+    snmp_udp_field(&text, field)
+        .with_context(|| format!("no Udp: {field} in namespace {netns}'s /proc/net/snmp"))
+}
+
+/// Namespace `netns`'s `/proc/net/snmp`, read through `/proc/thread-self/net`: a thread that
+/// entered a namespace sees it there (`/proc/self/net` follows the main thread).
+fn read_snmp(netns: &str) -> Result<String> {
     run_in_netns(netns, move || {
-        let text = std::fs::read_to_string("/proc/thread-self/net/snmp")
-            .context("reading /proc/thread-self/net/snmp")?;
-        parse_snmp_udp(&text)
-            .with_context(|| format!("no Udp: counters in namespace {label}'s /proc/net/snmp"))
+        std::fs::read_to_string("/proc/thread-self/net/snmp")
+            .context("reading /proc/thread-self/net/snmp")
     })
+}
+
+/// The `Udp:` counter named `field`, from the header and value lines of `/proc/net/snmp`.
+pub fn snmp_udp_field(text: &str, field: &str) -> Option<u64> {
+    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
+    let names = lines.next()?.split_whitespace().skip(1);
+    let values: Vec<&str> = lines.next()?.split_whitespace().skip(1).collect();
+    let i = names.into_iter().position(|n| n == field)?;
+    values.get(i)?.parse().ok()
 }
 
 /// Parses the `Udp:` header and value lines of `/proc/net/snmp`.
 pub fn parse_snmp_udp(text: &str) -> Option<UdpCounters> {
-    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
-    let names: Vec<&str> = lines.next()?.split_whitespace().skip(1).collect();
-    let values: Vec<&str> = lines.next()?.split_whitespace().skip(1).collect();
-    let get = |field: &str| -> Option<u64> {
-        let i = names.iter().position(|n| *n == field)?;
-        values.get(i)?.parse().ok()
-    };
+    let get = |field: &str| snmp_udp_field(text, field);
     Some(UdpCounters {
         in_datagrams: get("InDatagrams")?,
         in_errors: get("InErrors")?,
@@ -292,6 +308,8 @@ mod tests {
             }
         );
         assert_eq!(parse_snmp_udp("Ip: a\nIp: 1\n"), None);
+        assert_eq!(snmp_udp_field(SNMP, "IgnoredMulti"), Some(0));
+        assert_eq!(snmp_udp_field(SNMP, "NoSuchCounter"), None);
     }
 
     fn link(rx: u64, dropped: u64) -> Option<LinkCounters> {

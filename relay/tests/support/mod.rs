@@ -4,7 +4,6 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use labctl::netns::run_in_netns;
 use labctl::process::loadgen::{ScratchDir, SendRate, SendSpec, SinkSpec};
 use labctl::process::{SpawnOptions, Spawned, spawn_in_netns};
 use labctl::topology::Topology;
@@ -173,16 +172,7 @@ pub fn tx_ring_packets(relay: &RelayProcess) -> u64 {
 
 /// The relay namespace's Udp `IgnoredMulti` (/proc/net/snmp).
 pub fn ignored_multi(topo: &Topology) -> u64 {
-    let netns = topo.relay_in().unwrap().netns.clone();
-    run_in_netns(&netns, || {
-        let text = std::fs::read_to_string("/proc/thread-self/net/snmp")?;
-        let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
-        let (names, values) = (udp.next().unwrap_or(""), udp.next().unwrap_or(""));
-        let at = names.split_whitespace().position(|n| n == "IgnoredMulti");
-        Ok(at
-            .and_then(|i| values.split_whitespace().nth(i))
-            .and_then(|v| v.parse().ok())
-            .expect("Udp IgnoredMulti in /proc/net/snmp"))
-    })
-    .expect("the relay namespace's UDP counters")
+    let netns = &topo.relay_in().expect("relay namespace").netns;
+    labctl::sweep::counters::read_udp_field(netns, "IgnoredMulti")
+        .expect("the relay namespace's UDP counters")
 }
