@@ -39,6 +39,8 @@ const VERIFIER_LOG_BYTES: usize = 64 * 1024;
 pub const SKB_INGRESS_IFINDEX: i16 = 36;
 /// Size of `struct __sk_buff` (a test run's context).
 const SKB_CONTEXT_BYTES: usize = 192;
+/// Room beyond the input frame for what a test run returns (a program may grow the frame).
+const TEST_RUN_HEADROOM: usize = 256;
 
 /// `union bpf_attr`, zeroed, written field by field at the kernel ABI's offsets. 144 bytes:
 /// more than every command used here reads; the kernel checks that what it does not know is
@@ -199,6 +201,11 @@ impl HashMap {
 
     /// Whether `key` is in the map.
     pub fn contains(&self, key: &[u8]) -> io::Result<bool> {
+        Ok(self.lookup(key)?.is_some())
+    }
+
+    /// A copy of `key`'s value, if `key` is in the map.
+    pub fn lookup(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
         self.check(key, None)?;
         let mut value = vec![0u8; self.value_size];
         let mut attr = Attr::new()
@@ -208,8 +215,8 @@ impl HashMap {
         // SAFETY: `key` is live and exactly the key size; `value` is a live, writable buffer of
         // exactly the value size, which is all the kernel writes.
         match unsafe { sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) } {
-            Ok(_) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Ok(_) => Ok(Some(value)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -242,6 +249,8 @@ pub enum Size {
     Byte,
     Half,
     Word,
+    /// 64 bits (memory loads and stores only; not a packet load).
+    Double,
 }
 
 impl Size {
@@ -250,8 +259,33 @@ impl Size {
             Size::Word => 0x00,
             Size::Half => 0x08,
             Size::Byte => 0x10,
+            Size::Double => 0x18,
         }
     }
+}
+
+/// 64-bit arithmetic operations ([`Insn::alu`], [`Insn::alu_imm`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alu {
+    Add = 0x00,
+    Sub = 0x10,
+    Mul = 0x20,
+    Or = 0x40,
+    And = 0x50,
+    Lsh = 0x60,
+    Rsh = 0x70,
+    Xor = 0xa0,
+}
+
+/// Jump conditions, unsigned ([`Asm::jump`], [`Asm::jump_reg`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cond {
+    Eq = 0x10,
+    Gt = 0x20,
+    Ge = 0x30,
+    Ne = 0x50,
+    Lt = 0xa0,
+    Le = 0xb0,
 }
 
 impl Insn {
@@ -259,9 +293,13 @@ impl Insn {
     const LDX: u8 = 0x01;
     const STX: u8 = 0x03;
     const JMP: u8 = 0x05;
+    const ALU: u8 = 0x04;
     const ALU64: u8 = 0x07;
     const ABS: u8 = 0x20;
     const MEM: u8 = 0x60;
+    const ATOMIC: u8 = 0xc0;
+    const END: u8 = 0xd0;
+    const TO_BE: u8 = 0x08;
     const X: u8 = 0x08;
 
     fn new(code: u8, dst: Reg, src: Reg, off: i16, imm: i32) -> Insn {
@@ -331,10 +369,127 @@ impl Insn {
     pub fn exit() -> Insn {
         Insn::new(Self::JMP | 0x90, 0, 0, 0, 0)
     }
+
+    /// `dst = dst op src` (64 bits).
+    pub fn alu(op: Alu, dst: Reg, src: Reg) -> Insn {
+        Insn::new(Self::ALU64 | op as u8 | Self::X, dst, src, 0, 0)
+    }
+
+    /// `dst = dst op imm` (64 bits, `imm` sign-extended).
+    pub fn alu_imm(op: Alu, dst: Reg, imm: i32) -> Insn {
+        Insn::new(Self::ALU64 | op as u8, dst, 0, 0, imm)
+    }
+
+    /// `dst = *(size *)(src + off)`, zero-extended.
+    pub fn load(size: Size, dst: Reg, src: Reg, off: i16) -> Insn {
+        Insn::new(Self::LDX | Self::MEM | size.bits(), dst, src, off, 0)
+    }
+
+    /// `*(size *)(dst + off) = src` (its low bytes).
+    pub fn store(size: Size, dst: Reg, off: i16, src: Reg) -> Insn {
+        Insn::new(Self::STX | Self::MEM | size.bits(), dst, src, off, 0)
+    }
+
+    /// `lock *(u64 *)(dst + off) += src`: an atomic add (a counter shared between CPUs).
+    pub fn atomic_add(dst: Reg, off: i16, src: Reg) -> Insn {
+        Insn::new(
+            Self::STX | Self::ATOMIC | Size::Double.bits(),
+            dst,
+            src,
+            off,
+            0,
+        )
+    }
+
+    /// `dst = htobe16(dst)`: the low 16 bits in network order, the rest cleared (a value
+    /// read in host order, stored as a 16-bit word, lands in memory as the wire's bytes).
+    pub fn to_be16(dst: Reg) -> Insn {
+        Insn::new(Self::ALU | Self::END | Self::TO_BE, dst, 0, 0, 16)
+    }
+
+    fn jump_to(code: u8, dst: Reg, src: Reg, imm: i32) -> Insn {
+        Insn::new(Self::JMP | code, dst, src, 0, imm)
+    }
+}
+
+/// A program under construction with named jump targets: jumps name a label, and
+/// [`Asm::finish`] turns each into the instruction count to skip.
+#[derive(Debug, Default)]
+pub struct Asm {
+    insns: Vec<Insn>,
+    labels: std::collections::HashMap<&'static str, usize>,
+    jumps: Vec<(usize, &'static str)>,
+}
+
+impl Asm {
+    pub fn new() -> Asm {
+        Asm::default()
+    }
+
+    /// Appends instructions.
+    pub fn push(&mut self, insns: impl IntoIterator<Item = Insn>) {
+        self.insns.extend(insns);
+    }
+
+    /// Names the position of the next instruction.
+    pub fn label(&mut self, name: &'static str) {
+        self.labels.insert(name, self.insns.len());
+    }
+
+    /// `if dst cond imm: goto target`.
+    pub fn jump(&mut self, cond: Cond, dst: Reg, imm: i32, target: &'static str) {
+        self.jump_insn(Insn::jump_to(cond as u8, dst, 0, imm), target);
+    }
+
+    /// `if dst cond src: goto target`.
+    pub fn jump_reg(&mut self, cond: Cond, dst: Reg, src: Reg, target: &'static str) {
+        self.jump_insn(Insn::jump_to(cond as u8 | Insn::X, dst, src, 0), target);
+    }
+
+    /// `goto target`.
+    pub fn goto(&mut self, target: &'static str) {
+        self.jump_insn(Insn::jump_to(0x00, 0, 0, 0), target);
+    }
+
+    fn jump_insn(&mut self, insn: Insn, target: &'static str) {
+        self.jumps.push((self.insns.len(), target));
+        self.insns.push(insn);
+    }
+
+    /// The instructions, every jump resolved; an unknown label or a jump too far is an error
+    /// in the program's source.
+    pub fn finish(mut self) -> Result<Vec<Insn>, String> {
+        for (at, target) in &self.jumps {
+            let to = *self
+                .labels
+                .get(target)
+                .ok_or_else(|| format!("jump to unknown label {target:?}"))?;
+            let off = to as i64 - (*at as i64 + 1);
+            self.insns[*at].off = i16::try_from(off)
+                .map_err(|_| format!("jump to {target:?} too far ({off} instructions)"))?;
+        }
+        Ok(self.insns)
+    }
 }
 
 /// Helper `bpf_map_lookup_elem(map, key)`: the value's address, or 0.
 pub const HELPER_MAP_LOOKUP: i32 = 1;
+/// Helper `bpf_skb_store_bytes(skb, offset, from, len, flags)`: 0 or a negative errno.
+pub const HELPER_SKB_STORE_BYTES: i32 = 9;
+/// Helper `bpf_l4_csum_replace(skb, offset, from, to, flags)`: 0 or a negative errno.
+pub const HELPER_L4_CSUM_REPLACE: i32 = 11;
+/// Helper `bpf_clone_redirect(skb, ifindex, flags)`: 0 or a negative errno.
+pub const HELPER_CLONE_REDIRECT: i32 = 13;
+/// `bpf_skb_store_bytes` flag: keep a `CHECKSUM_COMPLETE` packet's sum up to date.
+pub const F_RECOMPUTE_CSUM: i32 = 1;
+/// `bpf_l4_csum_replace` flag: the change is in the pseudo header (addresses), which a
+/// checksum the device still has to finish (`CHECKSUM_PARTIAL`) includes too.
+pub const F_PSEUDO_HDR: i32 = 1 << 4;
+/// `bpf_l4_csum_replace` flag: a UDP checksum of 0 (none) stays 0, a computed 0 becomes 0xffff.
+pub const F_MARK_MANGLED_0: i32 = 1 << 5;
+/// Offset of `vlan_present` in `struct __sk_buff`: non-zero when the kernel took an 802.1Q
+/// tag off the frame.
+pub const SKB_VLAN_PRESENT: i16 = 20;
 
 /// Why a program was not loaded.
 #[derive(Debug, thiserror::Error)]
@@ -403,20 +558,35 @@ impl Program {
     /// Runs the program once on `frame` as if it had arrived on interface `ingress_ifindex`;
     /// its return value.
     pub fn test_run(&self, frame: &[u8], ingress_ifindex: u32) -> io::Result<i32> {
+        Ok(self.test_run_output(frame, ingress_ifindex)?.0)
+    }
+
+    /// [`Program::test_run`], with the frame as the program left it (its rewrites applied).
+    pub fn test_run_output(
+        &self,
+        frame: &[u8],
+        ingress_ifindex: u32,
+    ) -> io::Result<(i32, Vec<u8>)> {
         let mut context = [0u8; SKB_CONTEXT_BYTES];
         let at = SKB_INGRESS_IFINDEX as usize;
         context[at..at + 4].copy_from_slice(&ingress_ifindex.to_ne_bytes());
+        let mut output = vec![0u8; frame.len() + TEST_RUN_HEADROOM];
         let mut attr = Attr::new()
             .u32_at(0, self.fd.as_raw_fd() as u32)
             .u32_at(8, frame.len() as u32)
+            .u32_at(12, output.len() as u32)
             .u64_at(16, address(frame))
+            .u64_at(24, output.as_mut_ptr() as u64)
             .u32_at(32, 1)
             .u32_at(40, context.len() as u32)
             .u64_at(48, address(&context[..]));
         // SAFETY: `frame` (data_size_in bytes) and `context` (ctx_size_in bytes) are live for
-        // the call and only read; no output buffer is given (data_out and ctx_out are null).
+        // the call and only read; `output` is live and writable for data_size_out bytes, the
+        // most the kernel writes there (it reports ENOSPC rather than write more); ctx_out is
+        // null.
         unsafe { sys_bpf(BPF_PROG_TEST_RUN, &mut attr)? };
-        Ok(attr.read_u32(4) as i32)
+        output.truncate((attr.read_u32(12) as usize).min(output.len()));
+        Ok((attr.read_u32(4) as i32, output))
     }
 }
 

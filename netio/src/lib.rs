@@ -58,4 +58,5 @@ pub mod sockaddr;
 #[allow(unsafe_code)]
 pub mod sockopt;
 pub mod sysctl;
+pub mod tc_fanout;
 pub mod wire;

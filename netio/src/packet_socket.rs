@@ -96,6 +96,36 @@ pub fn receive_auxdata(fd: impl AsFd) -> io::Result<()> {
     set_flag(fd, libc::PACKET_AUXDATA)
 }
 
+/// Attaches a classic socket filter that accepts no frame (`ret #0`): the socket stays bound
+/// (a fanout group member, say) but every frame is refused before it is queued or copied.
+pub fn receive_nothing(fd: impl AsFd) -> io::Result<()> {
+    let mut reject = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let program = libc::sock_fprog {
+        len: reject.len() as u16,
+        filter: reject.as_mut_ptr(),
+    };
+    // SAFETY: `program` points to `reject`, one instruction, both live across the call; the
+    // kernel copies the program and keeps no pointer; the option length is `program`'s size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&program as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sends on this packet socket go straight to the driver, skipping the qdisc layer
 /// (PACKET_QDISC_BYPASS, Linux >= 3.14).
 pub fn qdisc_bypass(fd: impl AsFd) -> io::Result<()> {

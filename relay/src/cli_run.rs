@@ -15,7 +15,8 @@ use relay::rule::Rule;
 use relay::service::{Relay, RelayLimits};
 use relay::supervisor::FailHook;
 use relay::table::TablePublisher;
-use relay::ttl::TtlMode;
+use relay::tc_dataplane::{DataplaneKind, KernelFanoutTable, MAX_OUTPUTS, TcDataplane};
+use relay::ttl::{TtlMode, TtlPolicy};
 use relay::udp_egress::EgressMode;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,6 +119,16 @@ pub struct RunArgs {
     /// `input_filter`; the links go when the relay exits.
     #[arg(long)]
     input_filter: bool,
+    /// Where datagrams are forwarded: `user` (the worker threads: packet socket in, a frame
+    /// built per output into a transmit ring) or `tc` (a tcx BPF program at each input
+    /// interface's ingress hands a clone of the datagram, its headers rewritten, to every
+    /// output: in the kernel, as its own multicast forwarding does, without its route
+    /// lookups; the workers then receive nothing). tc takes untagged IPv4 input only
+    /// (`vlan=` rules are refused), at most 32 outputs per rule, and not --egress udp,
+    /// --timing or --input-filter (it keeps its input from the host stack itself); `relay
+    /// ctl stats` counts its datagrams under `tc_dataplane`. Needs root and Linux 6.6+ (tcx).
+    #[arg(long, value_enum, default_value_t)]
+    dataplane: DataplaneKind,
     /// Frames taken per receive batch (recvmmsg).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     rx_slots: u32,
@@ -135,9 +146,9 @@ pub struct RunArgs {
     /// Most rules installed at once; `add` beyond it is refused with an error naming this flag.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_rules: u32,
-    /// Most outputs of one rule.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    max_outputs: u16,
+    /// Most outputs of one rule [default: 64; 32 with --dataplane tc, also its most].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_outputs: Option<u16>,
     /// Most open control connections. At the limit the connection idle longest is closed to
     /// make room; a client finding all of them busy gets a one-line error.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
@@ -199,6 +210,41 @@ fn dataplane_config(args: &RunArgs) -> DataplaneConfig {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         restart: Default::default(),
         fail_hook: fail_hook(args),
+        receive: args.dataplane == DataplaneKind::User,
+    }
+}
+
+/// The outputs-per-rule limit: `--max-outputs`, or the data plane's default.
+fn max_outputs(args: &RunArgs) -> anyhow::Result<usize> {
+    match (args.dataplane, args.max_outputs) {
+        (DataplaneKind::User, limit) => Ok(usize::from(limit.unwrap_or(64))),
+        (DataplaneKind::Tc, None) => Ok(MAX_OUTPUTS),
+        (DataplaneKind::Tc, Some(limit)) if usize::from(limit) <= MAX_OUTPUTS => {
+            Ok(usize::from(limit))
+        }
+        (DataplaneKind::Tc, Some(limit)) => anyhow::bail!(
+            "--max-outputs {limit}: --dataplane tc forwards to at most {MAX_OUTPUTS} outputs \
+             per rule"
+        ),
+    }
+}
+
+/// Refuses the flags `--dataplane tc` cannot honour.
+fn check_dataplane_flags(args: &RunArgs) -> anyhow::Result<()> {
+    if args.dataplane == DataplaneKind::User {
+        return Ok(());
+    }
+    let conflicts = [
+        (args.egress == EgressMode::Udp, "--egress udp"),
+        (args.timing, "--timing"),
+        (
+            args.input_filter,
+            "--input-filter (tc keeps its input from the host stack itself)",
+        ),
+    ];
+    match conflicts.iter().find(|(set, _)| *set) {
+        Some((_, flag)) => anyhow::bail!("--dataplane tc cannot be combined with {flag}"),
+        None => Ok(()),
     }
 }
 
@@ -272,13 +318,19 @@ fn new_relay(
     .with_egress(args.egress)
     .with_limits(RelayLimits {
         max_rules: args.max_rules as usize,
-        max_outputs: usize::from(args.max_outputs),
+        max_outputs: max_outputs(args)?,
     })
     .with_ttl_mode(args.ttl_mode);
     if args.input_filter {
         let table = KernelDropTable::load(args.max_rules)
             .context("--input-filter: loading the tcx program")?;
         relay = relay.with_input_filter(InputFilter::new(Box::new(table)));
+    }
+    if args.dataplane == DataplaneKind::Tc {
+        let table = KernelFanoutTable::load(args.max_rules)
+            .context("--dataplane tc: loading the tcx program")?;
+        let ttl = TtlPolicy::new(args.ttl, args.ttl_mode);
+        relay = relay.with_tc_dataplane(TcDataplane::new(Box::new(table), ttl));
     }
     Ok(Arc::new(relay))
 }
@@ -289,6 +341,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         rules.extend(relay::config::load_config(path)?);
     }
     let strategy = args.membership;
+    check_dataplane_flags(&args)?;
+    max_outputs(&args)?;
     // Register signal handlers before anything needs cleaning up.
     let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
         .context("installing SIGTERM/SIGINT handlers")?;

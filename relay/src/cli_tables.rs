@@ -82,6 +82,7 @@ pub fn stats(reply: &Value) -> String {
     push_workers(&mut out, reply);
     push_drops(&mut out, reply);
     push_input_filter(&mut out, reply);
+    push_tc_dataplane(&mut out, reply);
     push_timing(&mut out, reply);
     out
 }
@@ -126,6 +127,24 @@ fn push_input_filter(out: &mut String, reply: &Value) {
             u(&filter["groups"]),
             u(&filter["interfaces"]),
             u(&filter["errors"])
+        );
+    }
+}
+
+fn push_tc_dataplane(out: &mut String, reply: &Value) {
+    let tc = &reply["tc_dataplane"];
+    if tc.is_object() {
+        let _ = writeln!(
+            out,
+            "\ntc dataplane: {} rules on {} interfaces; {} datagrams in, {} TTL expired, {} copies \
+             sent, {} refused; {} kernel refusals",
+            u(&tc["rules"]),
+            u(&tc["interfaces"]),
+            u(&tc["rx_packets"]),
+            u(&tc["ttl_expired"]),
+            u(&tc["sent"]),
+            u(&tc["send_failed"]),
+            u(&tc["errors"])
         );
     }
 }
@@ -233,6 +252,17 @@ mod worker_table_tests {
             "{table}"
         );
         assert!(!table.contains("input filter"), "only with --input-filter");
+    }
+
+    #[test]
+    fn the_tc_dataplane_has_its_line() {
+        let text = stats(&serde_json::json!({"rules": [], "workers": [], "drops": {},
+            "tc_dataplane": {"rules": 3, "interfaces": 1, "errors": 0, "rx_packets": 10,
+            "ttl_expired": 1, "sent": 27, "send_failed": 2}}));
+        assert!(
+            text.contains("tc dataplane: 3 rules on 1 interfaces; 10 datagrams in, 1 TTL expired, 27 copies sent, 2 refused; 0 kernel refusals"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -143,6 +143,9 @@ pub struct DataplaneConfig {
     pub restart: RestartPolicy,
     /// Test-only fault: workers fail after N frames (`relay run --fail-worker-after`).
     pub fail_hook: Option<Arc<FailHook>>,
+    /// False with `--dataplane tc`: the receive sockets refuse every frame (the kernel
+    /// forwards them), and the workers idle.
+    pub receive: bool,
 }
 
 impl Default for DataplaneConfig {
@@ -165,6 +168,7 @@ impl Default for DataplaneConfig {
             busy_poll: Duration::ZERO,
             restart: RestartPolicy::default(),
             fail_hook: None,
+            receive: true,
         }
     }
 }
@@ -229,6 +233,10 @@ impl WorkerSockets {
             .context("opening the AF_PACKET receive socket (needs CAP_NET_RAW)")?;
         if let Err(e) = packet_socket::ignore_outgoing(&rx) {
             tracing::warn!("PACKET_IGNORE_OUTGOING unavailable ({e}); filtering on pkttype only");
+        }
+        if !config.receive {
+            packet_socket::receive_nothing(&rx)
+                .context("attaching the receive-nothing filter (--dataplane tc)")?;
         }
         let _ = netio::sockopt::force_buffers(rx.as_raw_fd(), RX_SOCKET_BUFFER);
         let mapped = MappedRing::set_up(&rx, config)?;

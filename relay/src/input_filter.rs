@@ -42,19 +42,29 @@ impl KernelDropTable {
     /// moment (the map is empty then: nothing is dropped).
     pub fn load(max_pairs: u32) -> anyhow::Result<KernelDropTable> {
         let program = InputDrop::load(max_pairs)?;
-        let interfaces = netio::iface::list()?;
-        let loopback = interfaces
-            .values()
-            .find(|i| i.loopback)
-            .ok_or_else(|| anyhow::anyhow!("no loopback interface to check tcx links on"))?;
-        program.attach(loopback.index).map_err(|e| {
-            anyhow::anyhow!("this kernel does not link tcx programs (Linux 6.6+ needed): {e}")
-        })?;
+        check_tcx_links(|ifindex| program.attach(ifindex))?;
         Ok(KernelDropTable {
             program,
             links: HashMap::new(),
         })
     }
+}
+
+/// Checks that this kernel links tcx programs (Linux 6.6+) by linking one with `attach` to the
+/// loopback interface for a moment (the callers' maps are empty then: nothing happens to a
+/// frame).
+pub(crate) fn check_tcx_links(
+    attach: impl FnOnce(u32) -> io::Result<TcxLink>,
+) -> anyhow::Result<()> {
+    let interfaces = netio::iface::list()?;
+    let loopback = interfaces
+        .values()
+        .find(|i| i.loopback)
+        .ok_or_else(|| anyhow::anyhow!("no loopback interface to check tcx links on"))?;
+    attach(loopback.index).map_err(|e| {
+        anyhow::anyhow!("this kernel does not link tcx programs (Linux 6.6+ needed): {e}")
+    })?;
+    Ok(())
 }
 
 impl DropTable for KernelDropTable {

@@ -56,6 +56,7 @@ pub mod service;
 pub mod stats;
 pub mod supervisor;
 pub mod table;
+pub mod tc_dataplane;
 pub mod ttl;
 mod tx_rings;
 pub mod udp_egress;

@@ -24,6 +24,7 @@ use crate::rule::{Endpoint, Input, Rule};
 use crate::rule_guard::{GuardError, RuleGuard};
 use crate::stats::{self, OutputStats, StageSummary, StageTimings, WorkerStats};
 use crate::table::{CompiledOutput, CompiledRule, FlowKey, TablePublisher};
+use crate::tc_dataplane::{TcDataplane, TcReport};
 use crate::ttl::TtlMode;
 use crate::udp_egress::{EgressMode, UdpSockets};
 use netio::iface::{self, InterfaceError};
@@ -107,6 +108,8 @@ struct State<F: SocketFactory> {
     guard: RuleGuard,
     /// `--input-filter`: follows every change of the table's keys.
     input_filter: Option<InputFilter>,
+    /// `--dataplane tc`: follows every published table.
+    tc: Option<TcDataplane>,
 }
 
 impl<F: SocketFactory> State<F> {
@@ -114,6 +117,13 @@ impl<F: SocketFactory> State<F> {
     fn track_key(&mut self, old: Option<&FlowKey>, new: Option<&FlowKey>) {
         if let Some(filter) = &mut self.input_filter {
             filter.track(old, new);
+        }
+    }
+
+    /// `table` was just published.
+    fn follow_table(&mut self, table: &crate::table::RuleTable) {
+        if let Some(tc) = &mut self.tc {
+            tc.sync(table);
         }
     }
 }
@@ -214,6 +224,9 @@ pub struct StatsReport {
     /// Only with `--input-filter`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_filter: Option<InputFilterReport>,
+    /// Only with `--dataplane tc` (the rules' and workers' counters stay 0 then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tc_dataplane: Option<TcReport>,
 }
 
 impl<F: SocketFactory> Relay<F> {
@@ -234,6 +247,7 @@ impl<F: SocketFactory> Relay<F> {
                 rejoin_refused: BTreeSet::new(),
                 guard: RuleGuard::new(TtlMode::default(), EgressMode::Packet),
                 input_filter: None,
+                tc: None,
             }),
             publisher,
             workers,
@@ -287,6 +301,12 @@ impl<F: SocketFactory> Relay<F> {
         self
     }
 
+    /// Forwards in the kernel instead of in the workers (`--dataplane tc`).
+    pub fn with_tc_dataplane(self, tc: TcDataplane) -> Self {
+        self.lock().tc = Some(tc);
+        self
+    }
+
     /// Lets `stats` read the kernel's drop counters of the workers' sockets.
     pub fn with_drop_probe(mut self, probe: SocketDropProbe) -> Self {
         self.drop_probe = Some(probe);
@@ -306,6 +326,7 @@ impl<F: SocketFactory> Relay<F> {
         let mut state = self.lock();
         check_limits(&self.limits, &state, &rule)?;
         check_input_free(&state, &rule)?;
+        check_tc_input(&state, &rule)?;
         let refused = |state: &State<F>, e: GuardError| refusal(state, &rule, e);
         state
             .guard
@@ -338,6 +359,7 @@ impl<F: SocketFactory> Relay<F> {
         self.publisher
             .update(|table| table.with_rule(key, compiled.clone()));
         state.track_key(None, Some(&key));
+        state.follow_table(&self.publisher.current());
         state.inputs.insert(rule.input.clone(), id);
         state.guard.insert(id, &rule);
         state.rules.insert(
@@ -413,6 +435,7 @@ impl<F: SocketFactory> Relay<F> {
         if let Some(key) = installed.key {
             self.publisher.update(|table| table.without_rule(&key, id));
             state.track_key(Some(&key), None);
+            state.follow_table(&self.publisher.current());
         }
         state.guard.remove(id, &installed.rule);
         if let Err(e) = state.memberships.leave(&installed.membership) {
@@ -466,6 +489,7 @@ impl<F: SocketFactory> Relay<F> {
         }
         let state = self.lock();
         let input_filter = state.input_filter.as_ref().map(InputFilter::report);
+        let tc_dataplane = state.tc.as_ref().map(TcDataplane::report);
         let rules = state
             .rules
             .iter()
@@ -532,7 +556,20 @@ impl<F: SocketFactory> Relay<F> {
             drops,
             timing: self.timing.then(|| merged.summary()),
             input_filter,
+            tc_dataplane,
         }
+    }
+}
+
+/// With `--dataplane tc`, refuses a rule on VLAN-tagged input (the program reads untagged
+/// frames only).
+fn check_tc_input<F: SocketFactory>(state: &State<F>, rule: &Rule) -> Result<(), RequestError> {
+    match (state.tc.is_some(), rule.input.vlan) {
+        (true, Some(vlan)) => Err(RequestError::new(format!(
+            "{rule}: --dataplane tc forwards untagged input only, not vlan={vlan} (use \
+             --dataplane user, or a VLAN interface as the input)"
+        ))),
+        _ => Ok(()),
     }
 }
 

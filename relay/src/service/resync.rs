@@ -45,6 +45,7 @@ impl<F: SocketFactory> Relay<F> {
         for change in &changes {
             state.track_key(change.old.as_ref(), change.new.as_ref());
         }
+        state.follow_table(&self.publisher.current());
         Ok(true)
     }
 

@@ -1,0 +1,245 @@
+//! `relay run --dataplane tc`: the rules forwarded by a tcx program at each input interface's
+//! ingress ([`netio::tc_fanout`]) instead of by the worker threads.
+//!
+//! [`TcDataplane`] keeps the program's map equal to the published rule table: after every
+//! change it writes the rules that are new or changed (a rule is replaced as a whole, its
+//! counters start again), deletes the ones that are gone, and links the program to every
+//! interface a rule reads from (unlinked with its last rule). An interface that goes away
+//! takes its link with it; the re-sync moves its rules to the new index when it comes back and
+//! the next sync follows. A refused map change or link is logged and counted; that rule's
+//! datagrams are then not forwarded (the workers receive nothing in this mode).
+//!
+//! What is given up against the worker data plane: VLAN-tagged inputs (refused at `add`),
+//! more than [`MAX_OUTPUTS`] outputs per rule, `--egress udp`, `--timing`, and per-rule
+//! counters in `relay ctl stats` (this mode reports its own totals, [`TcReport`]).
+
+use crate::table::{CompiledRule, FlowKey, RuleTable};
+use crate::ttl::{TtlMode, TtlPolicy};
+use netio::bpf::TcxLink;
+use netio::tc_fanout::{FanoutCounters, FanoutKey, FanoutOutput, FanoutRule, TcFanout};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+pub use netio::tc_fanout::MAX_OUTPUTS;
+
+/// Where datagrams are forwarded (`relay run --dataplane`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataplaneKind {
+    /// The worker threads (packet socket in, frames built per output).
+    #[default]
+    User,
+    /// A tcx program at each input interface's ingress ([`TcDataplane`]).
+    Tc,
+}
+
+/// What the data plane needs from the kernel (a fake in tests).
+pub trait FanoutTable: Send {
+    fn insert(&mut self, rule: &FanoutRule) -> io::Result<()>;
+    fn remove(&mut self, key: &FanoutKey) -> io::Result<()>;
+    fn counters(&self, key: &FanoutKey) -> io::Result<Option<FanoutCounters>>;
+    fn attach(&mut self, ifindex: u32) -> io::Result<()>;
+    fn detach(&mut self, ifindex: u32);
+}
+
+/// The loaded program, its map and one tcx link per input interface.
+pub struct KernelFanoutTable {
+    program: TcFanout,
+    links: HashMap<u32, TcxLink>,
+}
+
+impl KernelFanoutTable {
+    /// Loads the program with room for `max_rules` rules and checks that this kernel links
+    /// it (see [`crate::input_filter`]).
+    pub fn load(max_rules: u32) -> anyhow::Result<KernelFanoutTable> {
+        let program = TcFanout::load(max_rules)?;
+        crate::input_filter::check_tcx_links(|ifindex| program.attach(ifindex))?;
+        Ok(KernelFanoutTable {
+            program,
+            links: HashMap::new(),
+        })
+    }
+}
+
+impl FanoutTable for KernelFanoutTable {
+    fn insert(&mut self, rule: &FanoutRule) -> io::Result<()> {
+        self.program.insert(rule)
+    }
+
+    fn remove(&mut self, key: &FanoutKey) -> io::Result<()> {
+        self.program.remove(key).map(|_| ())
+    }
+
+    fn counters(&self, key: &FanoutKey) -> io::Result<Option<FanoutCounters>> {
+        self.program.counters(key)
+    }
+
+    fn attach(&mut self, ifindex: u32) -> io::Result<()> {
+        let link = self.program.attach(ifindex)?;
+        self.links.insert(ifindex, link);
+        Ok(())
+    }
+
+    fn detach(&mut self, ifindex: u32) {
+        self.links.remove(&ifindex);
+    }
+}
+
+/// The tc data plane in `relay ctl stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TcReport {
+    /// Rules in the program's map.
+    pub rules: usize,
+    /// Input interfaces the program is linked to (unless `errors` counts a refused link).
+    pub interfaces: usize,
+    /// Map changes or links the kernel refused (logged).
+    pub errors: u64,
+    /// Datagrams that matched a rule, since each rule was last written.
+    pub rx_packets: u64,
+    /// Of those, not forwarded because their TTL ran out.
+    pub ttl_expired: u64,
+    /// Copies handed to output interfaces.
+    pub sent: u64,
+    /// Copies a kernel helper refused.
+    pub send_failed: u64,
+}
+
+/// The published table's rules, mirrored into a [`FanoutTable`].
+pub struct TcDataplane {
+    table: Box<dyn FanoutTable>,
+    ttl: TtlPolicy,
+    installed: HashMap<FlowKey, Arc<CompiledRule>>,
+    /// Rules per input interface; an interface is linked while it has one.
+    interfaces: HashMap<u32, usize>,
+    errors: u64,
+}
+
+impl TcDataplane {
+    pub fn new(table: Box<dyn FanoutTable>, ttl: TtlPolicy) -> TcDataplane {
+        TcDataplane {
+            table,
+            ttl,
+            installed: HashMap::new(),
+            interfaces: HashMap::new(),
+            errors: 0,
+        }
+    }
+
+    /// Makes the program forward exactly `table`'s rules.
+    pub fn sync(&mut self, table: &RuleTable) {
+        let gone: Vec<FlowKey> = self
+            .installed
+            .keys()
+            .filter(|key| table.get(key).is_none())
+            .copied()
+            .collect();
+        for key in gone {
+            self.uninstall(&key);
+        }
+        for (key, rule) in table.iter() {
+            let same = self
+                .installed
+                .get(key)
+                .is_some_and(|old| Arc::ptr_eq(old, rule));
+            if !same {
+                self.install(key, rule);
+            }
+        }
+    }
+
+    fn install(&mut self, key: &FlowKey, rule: &Arc<CompiledRule>) {
+        if key.vlan != 0 {
+            self.failed(
+                format_args!("rule {}", rule.id),
+                "VLAN inputs are not forwarded",
+            );
+            return;
+        }
+        if !self.installed.contains_key(key) {
+            self.link(key.ifindex);
+        }
+        if let Err(e) = self.table.insert(&self.fanout_rule(key, rule)) {
+            self.failed(format_args!("writing rule {}", rule.id), e);
+        }
+        self.installed.insert(*key, rule.clone());
+    }
+
+    fn uninstall(&mut self, key: &FlowKey) {
+        if let Err(e) = self.table.remove(&fanout_key(key)) {
+            self.failed(format_args!("removing {}:{}", key.group, key.port), e);
+        }
+        self.installed.remove(key);
+        if let Some(rules) = self.interfaces.get_mut(&key.ifindex) {
+            *rules -= 1;
+            if *rules == 0 {
+                self.interfaces.remove(&key.ifindex);
+                self.table.detach(key.ifindex);
+            }
+        }
+    }
+
+    fn link(&mut self, ifindex: u32) {
+        let rules = self.interfaces.entry(ifindex).or_default();
+        *rules += 1;
+        if *rules == 1
+            && let Err(e) = self.table.attach(ifindex)
+        {
+            self.failed(format_args!("linking to interface {ifindex}"), e);
+        }
+    }
+
+    fn fanout_rule(&self, key: &FlowKey, rule: &CompiledRule) -> FanoutRule {
+        FanoutRule {
+            key: fanout_key(key),
+            ttl_limit: self.ttl.limit,
+            ttl_set: self.ttl.mode == TtlMode::Set,
+            outputs: rule
+                .outputs
+                .iter()
+                .map(|output| FanoutOutput {
+                    ifindex: output.ifindex,
+                    header: output.header,
+                })
+                .collect(),
+        }
+    }
+
+    fn failed(&mut self, what: std::fmt::Arguments<'_>, error: impl std::fmt::Display) {
+        self.errors += 1;
+        tracing::warn!("--dataplane tc: {what}: {error}; its datagrams are not forwarded");
+    }
+
+    /// Totals over the installed rules' counters (a rule the kernel cannot read counts 0).
+    pub fn report(&self) -> TcReport {
+        let mut report = TcReport {
+            rules: self.installed.len(),
+            interfaces: self.interfaces.len(),
+            errors: self.errors,
+            ..TcReport::default()
+        };
+        for key in self.installed.keys() {
+            if let Ok(Some(counters)) = self.table.counters(&fanout_key(key)) {
+                report.rx_packets += counters.rx_packets;
+                report.ttl_expired += counters.ttl_expired;
+                report.sent += counters.sent.iter().sum::<u64>();
+                report.send_failed += counters.failed.iter().sum::<u64>();
+            }
+        }
+        report
+    }
+}
+
+fn fanout_key(key: &FlowKey) -> FanoutKey {
+    FanoutKey {
+        ifindex: key.ifindex,
+        group: key.group,
+        port: key.port,
+        source: key.source,
+    }
+}
+
+#[cfg(test)]
+#[path = "tc_dataplane_tests.rs"]
+mod tests;

@@ -1,0 +1,186 @@
+use super::*;
+use crate::table::CompiledOutput;
+use netio::wire::FrameHeader;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+
+/// Records what the data plane asked of the kernel; refuses links to interface 99 and keeps
+/// the rules written, with a counter per rule.
+#[derive(Default, Clone)]
+struct Recorder {
+    log: Arc<Mutex<Vec<String>>>,
+    rules: Arc<Mutex<HashMap<FanoutKey, FanoutRule>>>,
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+    fn log(&self, entry: String) {
+        self.log.lock().unwrap().push(entry);
+    }
+}
+
+impl FanoutTable for Recorder {
+    fn insert(&mut self, rule: &FanoutRule) -> io::Result<()> {
+        self.log(format!(
+            "insert {} {} x{}",
+            rule.key.ifindex,
+            rule.key.group,
+            rule.outputs.len()
+        ));
+        self.rules.lock().unwrap().insert(rule.key, rule.clone());
+        Ok(())
+    }
+    fn remove(&mut self, key: &FanoutKey) -> io::Result<()> {
+        self.log(format!("remove {} {}", key.ifindex, key.group));
+        self.rules.lock().unwrap().remove(key);
+        Ok(())
+    }
+    fn counters(&self, key: &FanoutKey) -> io::Result<Option<FanoutCounters>> {
+        Ok(self
+            .rules
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|rule| FanoutCounters {
+                rx_packets: 10,
+                ttl_expired: 1,
+                sent: vec![9; rule.outputs.len()],
+                failed: vec![0; rule.outputs.len()],
+            }))
+    }
+    fn attach(&mut self, ifindex: u32) -> io::Result<()> {
+        self.log(format!("attach {ifindex}"));
+        if ifindex == 99 {
+            return Err(io::Error::from_raw_os_error(libc::ENODEV));
+        }
+        Ok(())
+    }
+    fn detach(&mut self, ifindex: u32) {
+        self.log(format!("detach {ifindex}"));
+    }
+}
+
+fn key(ifindex: u32, group: [u8; 4]) -> FlowKey {
+    FlowKey {
+        ifindex,
+        vlan: 0,
+        group: Ipv4Addr::from(group),
+        port: 5000,
+        source: Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+fn rule(id: u64, outputs: usize) -> Arc<CompiledRule> {
+    let output = |i: usize| CompiledOutput {
+        ifindex: 20 + i as u32,
+        header: FrameHeader {
+            source_mac: [2, 0, 0, 0, 0, i as u8],
+            source: Ipv4Addr::new(198, 18, 1, 1),
+            group: Ipv4Addr::new(239, 2, 0, i as u8),
+            source_port: 0,
+            destination_port: 6000,
+            ttl: 8,
+            tos: 0,
+            ident: 0,
+        },
+        udp: None,
+        stats: Arc::default(),
+    };
+    Arc::new(CompiledRule {
+        id,
+        stats: Arc::default(),
+        outputs: (0..outputs).map(output).collect(),
+    })
+}
+
+fn dataplane(recorder: &Recorder) -> TcDataplane {
+    TcDataplane::new(
+        Box::new(recorder.clone()),
+        TtlPolicy::new(8, TtlMode::Decrement),
+    )
+}
+
+#[test]
+fn a_sync_writes_new_and_changed_rules_only_and_links_their_interfaces() {
+    let recorder = Recorder::default();
+    let mut tc = dataplane(&recorder);
+    let (a, b) = (key(3, [239, 1, 0, 1]), key(3, [239, 1, 0, 2]));
+    let (rule_a, rule_b) = (rule(1, 2), rule(2, 1));
+    let table = RuleTable::new([(a, rule_a.clone()), (b, rule_b.clone())]);
+    tc.sync(&table);
+    let mut log = recorder.take();
+    log.sort();
+    assert_eq!(
+        log,
+        ["attach 3", "insert 3 239.1.0.1 x2", "insert 3 239.1.0.2 x1"]
+    );
+    tc.sync(&table);
+    assert!(
+        recorder.take().is_empty(),
+        "nothing changed, nothing written"
+    );
+    let changed = table.with_rule(b, rule(3, 4));
+    tc.sync(&changed);
+    assert_eq!(recorder.take(), ["insert 3 239.1.0.2 x4"]);
+    let report = tc.report();
+    assert_eq!((report.rules, report.interfaces, report.errors), (2, 1, 0));
+    assert_eq!((report.rx_packets, report.ttl_expired), (20, 2));
+    assert_eq!((report.sent, report.send_failed), (9 * 6, 0));
+    let written = recorder.rules.lock().unwrap()[&fanout_key(&a)].clone();
+    assert_eq!((written.ttl_limit, written.ttl_set), (8, false));
+    assert_eq!(written.outputs[1].ifindex, 21);
+    assert_eq!(written.outputs[1].header, rule_a.outputs[1].header);
+}
+
+#[test]
+fn the_last_rule_of_an_interface_unlinks_it_and_a_moved_rule_follows_its_index() {
+    let recorder = Recorder::default();
+    let mut tc = dataplane(&recorder);
+    let (a, b) = (key(3, [239, 1, 0, 1]), key(3, [239, 1, 0, 2]));
+    let table = RuleTable::new([(a, rule(1, 1)), (b, rule(2, 1))]);
+    tc.sync(&table);
+    recorder.take();
+    let one_left = table.without_rule(&a, 1);
+    tc.sync(&one_left);
+    assert_eq!(recorder.take(), ["remove 3 239.1.0.1"]);
+    // The input interface came back with index 8: the rule moves, the link follows.
+    let moved = one_left
+        .without_rule(&b, 2)
+        .with_rule(key(8, [239, 1, 0, 2]), rule(2, 1));
+    tc.sync(&moved);
+    assert_eq!(
+        recorder.take(),
+        [
+            "remove 3 239.1.0.2",
+            "detach 3",
+            "attach 8",
+            "insert 8 239.1.0.2 x1"
+        ]
+    );
+    tc.sync(&RuleTable::new([]));
+    assert_eq!(recorder.take(), ["remove 8 239.1.0.2", "detach 8"]);
+    assert_eq!(tc.report(), TcReport::default());
+}
+
+#[test]
+fn refusals_are_counted_and_vlan_inputs_are_not_written() {
+    let recorder = Recorder::default();
+    let mut tc = dataplane(&recorder);
+    let tagged = FlowKey {
+        vlan: 100,
+        ..key(3, [239, 1, 0, 1])
+    };
+    tc.sync(&RuleTable::new([
+        (tagged, rule(1, 1)),
+        (key(99, [239, 1, 0, 2]), rule(2, 1)),
+    ]));
+    let report = tc.report();
+    assert_eq!(report.errors, 2, "the VLAN rule and the refused link");
+    assert_eq!(
+        recorder.take(),
+        ["attach 99", "insert 99 239.1.0.2 x1"],
+        "the rule is written anyway: a later link would forward it"
+    );
+}

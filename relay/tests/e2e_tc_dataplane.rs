@@ -1,0 +1,141 @@
+//! End-to-end: `relay run --dataplane tc` forwards in the kernel. One input to three output
+//! groups; the witnesses are counters the relay does not write: the sink's delivered datagrams
+//! (its kernel verifies every UDP checksum: the load generator's frames arrive complete, and
+//! a veth leaves them unverified, so a wrong checksum would be a Udp `InCsumErrors` there, not
+//! a delivery), the relay host's `IgnoredMulti` (flat: the program consumes its input) and the
+//! kernel's count of tcx programs. Root only (loud skip otherwise).
+
+mod support;
+
+use labctl::netns::run_in_netns;
+use labctl::process::loadgen::ScratchDir;
+use labctl::sweep::counters::read_udp_field;
+use labctl::testing::{require_root, with_topology};
+use labctl::topology::{Template, Topology};
+use serde_json::json;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+use support::{RelayProcess, ignored_multi, send_from, sink_spec};
+
+const INPUT: Ipv4Addr = Ipv4Addr::new(239, 1, 0, 1);
+const OUTPUTS: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(239, 2, 0, 1),
+    Ipv4Addr::new(239, 2, 0, 2),
+    Ipv4Addr::new(239, 2, 0, 3),
+];
+
+/// Programs at the relay input interface's tcx ingress, as the kernel counts them.
+fn programs_at_input(topo: &Topology) -> u32 {
+    let input = topo.relay_in().unwrap().clone();
+    run_in_netns(&input.netns, move || {
+        let ifindex = netio::iface::lookup(&input.ifname)?.index;
+        Ok(netio::bpf::tcx_ingress_programs(ifindex)?)
+    })
+    .expect("querying the input interface's tcx programs")
+}
+
+fn rule(topo: &Topology) -> String {
+    let rin = &topo.relay_in().unwrap().ifname;
+    let rout = &topo.relay_out()[0].ifname;
+    let outputs: Vec<String> = OUTPUTS.iter().map(|g| format!("{rout}:{g}:5000")).collect();
+    format!("{rin}:{INPUT}:5000 -> {}", outputs.join(", "))
+}
+
+fn sink_csum_errors(topo: &Topology) -> u64 {
+    read_udp_field(&topo.sinks()[0].netns, "InCsumErrors").expect("the sink's UDP counters")
+}
+
+#[test]
+fn the_tc_dataplane_forwards_every_datagram_to_every_output_in_the_kernel() {
+    let name = "the_tc_dataplane_forwards_every_datagram_to_every_output_in_the_kernel";
+    if !require_root(name) {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-tc").unwrap();
+        let args = [
+            "--rule".to_string(),
+            rule(topo),
+            "--dataplane".into(),
+            "tc".into(),
+        ];
+        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), &args);
+        assert_eq!(programs_at_input(topo), 1, "linked to the input interface");
+        let (ignored_before, csum_before) = (ignored_multi(topo), sink_csum_errors(topo));
+        let sink = sink_spec(topo, OUTPUTS.to_vec()).start(&scratch).unwrap();
+        let source = topo.generator().addr;
+        assert_eq!(send_from(topo, &scratch, source, INPUT, 2000.0, 2000), 2000);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        let totals = &summary.totals;
+        assert_eq!(
+            (totals.received, totals.duplicates, totals.reordered),
+            (3 * 2000, 0, 0),
+            "{totals:?}"
+        );
+        assert_eq!(sink_csum_errors(topo) - csum_before, 0, "checksums");
+        assert_eq!(ignored_multi(topo) - ignored_before, 0, "input consumed");
+        let stats = relay.ctl(json!({"cmd": "stats"}));
+        let tc = &stats["tc_dataplane"];
+        assert_eq!(
+            (&tc["rules"], &tc["interfaces"], &tc["errors"]),
+            (&json!(1), &json!(1), &json!(0)),
+            "{stats}"
+        );
+        assert_eq!(
+            (&tc["rx_packets"], &tc["sent"]),
+            (&json!(2000), &json!(6000))
+        );
+        assert_eq!(
+            stats["workers"][0]["rx_packets"], 0,
+            "the workers receive nothing"
+        );
+
+        // The rule removed: the program is unlinked; a killed relay leaves nothing either.
+        assert_eq!(relay.ctl(json!({"cmd": "remove", "id": 1}))["ok"], true);
+        assert_eq!(programs_at_input(topo), 0, "unlinked with the rule");
+        relay.stop();
+        let relay = RelayProcess::start(topo, scratch.path("relay2.sock"), &args);
+        assert_eq!(programs_at_input(topo), 1);
+        let pid = nix::unistd::Pid::from_raw(relay.child.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("SIGKILL");
+        assert!(relay.wait_exit(Duration::from_secs(5)).is_some(), "killed");
+        assert_eq!(programs_at_input(topo), 0, "a killed relay's link is gone");
+    });
+}
+
+#[test]
+fn the_tc_dataplane_refuses_what_it_cannot_forward() {
+    let name = "the_tc_dataplane_refuses_what_it_cannot_forward";
+    if !require_root(name) {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-tc-refusals").unwrap();
+        let args = ["--dataplane".to_string(), "tc".into()];
+        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), &args);
+        let rin = &topo.relay_in().unwrap().ifname;
+        let rout = &topo.relay_out()[0].ifname;
+        let tagged = relay.add(&format!(
+            "{rin}:{INPUT}:5000 vlan=100 -> {rout}:{}:5000",
+            OUTPUTS[0]
+        ));
+        assert_eq!(tagged["ok"], false, "{tagged}");
+        assert!(
+            tagged["error"]
+                .as_str()
+                .unwrap()
+                .contains("untagged input only"),
+            "{tagged}"
+        );
+        let many: Vec<String> = (1..=33)
+            .map(|i| format!("{rout}:239.3.0.{i}:5000"))
+            .collect();
+        let wide = relay.add(&format!("{rin}:{INPUT}:5000 -> {}", many.join(", ")));
+        assert_eq!(wide["ok"], false, "{wide}");
+        assert!(
+            wide["error"].as_str().unwrap().contains("limit of 32"),
+            "{wide}"
+        );
+        relay.stop();
+    });
+}
