@@ -24,13 +24,15 @@
 //! partial sum and the UDP checksum's differences, and two counters.
 //!
 //! The program (r6 context, r7 the rule, r8 the output index, r9 the output; stack: key at
-//! -16, per-packet fields -64..-17, the header being built at -112):
+//! -16, per-packet fields -64..-17, the header being built at -112, the payload length at
+//! -120):
 //! ```text
 //!  untagged IPv4, IHL 5, unfragmented UDP, else next
 //!  key = (ingress_ifindex, destination, destination port, source); lookup, else with source 0
 //!  none: next
-//!  rule.rx += 1; TTL by the rule's policy (decrement: arriving <= 1 is expired: drop)
-//!  keep TOS, total length, source port, UDP checksum (network order) and the source's sum
+//!  TTL by the rule's policy (decrement: arriving <= 1 is expired: count, drop)
+//!  keep TOS, total length, source port, UDP checksum (network order) and the source's sum;
+//!  rule.rx += 1, rule.rx_bytes += payload
 //!  for each output (at most MAX_OUTPUTS):
 //!    header = template; patch TOS, total length, TTL, IPv4 checksum, source port, UDP length,
 //!    the input's UDP checksum
@@ -38,7 +40,7 @@
 //!    bpf_l4_csum_replace(skb, 40, 0, address diff, pseudo header | mangled 0)
 //!    if the port changes: bpf_l4_csum_replace(skb, 40, 0, port diff, mangled 0)
 //!    bpf_clone_redirect(skb, output ifindex, egress)
-//!    output.sent += 1, or output.failed += 1 if a helper failed
+//!    output.sent += 1 and its bytes, or output.failed += 1 if a helper failed
 //!  drop the input
 //! ```
 
@@ -53,7 +55,7 @@ pub const MAX_OUTPUTS: usize = 32;
 
 const KEY_BYTES: usize = 16;
 const RULE_HEADER_BYTES: usize = 32;
-const OUTPUT_BYTES: usize = 80;
+const OUTPUT_BYTES: usize = 88;
 const VALUE_BYTES: usize = RULE_HEADER_BYTES + MAX_OUTPUTS * OUTPUT_BYTES;
 /// Bytes of Ethernet + IPv4 + UDP header the program writes per output.
 const HEADER_BYTES: usize = wire::PAYLOAD_OFFSET;
@@ -64,6 +66,7 @@ const RULE_TTL_EXPIRED: i16 = 8;
 const RULE_OUTPUTS: i16 = 16;
 const RULE_TTL_LIMIT: i16 = 20;
 const RULE_TTL_SET: i16 = 21;
+const RULE_RX_BYTES: i16 = 24;
 // Output fields (from the output's start).
 const OUT_IFINDEX: i16 = 48;
 const OUT_IP_SUM: i16 = 52;
@@ -71,6 +74,7 @@ const OUT_ADDRESS_DIFF: i16 = 56;
 const OUT_PORT_DIFF: i16 = 60;
 const OUT_SENT: i16 = 64;
 const OUT_FAILED: i16 = 72;
+const OUT_SENT_BYTES: i16 = 80;
 // Stack slots.
 const KEY: i16 = -16;
 const TOS: i16 = -24;
@@ -80,6 +84,7 @@ const SOURCE_PORT_BE: i16 = -48;
 const SOURCE_DIFF: i16 = -56;
 const UDP_CHECKSUM_BE: i16 = -64;
 const HEADER: i16 = -112;
+const PAYLOAD_LEN: i16 = -120;
 
 /// The rule an input datagram is looked up by: interface index, destination group and port,
 /// and source (`UNSPECIFIED` for a rule that takes any source; a source-specific rule is
@@ -217,12 +222,16 @@ fn udp_checksum_diffs(key: &FanoutKey, header: &FrameHeader) -> (u32, u32) {
 /// Counters of one rule, read from the map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FanoutCounters {
-    /// Datagrams that matched the rule.
+    /// Datagrams that matched the rule and were forwarded (TTL left), and their UDP payload
+    /// bytes.
     pub rx_packets: u64,
+    pub rx_bytes: u64,
     /// Datagrams not forwarded because their TTL ran out.
     pub ttl_expired: u64,
-    /// Per output: copies handed to the interface, and copies a helper refused.
+    /// Per output: copies handed to the interface, their payload bytes, and copies a helper
+    /// refused.
     pub sent: Vec<u64>,
+    pub sent_bytes: Vec<u64>,
     pub failed: Vec<u64>,
 }
 
@@ -240,7 +249,11 @@ impl FanoutCounters {
             |index: usize, field: i16| RULE_HEADER_BYTES + index * OUTPUT_BYTES + field as usize;
         FanoutCounters {
             rx_packets: u64_at(RULE_RX as usize),
+            rx_bytes: u64_at(RULE_RX_BYTES as usize),
             ttl_expired: u64_at(RULE_TTL_EXPIRED as usize),
+            sent_bytes: (0..outputs)
+                .map(|i| u64_at(output_at(i, OUT_SENT_BYTES)))
+                .collect(),
             sent: (0..outputs)
                 .map(|i| u64_at(output_at(i, OUT_SENT)))
                 .collect(),
@@ -304,11 +317,7 @@ fn emit_lookup(asm: &mut Asm, map: &HashMap) {
     emit_map_lookup(asm, map);
     asm.jump(Cond::Eq, 0, 0, "next");
     asm.label("found");
-    asm.push([
-        Insn::mov(7, 0),
-        Insn::mov_imm(1, 1),
-        Insn::atomic_add(7, RULE_RX, 1),
-    ]);
+    asm.push([Insn::mov(7, 0)]);
 }
 
 fn emit_map_lookup(asm: &mut Asm, map: &HashMap) {
@@ -363,6 +372,13 @@ fn emit_packet_fields(asm: &mut Asm) {
     asm.push([
         Insn::to_be16(1),
         Insn::store(Size::Double, 10, SOURCE_DIFF, 1),
+        // Counted as the worker data plane counts: datagrams forwarded and payload bytes.
+        Insn::mov_imm(1, 1),
+        Insn::atomic_add(7, RULE_RX, 1),
+        Insn::load(Size::Double, 1, 10, TOTAL_LEN),
+        Insn::add_imm(1, -((wire::PAYLOAD_OFFSET - wire::IPV4_OFFSET) as i32)),
+        Insn::store(Size::Double, 10, PAYLOAD_LEN, 1),
+        Insn::atomic_add(7, RULE_RX_BYTES, 1),
     ]);
 }
 
@@ -450,7 +466,12 @@ fn emit_send(asm: &mut Asm) {
         Insn::call(bpf::HELPER_CLONE_REDIRECT),
     ]);
     asm.jump(Cond::Ne, 0, 0, "failed");
-    asm.push([Insn::mov_imm(1, 1), Insn::atomic_add(9, OUT_SENT, 1)]);
+    asm.push([
+        Insn::mov_imm(1, 1),
+        Insn::atomic_add(9, OUT_SENT, 1),
+        Insn::load(Size::Double, 1, 10, PAYLOAD_LEN),
+        Insn::atomic_add(9, OUT_SENT_BYTES, 1),
+    ]);
     asm.goto("next_output");
     asm.label("failed");
     asm.push([Insn::mov_imm(1, 1), Insn::atomic_add(9, OUT_FAILED, 1)]);

@@ -187,8 +187,9 @@ fn each_output_gets_the_frame_the_user_space_builder_would_send() {
         // The frame is left as the last output's copy: byte for byte the builder's.
         assert_eq!(frame, expected_frame(&outputs[2], 7));
         let counters = fanout.counters(&r.key).unwrap().unwrap();
-        assert_eq!(counters.rx_packets, 1);
+        assert_eq!((counters.rx_packets, counters.rx_bytes), (1, 64));
         assert_eq!((counters.sent, counters.failed), (vec![1; 3], vec![0; 3]));
+        assert_eq!(counters.sent_bytes, vec![64; 3]);
         // Every output's copy, each alone.
         for out in &outputs {
             fanout
@@ -215,7 +216,11 @@ fn ttl_checksumless_input_source_rules_and_strangers() {
         let (verdict, _) = fanout.run(&input_frame(1, true), IN_IF).unwrap();
         assert_eq!(verdict, TCX_DROP);
         let counters = fanout.counters(&any.key).unwrap().unwrap();
-        assert_eq!((counters.rx_packets, counters.ttl_expired), (2, 1));
+        assert_eq!(
+            (counters.rx_packets, counters.ttl_expired),
+            (1, 1),
+            "forwarded, expired"
+        );
         assert_eq!(counters.sent, vec![1], "nothing sent for the expired one");
         let set = FanoutRule {
             ttl_set: true,

@@ -224,7 +224,7 @@ pub struct StatsReport {
     /// Only with `--input-filter`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_filter: Option<InputFilterReport>,
-    /// Only with `--dataplane tc` (the rules' and workers' counters stay 0 then).
+    /// Only with `--dataplane tc` (the rules' counters are then the program's, the workers' 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tc_dataplane: Option<TcReport>,
 }
@@ -493,26 +493,7 @@ impl<F: SocketFactory> Relay<F> {
         let rules = state
             .rules
             .iter()
-            .map(|(id, r)| RuleCounters {
-                id: *id,
-                rule: r.rule.to_string(),
-                state: r.state(),
-                waiting_for: r.waiting_text(),
-                rx_packets: stats::read(&r.compiled.stats.rx_packets),
-                rx_bytes: stats::read(&r.compiled.stats.rx_bytes),
-                outputs: r
-                    .rule
-                    .outputs
-                    .iter()
-                    .zip(r.output_stats.iter())
-                    .map(|(endpoint, out)| OutputCounters {
-                        output: endpoint.to_string(),
-                        tx_packets: stats::read(&out.tx_packets),
-                        tx_bytes: stats::read(&out.tx_bytes),
-                        tx_errors: stats::read(&out.tx_errors),
-                    })
-                    .collect(),
-            })
+            .map(|(id, r)| rule_counters(*id, r, state.tc.as_ref()))
             .collect();
         drop(state);
         let mut drops: BTreeMap<&'static str, u64> =
@@ -559,6 +540,44 @@ impl<F: SocketFactory> Relay<F> {
             tc_dataplane,
         }
     }
+}
+
+/// A rule's counters: the workers', or with `--dataplane tc` the program's for its key.
+fn rule_counters(id: u64, r: &InstalledRule, tc: Option<&TcDataplane>) -> RuleCounters {
+    let mut counters = RuleCounters {
+        id,
+        rule: r.rule.to_string(),
+        state: r.state(),
+        waiting_for: r.waiting_text(),
+        rx_packets: stats::read(&r.compiled.stats.rx_packets),
+        rx_bytes: stats::read(&r.compiled.stats.rx_bytes),
+        outputs: r
+            .rule
+            .outputs
+            .iter()
+            .zip(r.output_stats.iter())
+            .map(|(endpoint, out)| OutputCounters {
+                output: endpoint.to_string(),
+                tx_packets: stats::read(&out.tx_packets),
+                tx_bytes: stats::read(&out.tx_bytes),
+                tx_errors: stats::read(&out.tx_errors),
+            })
+            .collect(),
+    };
+    if let Some(kernel) = tc
+        .zip(r.key.as_ref())
+        .and_then(|(tc, key)| tc.rule_counters(key))
+    {
+        counters.rx_packets = kernel.rx_packets;
+        counters.rx_bytes = kernel.rx_bytes;
+        for (index, out) in counters.outputs.iter_mut().enumerate() {
+            let at = |v: &Vec<u64>| v.get(index).copied().unwrap_or(0);
+            out.tx_packets = at(&kernel.sent);
+            out.tx_bytes = at(&kernel.sent_bytes);
+            out.tx_errors = at(&kernel.failed);
+        }
+    }
+    counters
 }
 
 /// With `--dataplane tc`, refuses a rule on VLAN-tagged input (the program reads untagged

@@ -10,8 +10,9 @@
 //! datagrams are then not forwarded (the workers receive nothing in this mode).
 //!
 //! What is given up against the worker data plane: VLAN-tagged inputs (refused at `add`),
-//! more than [`MAX_OUTPUTS`] outputs per rule, `--egress udp`, `--timing`, and per-rule
-//! counters in `relay ctl stats` (this mode reports its own totals, [`TcReport`]).
+//! more than [`MAX_OUTPUTS`] outputs per rule, `--egress udp`, `--timing`. `relay ctl stats`
+//! shows each rule's and output's counters from the program (carried over when a rule's entry
+//! is rewritten), the totals under `tc_dataplane` ([`TcReport`]); the workers' stay 0.
 
 use crate::table::{CompiledRule, FlowKey, RuleTable};
 use crate::ttl::{TtlMode, TtlPolicy};
@@ -96,7 +97,7 @@ pub struct TcReport {
     pub interfaces: usize,
     /// Map changes or links the kernel refused (logged).
     pub errors: u64,
-    /// Datagrams that matched a rule, since each rule was last written.
+    /// Datagrams forwarded by the installed rules.
     pub rx_packets: u64,
     /// Of those, not forwarded because their TTL ran out.
     pub ttl_expired: u64,
@@ -113,6 +114,9 @@ pub struct TcDataplane {
     installed: HashMap<FlowKey, Arc<CompiledRule>>,
     /// Rules per input interface; an interface is linked while it has one.
     interfaces: HashMap<u32, usize>,
+    /// Per rule id, the counters of its map entries that were replaced or moved (a rewritten
+    /// entry starts from zero): a rule's counters never go back.
+    carried: HashMap<u64, FanoutCounters>,
     errors: u64,
 }
 
@@ -123,6 +127,7 @@ impl TcDataplane {
             ttl,
             installed: HashMap::new(),
             interfaces: HashMap::new(),
+            carried: HashMap::new(),
             errors: 0,
         }
     }
@@ -147,6 +152,15 @@ impl TcDataplane {
                 self.install(key, rule);
             }
         }
+        let ids: std::collections::HashSet<u64> = table.iter().map(|(_, r)| r.id).collect();
+        self.carried.retain(|id, _| ids.contains(id));
+    }
+
+    /// Keeps the counters of `key`'s entry (of rule `id`) before it is replaced or removed.
+    fn carry(&mut self, key: &FlowKey, id: u64) {
+        if let Ok(Some(counters)) = self.table.counters(&fanout_key(key)) {
+            add_counters(self.carried.entry(id).or_default(), &counters);
+        }
     }
 
     fn install(&mut self, key: &FlowKey, rule: &Arc<CompiledRule>) {
@@ -157,8 +171,9 @@ impl TcDataplane {
             );
             return;
         }
-        if !self.installed.contains_key(key) {
-            self.link(key.ifindex);
+        match self.installed.get(key).map(|old| old.id) {
+            Some(old_id) => self.carry(key, old_id),
+            None => self.link(key.ifindex),
         }
         if let Err(e) = self.table.insert(&self.fanout_rule(key, rule)) {
             self.failed(format_args!("writing rule {}", rule.id), e);
@@ -167,6 +182,9 @@ impl TcDataplane {
     }
 
     fn uninstall(&mut self, key: &FlowKey) {
+        if let Some(id) = self.installed.get(key).map(|rule| rule.id) {
+            self.carry(key, id);
+        }
         if let Err(e) = self.table.remove(&fanout_key(key)) {
             self.failed(format_args!("removing {}:{}", key.group, key.port), e);
         }
@@ -211,6 +229,16 @@ impl TcDataplane {
         tracing::warn!("--dataplane tc: {what}: {error}; its datagrams are not forwarded");
     }
 
+    /// The program's counters of the rule under `key`, if it is installed and readable.
+    pub fn rule_counters(&self, key: &FlowKey) -> Option<FanoutCounters> {
+        let rule = self.installed.get(key)?;
+        let mut counters = self.table.counters(&fanout_key(key)).ok().flatten()?;
+        if let Some(carried) = self.carried.get(&rule.id) {
+            add_counters(&mut counters, carried);
+        }
+        Some(counters)
+    }
+
     /// Totals over the installed rules' counters (a rule the kernel cannot read counts 0).
     pub fn report(&self) -> TcReport {
         let mut report = TcReport {
@@ -220,7 +248,7 @@ impl TcDataplane {
             ..TcReport::default()
         };
         for key in self.installed.keys() {
-            if let Ok(Some(counters)) = self.table.counters(&fanout_key(key)) {
+            if let Some(counters) = self.rule_counters(key) {
                 report.rx_packets += counters.rx_packets;
                 report.ttl_expired += counters.ttl_expired;
                 report.sent += counters.sent.iter().sum::<u64>();
@@ -228,6 +256,25 @@ impl TcDataplane {
             }
         }
         report
+    }
+}
+
+/// `into += more`, output by output (outputs `into` lacks are added).
+fn add_counters(into: &mut FanoutCounters, more: &FanoutCounters) {
+    into.rx_packets += more.rx_packets;
+    into.rx_bytes += more.rx_bytes;
+    into.ttl_expired += more.ttl_expired;
+    for (to, from) in [
+        (&mut into.sent, &more.sent),
+        (&mut into.sent_bytes, &more.sent_bytes),
+        (&mut into.failed, &more.failed),
+    ] {
+        if to.len() < from.len() {
+            to.resize(from.len(), 0);
+        }
+        for (t, f) in to.iter_mut().zip(from) {
+            *t += f;
+        }
     }
 }
 

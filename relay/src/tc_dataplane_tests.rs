@@ -45,8 +45,10 @@ impl FanoutTable for Recorder {
             .get(key)
             .map(|rule| FanoutCounters {
                 rx_packets: 10,
+                rx_bytes: 1000,
                 ttl_expired: 1,
                 sent: vec![9; rule.outputs.len()],
+                sent_bytes: vec![900; rule.outputs.len()],
                 failed: vec![0; rule.outputs.len()],
             }))
     }
@@ -121,13 +123,25 @@ fn a_sync_writes_new_and_changed_rules_only_and_links_their_interfaces() {
         recorder.take().is_empty(),
         "nothing changed, nothing written"
     );
-    let changed = table.with_rule(b, rule(3, 4));
+    // Rule 2 recompiled (an output interface came back): rewritten, its counters carried
+    // over (the fake counts 10 in, 9 out per output for every entry it holds).
+    let changed = table.with_rule(b, rule(2, 4));
     tc.sync(&changed);
     assert_eq!(recorder.take(), ["insert 3 239.1.0.2 x4"]);
+    let counters_b = tc.rule_counters(&b).unwrap();
+    assert_eq!(
+        (counters_b.rx_packets, counters_b.sent),
+        (20, vec![18, 9, 9, 9])
+    );
     let report = tc.report();
     assert_eq!((report.rules, report.interfaces, report.errors), (2, 1, 0));
-    assert_eq!((report.rx_packets, report.ttl_expired), (20, 2));
-    assert_eq!((report.sent, report.send_failed), (9 * 6, 0));
+    assert_eq!((report.rx_packets, report.ttl_expired), (30, 3));
+    assert_eq!((report.sent, report.send_failed), (9 * 2 + 18 + 27, 0));
+    assert_eq!(tc.rule_counters(&a).unwrap().sent_bytes, vec![900; 2]);
+    assert!(
+        tc.rule_counters(&key(4, [239, 9, 9, 9])).is_none(),
+        "not installed"
+    );
     let written = recorder.rules.lock().unwrap()[&fanout_key(&a)].clone();
     assert_eq!((written.ttl_limit, written.ttl_set), (8, false));
     assert_eq!(written.outputs[1].ifindex, 21);

@@ -89,6 +89,17 @@ fn the_tc_dataplane_forwards_every_datagram_to_every_output_in_the_kernel() {
             stats["workers"][0]["rx_packets"], 0,
             "the workers receive nothing"
         );
+        let rule = &stats["rules"][0];
+        assert_eq!(
+            (&rule["rx_packets"], &rule["rx_bytes"]),
+            (&json!(2000), &json!(2000 * 500))
+        );
+        for output in rule["outputs"].as_array().unwrap() {
+            assert_eq!(
+                (&output["tx_packets"], &output["tx_errors"]),
+                (&json!(2000), &json!(0))
+            );
+        }
 
         // The rule removed: the program is unlinked; a killed relay leaves nothing either.
         assert_eq!(relay.ctl(json!({"cmd": "remove", "id": 1}))["ok"], true);
