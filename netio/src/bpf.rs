@@ -480,6 +480,8 @@ pub const HELPER_SKB_STORE_BYTES: i32 = 9;
 pub const HELPER_L4_CSUM_REPLACE: i32 = 11;
 /// Helper `bpf_clone_redirect(skb, ifindex, flags)`: 0 or a negative errno.
 pub const HELPER_CLONE_REDIRECT: i32 = 13;
+/// Helper `bpf_redirect(ifindex, flags)`: the verdict that sends the frame itself there.
+pub const HELPER_REDIRECT: i32 = 23;
 /// `bpf_skb_store_bytes` flag: keep a `CHECKSUM_COMPLETE` packet's sum up to date.
 pub const F_RECOMPUTE_CSUM: i32 = 1;
 /// `bpf_l4_csum_replace` flag: the change is in the pseudo header (addresses), which a

@@ -37,6 +37,8 @@ use std::net::Ipv4Addr;
 pub const TCX_NEXT: i32 = -1;
 pub const TCX_PASS: i32 = 0;
 pub const TCX_DROP: i32 = 2;
+/// The program redirected the frame (`bpf_redirect`'s return value).
+pub const TCX_REDIRECT: i32 = 7;
 
 const KEY_BYTES: u32 = 8;
 const VALUE_BYTES: u32 = 1;

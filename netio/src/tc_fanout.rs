@@ -7,8 +7,11 @@
 //! input interface's tcx ingress it finds the rule of (interface, group, port, source) in a
 //! map, and for each output writes the output's Ethernet, IPv4 and UDP headers into the frame
 //! and hands a clone to the output interface (`bpf_clone_redirect`; the kernel copies the
-//! header of the original before the next rewrite, the payload is shared). The input frame
-//! itself is then dropped (the host's IP stack does not see it, as with `--input-filter`).
+//! header of the original before the next rewrite, the payload is shared); the last output
+//! gets the input frame itself (`bpf_redirect`: no clone, no copy, so fan-out 1 costs one
+//! header write). The host's IP stack never sees the input (as with `--input-filter`). The
+//! last output's send is the kernel's after the program returns: a failure there (the
+//! interface went away) is the kernel's drop, not this program's `failed` count.
 //!
 //! What each output frame carries is what the user-space builder writes
 //! ([`crate::wire::write_frame`]): the output's MACs, addresses and port, the input's TOS,
@@ -39,12 +42,15 @@
 //!    bpf_skb_store_bytes(skb, 0, header, 42, recompute csum)
 //!    bpf_l4_csum_replace(skb, 40, 0, address diff, pseudo header | mangled 0)
 //!    if the port changes: bpf_l4_csum_replace(skb, 40, 0, port diff, mangled 0)
-//!    bpf_clone_redirect(skb, output ifindex, egress)
+//!    all but the last output: bpf_clone_redirect(skb, output ifindex, egress),
 //!    output.sent += 1 and its bytes, or output.failed += 1 if a helper failed
-//!  drop the input
+//!    the last: output.sent += 1 and its bytes, return bpf_redirect(output ifindex, egress)
+//!  drop the input (only if the last output's header could not be written)
 //! ```
 
 use crate::bpf::{self, Alu, Asm, Cond, HashMap, Insn, Program, Size, TcxLink};
+#[cfg(test)]
+use crate::input_drop::TCX_REDIRECT;
 use crate::input_drop::{LoadError, TCX_DROP, TCX_NEXT};
 use crate::wire::{self, FrameHeader};
 use std::io;
@@ -460,22 +466,43 @@ fn emit_send(asm: &mut Asm) {
     asm.jump(Cond::Ne, 0, 0, "failed");
     asm.label("redirect");
     asm.push([
+        Insn::load(Size::Word, 1, 7, RULE_OUTPUTS),
+        Insn::add_imm(1, -1),
+    ]);
+    asm.jump_reg(Cond::Eq, 8, 1, "last");
+    asm.push([
         Insn::mov(1, 6),
         Insn::load(Size::Word, 2, 9, OUT_IFINDEX),
         Insn::mov_imm(3, 0),
         Insn::call(bpf::HELPER_CLONE_REDIRECT),
     ]);
     asm.jump(Cond::Ne, 0, 0, "failed");
+    emit_count_sent(asm);
+    asm.goto("next_output");
+    asm.label("failed");
+    asm.push([Insn::mov_imm(1, 1), Insn::atomic_add(9, OUT_FAILED, 1)]);
+    asm.label("next_output");
+}
+
+fn emit_count_sent(asm: &mut Asm) {
     asm.push([
         Insn::mov_imm(1, 1),
         Insn::atomic_add(9, OUT_SENT, 1),
         Insn::load(Size::Double, 1, 10, PAYLOAD_LEN),
         Insn::atomic_add(9, OUT_SENT_BYTES, 1),
     ]);
-    asm.goto("next_output");
-    asm.label("failed");
-    asm.push([Insn::mov_imm(1, 1), Insn::atomic_add(9, OUT_FAILED, 1)]);
-    asm.label("next_output");
+}
+
+/// The last output takes the input frame itself (`bpf_redirect`: no clone, no copy).
+fn emit_last(asm: &mut Asm) {
+    asm.label("last");
+    emit_count_sent(asm);
+    asm.push([
+        Insn::load(Size::Word, 1, 9, OUT_IFINDEX),
+        Insn::mov_imm(2, 0),
+        Insn::call(bpf::HELPER_REDIRECT),
+        Insn::exit(),
+    ]);
 }
 
 /// The program's instructions for `map` (see the module documentation).
@@ -509,6 +536,7 @@ fn program(map: &HashMap) -> Vec<Insn> {
     asm.push([Insn::mov_imm(0, TCX_DROP), Insn::exit()]);
     asm.label("next");
     asm.push([Insn::mov_imm(0, TCX_NEXT), Insn::exit()]);
+    emit_last(&mut asm);
     match asm.finish() {
         Ok(insns) => insns,
         Err(e) => unreachable!("the fan-out program's labels: {e}"),

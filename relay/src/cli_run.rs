@@ -379,8 +379,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     tracing::info!(
-        "relay running: {} rule(s), {} worker(s), fanout group {}, membership {strategy}, control {}",
+        "relay running: {} rule(s), data plane {}, {} worker(s), fanout group {}, membership {strategy}, control {}",
         relay.list().len(),
+        args.dataplane.name(),
         args.workers,
         dataplane.fanout_group(),
         server.path().display()

@@ -36,6 +36,16 @@ pub enum DataplaneKind {
     Tc,
 }
 
+impl DataplaneKind {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataplaneKind::User => "user",
+            DataplaneKind::Tc => "tc",
+        }
+    }
+}
+
 /// What the data plane needs from the kernel (a fake in tests).
 pub trait FanoutTable: Send {
     fn insert(&mut self, rule: &FanoutRule) -> io::Result<()>;
