@@ -49,8 +49,6 @@
 //! ```
 
 use crate::bpf::{self, Alu, Asm, Cond, HashMap, Insn, Program, Size, TcxLink};
-#[cfg(test)]
-use crate::input_drop::TCX_REDIRECT;
 use crate::input_drop::{LoadError, TCX_DROP, TCX_NEXT};
 use crate::wire::{self, FrameHeader};
 use std::io;
