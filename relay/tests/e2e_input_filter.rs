@@ -6,28 +6,16 @@
 
 mod support;
 
-use labctl::netns::run_in_netns;
 use labctl::process::loadgen::ScratchDir;
 use labctl::testing::{require_root, with_topology};
 use labctl::topology::{Template, Topology};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use support::{RelayProcess, ignored_multi, send_from, sink_spec};
+use support::{RelayProcess, ignored_multi, programs_at_input, send_from, sink_spec};
 
 const INPUT: Ipv4Addr = Ipv4Addr::new(239, 1, 0, 1);
 const OUTPUT: Ipv4Addr = Ipv4Addr::new(239, 2, 0, 1);
-
-/// Programs at the relay input interface's tcx ingress, as the kernel counts them
-/// (`BPF_PROG_QUERY` in the relay's namespace).
-fn programs_at_input(topo: &Topology) -> u32 {
-    let input = topo.relay_in().unwrap().clone();
-    run_in_netns(&input.netns, move || {
-        let ifindex = netio::iface::lookup(&input.ifname)?.index;
-        Ok(netio::bpf::tcx_ingress_programs(ifindex)?)
-    })
-    .expect("querying the input interface's tcx programs")
-}
 
 fn rule(topo: &Topology) -> String {
     let (rin, rout) = (

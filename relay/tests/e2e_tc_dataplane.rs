@@ -7,7 +7,6 @@
 
 mod support;
 
-use labctl::netns::run_in_netns;
 use labctl::process::loadgen::ScratchDir;
 use labctl::sweep::counters::read_udp_field;
 use labctl::testing::{require_root, with_topology};
@@ -15,7 +14,7 @@ use labctl::topology::{Template, Topology};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use support::{RelayProcess, ignored_multi, send_from, sink_spec};
+use support::{RelayProcess, ignored_multi, programs_at_input, send_from, sink_spec};
 
 const INPUT: Ipv4Addr = Ipv4Addr::new(239, 1, 0, 1);
 const OUTPUTS: [Ipv4Addr; 3] = [
@@ -23,16 +22,6 @@ const OUTPUTS: [Ipv4Addr; 3] = [
     Ipv4Addr::new(239, 2, 0, 2),
     Ipv4Addr::new(239, 2, 0, 3),
 ];
-
-/// Programs at the relay input interface's tcx ingress, as the kernel counts them.
-fn programs_at_input(topo: &Topology) -> u32 {
-    let input = topo.relay_in().unwrap().clone();
-    run_in_netns(&input.netns, move || {
-        let ifindex = netio::iface::lookup(&input.ifname)?.index;
-        Ok(netio::bpf::tcx_ingress_programs(ifindex)?)
-    })
-    .expect("querying the input interface's tcx programs")
-}
 
 fn rule(topo: &Topology) -> String {
     let rin = &topo.relay_in().unwrap().ifname;

@@ -176,3 +176,14 @@ pub fn ignored_multi(topo: &Topology) -> u64 {
     labctl::sweep::counters::read_udp_field(netns, "IgnoredMulti")
         .expect("the relay namespace's UDP counters")
 }
+
+/// Programs at the relay input interface's tcx ingress, as the kernel counts them
+/// (`BPF_PROG_QUERY` in the relay's namespace).
+pub fn programs_at_input(topo: &Topology) -> u32 {
+    let input = topo.relay_in().unwrap().clone();
+    labctl::netns::run_in_netns(&input.netns, move || {
+        let ifindex = netio::iface::lookup(&input.ifname)?.index;
+        Ok(netio::bpf::tcx_ingress_programs(ifindex)?)
+    })
+    .expect("querying the input interface's tcx programs")
+}
