@@ -2,8 +2,8 @@
 //! ingress ([`netio::tc_fanout`]) instead of by the worker threads.
 //!
 //! [`TcDataplane`] keeps the program's map equal to the published rule table: after every
-//! change it writes the rules that are new or changed (a rule is replaced as a whole, its
-//! counters start again), deletes the ones that are gone, and links the program to every
+//! change it writes the rules that are new or changed (a rule's entry is replaced as a whole;
+//! the old entry's counters are carried over), deletes the ones that are gone, and links the program to every
 //! interface a rule reads from (unlinked with its last rule). An interface that goes away
 //! takes its link with it; the re-sync moves its rules to the new index when it comes back and
 //! the next sync follows. A refused map change or link is logged and counted; that rule's
