@@ -5,7 +5,7 @@
 //! this run is known, not how much the next run will vary; with one repeat there is none.
 
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{ContinuousCDF, StudentsT};
+use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, StudentsT};
 
 /// Mean and spread of one metric over a point's repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -111,6 +111,18 @@ pub fn paired_relative_difference(pairs: &[(f64, f64)]) -> Option<Difference> {
     })
 }
 
+/// The rank k of the sign test's 95 % interval of a median from n values: the interval from
+/// the k-th smallest to the k-th largest value holds the median with probability
+/// 1 - 2 P(Bin(n, 1/2) < k) >= 95 %, and k is the largest rank that keeps it so. `None` for
+/// fewer than 6 values (even the smallest to the largest holds it with less than 95 %).
+pub fn median_interval_rank(n: usize) -> Option<usize> {
+    let n_trials = u64::try_from(n).ok()?;
+    let binomial = Binomial::new(0.5, n_trials).ok()?;
+    // P(Bin < k) = cdf(k - 1); k = 1 needs P(Bin < 1) = 0.5^n <= 0.025.
+    let misses = |k: usize| 2.0 * binomial.cdf(k as u64 - 1);
+    (1..=n / 2).take_while(|&k| misses(k) <= 0.05).last()
+}
+
 /// Half-width of the 95 % interval of mean(c) - mean(b); 0 when both samples are constant.
 fn welch_half_width(b: &Stat, c: &Stat) -> Option<f64> {
     if b.n < 2 || c.n < 2 {
@@ -129,6 +141,28 @@ fn welch_half_width(b: &Stat, c: &Stat) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_interval_ranks_match_the_sign_test_tables() {
+        // Conover's table of the sign test (two-sided 5 %): n 6-8 -> 1, 9-11 -> 2, 12-14 -> 3,
+        // 15-16 -> 4, 20 -> 6.
+        for n in 0..6 {
+            assert_eq!(median_interval_rank(n), None, "{n}");
+        }
+        for (n, k) in [
+            (6, 1),
+            (8, 1),
+            (9, 2),
+            (11, 2),
+            (12, 3),
+            (14, 3),
+            (15, 4),
+            (16, 4),
+            (20, 6),
+        ] {
+            assert_eq!(median_interval_rank(n), Some(k), "{n}");
+        }
+    }
 
     #[test]
     fn t_quantiles_match_the_tables() {

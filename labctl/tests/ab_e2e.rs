@@ -152,9 +152,10 @@ fn the_same_binary_against_itself_is_no_change_detected() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let same = format!("[builds.b]\n{ZERO_LOSS}");
-    let (run, results, report) = run_ab(dir.path(), &same, 4, &["--fail-on-slower"]);
+    // 6 pairs: the p99 latency is judged from 6 on (the sign test's interval of its median).
+    let (run, results, report) = run_ab(dir.path(), &same, 6, &["--fail-on-slower"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(results.points.len(), 8);
+    assert_eq!(results.points.len(), 12);
     // Every search that found a lossy rate says what made that probe lossy.
     for p in &results.points {
         let Some(z) = p.zero_loss else { continue };
@@ -176,6 +177,7 @@ fn the_same_binary_against_itself_is_no_change_detected() {
         AbMetric::DeliveredPct,
         AbMetric::CpuPerMpkt,
         AbMetric::ProcessCpuPerMpkt,
+        AbMetric::LatencyP99Us,
     ] {
         assert_eq!(
             change(&report, metric),

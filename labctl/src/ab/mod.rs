@@ -230,7 +230,11 @@ fn judge_metric(
     if pairs.len() < 2 && !left_out.is_empty() {
         return Err(left_out[0].clone());
     }
-    verdict::judge(&pairs, metric.better(), row.threshold)
+    if metric.is_tail() {
+        verdict::judge_tail(&pairs, metric.better(), row.threshold)
+    } else {
+        verdict::judge(&pairs, metric.better(), row.threshold)
+    }
 }
 
 #[cfg(test)]

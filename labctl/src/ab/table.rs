@@ -25,7 +25,7 @@ impl AbReport {
         let _ = writeln!(out, "\n{}", self.summary());
         let _ = writeln!(
             out,
-            "rule: faster/slower only when the whole 95 % CI of B's change lies beyond the noise threshold (delivered % {:.0} %, zero-loss rate the larger of {:.0} % and the search's resolution, CPU per packet {:.0} %, median latency the larger of {:.0} % and {:.0} %, p99 latency the larger of {:.0} % and {:.0} %); faster = better in the metric's direction (higher delivered % and zero-loss rate, lower CPU per packet and latency)",
+            "rule: faster/slower only when the whole 95 % CI of B's change lies beyond the noise threshold (delivered % {:.0} %, zero-loss rate the larger of {:.0} % and the search's resolution, CPU per packet {:.0} %, median latency the larger of {:.0} % and {:.0} %, p99 latency the larger of {:.0} % and {:.0} % on the median of at least {} pairs, with the sign test's CI); faster = better in the metric's direction (higher delivered % and zero-loss rate, lower CPU per packet and latency)",
             super::metrics::DELIVERED_NOISE * 100.0,
             self.noise * 100.0,
             self.noise * 100.0,
@@ -33,6 +33,7 @@ impl AbReport {
             super::metrics::LATENCY_NOISE * 100.0,
             self.noise * 100.0,
             super::metrics::TAIL_NOISE * 100.0,
+            super::verdict::MIN_TAIL_PAIRS,
         );
         for p in &self.problems {
             let _ = writeln!(out, "warning: {p}");
@@ -97,6 +98,9 @@ fn line(r: &Row) -> String {
 /// The pair count, and when the interval is wider than the noise band (a change could hide
 /// in it), about how many pairs would narrow it to the band.
 fn pairs_note(j: &super::Judgement, threshold: f64) -> String {
+    if j.method == super::verdict::Method::MedianOrder {
+        return format!("{} pairs; median change, sign-test CI", j.pairs);
+    }
     let Some(needed) = j
         .pairs_to_resolve(threshold)
         .filter(|_| j.change == Change::NoChange)

@@ -8,23 +8,23 @@ use std::path::Path;
 /// Per-repeat numbers of one build at one point.
 #[derive(Clone, Copy)]
 struct Arm {
-    cpu: [f64; 4],
-    zero_loss: [f64; 4],
-    latency_us: [f64; 4],
+    cpu: [f64; 6],
+    zero_loss: [f64; 6],
+    latency_us: [f64; 6],
     /// p99 latency to the sinks' interfaces.
-    tail_us: [f64; 4],
+    tail_us: [f64; 6],
 }
 
 const STEADY: Arm = Arm {
-    cpu: [4.0, 4.1, 3.9, 4.05],
-    zero_loss: [150e3, 152e3, 148e3, 150e3],
-    latency_us: [40.0, 41.0, 39.5, 40.5],
-    tail_us: [120.0, 125.0, 118.0, 122.0],
+    cpu: [4.0, 4.1, 3.9, 4.05, 3.95, 4.0],
+    zero_loss: [150e3, 152e3, 148e3, 150e3, 149e3, 151e3],
+    latency_us: [40.0, 41.0, 39.5, 40.5, 40.2, 39.8],
+    tail_us: [120.0, 125.0, 118.0, 122.0, 121.0, 119.0],
 };
 
 fn scenario() -> Scenario {
     Scenario::parse(
-        "name = \"ab\"\nsystems = [\"relay/pool@a\", \"relay/pool@b\"]\nstreams = [1, 40]\nrate_pps = [1000.0]\nrepeats = 4\n[builds.a]\n[builds.b]\n[zero_loss]\nmin_pps = 1000.0\nmax_pps = 300000.0\nresolution = 0.05\n",
+        "name = \"ab\"\nsystems = [\"relay/pool@a\", \"relay/pool@b\"]\nstreams = [1, 40]\nrate_pps = [1000.0]\nrepeats = 6\n[builds.a]\n[builds.b]\n[zero_loss]\nmin_pps = 1000.0\nmax_pps = 300000.0\nresolution = 0.05\n",
         Path::new("ab.toml"),
     )
     .unwrap()
@@ -116,7 +116,7 @@ fn a_noisy_metric_says_how_many_pairs_would_resolve_it() {
     // B's CPU per packet swings about ±12 % around A's: no call, and a note saying how many
     // pairs would narrow the interval to the 5 % band.
     let noisy = Arm {
-        cpu: [4.5, 3.5, 4.6, 3.6],
+        cpu: [4.5, 3.5, 4.6, 3.6, 4.4, 3.5],
         ..STEADY
     };
     let report = compare(&run(STEADY, noisy), DEFAULT_NOISE_FOR_TESTS);
@@ -156,7 +156,7 @@ fn latency_is_judged_at_the_interfaces_and_not_without_kernel_timestamps() {
 #[test]
 fn a_tail_cut_by_more_than_half_is_faster_and_a_scattered_one_is_not_called() {
     let halved = Arm {
-        tail_us: [45.0, 50.0, 48.0, 52.0],
+        tail_us: [45.0, 50.0, 48.0, 52.0, 47.0, 49.0],
         ..STEADY
     };
     let report = compare(&run(STEADY, halved), DEFAULT_NOISE_FOR_TESTS);
@@ -165,6 +165,13 @@ fn a_tail_cut_by_more_than_half_is_faster_and_a_scattered_one_is_not_called() {
     assert!((tail.threshold - metrics::TAIL_NOISE).abs() < 1e-12);
     assert!(
         report.table().contains("iface p99 us"),
+        "{}",
+        report.table()
+    );
+    assert!(
+        report
+            .table()
+            .contains("6 pairs; median change, sign-test CI"),
         "{}",
         report.table()
     );
@@ -177,7 +184,7 @@ fn a_tail_cut_by_more_than_half_is_faster_and_a_scattered_one_is_not_called() {
         ..STEADY
     };
     let scattered = Arm {
-        tail_us: [60.0, 250.0, 90.0, 200.0],
+        tail_us: [60.0, 250.0, 90.0, 200.0, 70.0, 220.0],
         ..STEADY
     };
     for b in [higher, scattered] {
@@ -185,6 +192,29 @@ fn a_tail_cut_by_more_than_half_is_faster_and_a_scattered_one_is_not_called() {
         let tail = row(&report, 40, AbMetric::LatencyP99Us);
         assert_eq!(tail.change(), Some(Change::NoChange), "{tail:?}");
     }
+}
+
+#[test]
+fn a_tail_on_four_pairs_is_not_judged_and_the_table_says_why() {
+    let halved = Arm {
+        tail_us: [45.0, 50.0, 48.0, 52.0, 47.0, 49.0],
+        ..STEADY
+    };
+    let mut r = run(STEADY, halved);
+    r.points.retain(|p| p.point.repeat < 4);
+    r.refresh_aggregates();
+    let report = compare(&r, DEFAULT_NOISE_FOR_TESTS);
+    assert_not_judged(&report, 40, AbMetric::LatencyP99Us, "at least 6");
+    // The other metrics are judged on the 4 pairs as before.
+    assert_eq!(
+        row(&report, 40, AbMetric::CpuPerMpkt).change(),
+        Some(Change::NoChange)
+    );
+    let table = report.table();
+    assert!(
+        table.contains("p99 latency the larger of 5 % and 50 % on the median of at least 6 pairs"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -249,7 +279,7 @@ fn a_handicapped_build_is_slower_in_each_direction() {
 #[test]
 fn zero_loss_lower_bounds_are_left_out() {
     let mut r = run(STEADY, STEADY);
-    for p in r.points.iter_mut().filter(|p| p.point.repeat < 3) {
+    for p in r.points.iter_mut().filter(|p| p.point.repeat < 5) {
         if let Some(z) = p.zero_loss.as_mut() {
             z.bound = Some(SearchBound::Generator);
         }

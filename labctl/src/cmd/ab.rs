@@ -14,8 +14,8 @@ use std::path::PathBuf;
 /// is its `about`.)
 const AFTER_HELP: &str = "\
 What it runs: the scenario (default scenarios/ab.toml: relay/pool@a and relay/pool@b on the chain \
-topology at 1 and 40 streams, a fixed-rate run then a zero-loss throughput search per point, 5 \
-interleaved repeats; about 6 minutes on 2 cores) with A and B taking turns at every point and \
+topology at 1 and 40 streams, a fixed-rate run then a zero-loss throughput search per point, 6 \
+interleaved repeats; about 7 minutes on 2 cores) with A and B taking turns at every point and \
 repeat, so drift of the machine hits both alike. Then, per point and metric: A's and B's means, \
 B's relative change with its 95 % confidence interval (Student's t on the per-pair ratios \
 B_i / A_i - 1) and a verdict; then the usual report (results.json, index.html, and ab.txt with \
@@ -26,7 +26,8 @@ lies beyond the metric's noise threshold (so it is also significant at 95 %), ot
 detected\". Thresholds: delivered % 1 %; CPU per packet (the system's CPUs, the relay process) \
 --noise; zero-loss rate the larger of --noise and the search's resolution; median latency the \
 larger of --noise and 20 %; p99 latency the larger of --noise and 50 % (a tail moves about 2x \
-between repeats of one build). \"Faster\" = better in the metric's direction: higher delivered % and \
+between repeats of one build), on the median of the per-pair changes with the sign test's \
+distribution-free interval, so from 6 pairs on (with 6 to 8, every pair must clear the band). \"Faster\" = better in the metric's direction: higher delivered % and \
 zero-loss rate, lower CPU per packet and latency. CPU per packet is not judged at a point whose \
 repeats have too few packets to resolve it (the 1-stream point), and the table says why.
 
