@@ -474,6 +474,8 @@ impl Asm {
 
 /// Helper `bpf_map_lookup_elem(map, key)`: the value's address, or 0.
 pub const HELPER_MAP_LOOKUP: i32 = 1;
+/// Helper `bpf_ktime_get_ns()`: the monotonic clock, nanoseconds.
+pub const HELPER_KTIME_GET_NS: i32 = 5;
 /// Helper `bpf_skb_store_bytes(skb, offset, from, len, flags)`: 0 or a negative errno.
 pub const HELPER_SKB_STORE_BYTES: i32 = 9;
 /// Helper `bpf_l4_csum_replace(skb, offset, from, to, flags)`: 0 or a negative errno.

@@ -26,13 +26,24 @@
 //! a 48-byte header template with the per-packet fields zero, its interface, the IPv4 header's
 //! partial sum and the UDP checksum's differences, and two counters.
 //!
+//! Timing (`relay run --dataplane tc --timing`, [`TcFanout::load`] with `timing`): the program
+//! reads `bpf_ktime_get_ns` on entry, when the rule is found and before the last output's
+//! redirect, and adds per rule the datagrams timed, the nanoseconds to find the rule (checks
+//! and lookup) and those of the fan-out (every output's header, checksum and, but for the
+//! last, the clone handed to its interface, which includes that interface's transmit). The
+//! last output's send happens after the program returns and is not in it. Three clock reads
+//! per datagram cost time of their own (tens of ns each on a VM), so this program is a
+//! separate one, loaded only when asked.
+//!
 //! The program (r6 context, r7 the rule, r8 the output index, r9 the output; stack: key at
 //! -16, per-packet fields -64..-17, the header being built at -112, the payload length at
-//! -120):
+//! -120, with timing the entry and lookup clock readings at -128 and -136):
 //! ```text
+//!  (timing: entry clock)
 //!  untagged IPv4, IHL 5, unfragmented UDP, else next
 //!  key = (ingress_ifindex, destination, destination port, source); lookup, else with source 0
 //!  none: next
+//!  (timing: rule.timed += 1, rule.lookup_ns += now - entry; lookup clock)
 //!  TTL by the rule's policy (decrement: arriving <= 1 is expired: count, drop)
 //!  keep TOS, total length, source port, UDP checksum (network order) and the source's sum;
 //!  rule.rx += 1, rule.rx_bytes += payload
@@ -44,7 +55,8 @@
 //!    if the port changes: bpf_l4_csum_replace(skb, 40, 0, port diff, mangled 0)
 //!    all but the last output: bpf_clone_redirect(skb, output ifindex, egress),
 //!    output.sent += 1 and its bytes, or output.failed += 1 if a helper failed
-//!    the last: output.sent += 1 and its bytes, return bpf_redirect(output ifindex, egress)
+//!    the last: output.sent += 1 and its bytes, (timing: rule.fanout_ns += now - lookup
+//!    clock), return bpf_redirect(output ifindex, egress)
 //!  drop the input (only if the last output's header could not be written)
 //! ```
 
@@ -58,7 +70,7 @@ use std::net::Ipv4Addr;
 pub const MAX_OUTPUTS: usize = 32;
 
 const KEY_BYTES: usize = 16;
-const RULE_HEADER_BYTES: usize = 32;
+const RULE_HEADER_BYTES: usize = 56;
 const OUTPUT_BYTES: usize = 88;
 const VALUE_BYTES: usize = RULE_HEADER_BYTES + MAX_OUTPUTS * OUTPUT_BYTES;
 /// Bytes of Ethernet + IPv4 + UDP header the program writes per output.
@@ -71,6 +83,9 @@ const RULE_OUTPUTS: i16 = 16;
 const RULE_TTL_LIMIT: i16 = 20;
 const RULE_TTL_SET: i16 = 21;
 const RULE_RX_BYTES: i16 = 24;
+const RULE_TIMED: i16 = 32;
+const RULE_LOOKUP_NS: i16 = 40;
+const RULE_FANOUT_NS: i16 = 48;
 // Output fields (from the output's start).
 const OUT_IFINDEX: i16 = 48;
 const OUT_IP_SUM: i16 = 52;
@@ -89,6 +104,8 @@ const SOURCE_DIFF: i16 = -56;
 const UDP_CHECKSUM_BE: i16 = -64;
 const HEADER: i16 = -112;
 const PAYLOAD_LEN: i16 = -120;
+const ENTRY_CLOCK: i16 = -128;
+const LOOKUP_CLOCK: i16 = -136;
 
 /// The rule an input datagram is looked up by: interface index, destination group and port,
 /// and source (`UNSPECIFIED` for a rule that takes any source; a source-specific rule is
@@ -237,6 +254,11 @@ pub struct FanoutCounters {
     pub sent: Vec<u64>,
     pub sent_bytes: Vec<u64>,
     pub failed: Vec<u64>,
+    /// With timing: datagrams timed, nanoseconds spent finding their rule, and nanoseconds
+    /// of their fan-out (all outputs' headers, the clones' sends; 0 for an expired TTL).
+    pub timed: u64,
+    pub lookup_ns: u64,
+    pub fanout_ns: u64,
 }
 
 impl FanoutCounters {
@@ -255,6 +277,9 @@ impl FanoutCounters {
             rx_packets: u64_at(RULE_RX as usize),
             rx_bytes: u64_at(RULE_RX_BYTES as usize),
             ttl_expired: u64_at(RULE_TTL_EXPIRED as usize),
+            timed: u64_at(RULE_TIMED as usize),
+            lookup_ns: u64_at(RULE_LOOKUP_NS as usize),
+            fanout_ns: u64_at(RULE_FANOUT_NS as usize),
             sent_bytes: (0..outputs)
                 .map(|i| u64_at(output_at(i, OUT_SENT_BYTES)))
                 .collect(),
@@ -282,11 +307,12 @@ fn fold(asm: &mut Asm, reg: u8, scratch: u8) {
 }
 
 /// Checks the frame and looks its rule up; r7 = the rule. Jumps to `next` for anything else.
-fn emit_lookup(asm: &mut Asm, map: &HashMap) {
-    asm.push([
-        Insn::mov(6, 1),
-        Insn::load(Size::Word, 0, 6, bpf::SKB_VLAN_PRESENT),
-    ]);
+fn emit_lookup(asm: &mut Asm, map: &HashMap, timing: bool) {
+    asm.push([Insn::mov(6, 1)]);
+    if timing {
+        emit_clock(asm, ENTRY_CLOCK);
+    }
+    asm.push([Insn::load(Size::Word, 0, 6, bpf::SKB_VLAN_PRESENT)]);
     asm.jump(Cond::Ne, 0, 0, "next");
     for (size, offset, expected) in [
         (Size::Half, 12, 0x0800), // EtherType IPv4
@@ -322,6 +348,31 @@ fn emit_lookup(asm: &mut Asm, map: &HashMap) {
     asm.jump(Cond::Eq, 0, 0, "next");
     asm.label("found");
     asm.push([Insn::mov(7, 0)]);
+    if timing {
+        asm.push([Insn::mov_imm(1, 1), Insn::atomic_add(7, RULE_TIMED, 1)]);
+        emit_elapsed(asm, ENTRY_CLOCK, RULE_LOOKUP_NS);
+        asm.push([Insn::store(Size::Double, 10, LOOKUP_CLOCK, 0)]);
+    }
+}
+
+/// Stores the clock at `slot` of the stack (r0 = the clock; r1-r5 are clobbered).
+fn emit_clock(asm: &mut Asm, slot: i16) {
+    asm.push([
+        Insn::call(bpf::HELPER_KTIME_GET_NS),
+        Insn::store(Size::Double, 10, slot, 0),
+    ]);
+}
+
+/// Adds the nanoseconds since the clock at `since` to the rule's counter at `field`; r0 = the
+/// clock now.
+fn emit_elapsed(asm: &mut Asm, since: i16, field: i16) {
+    asm.push([
+        Insn::call(bpf::HELPER_KTIME_GET_NS),
+        Insn::mov(1, 0),
+        Insn::load(Size::Double, 2, 10, since),
+        Insn::alu(Alu::Sub, 1, 2),
+        Insn::atomic_add(7, field, 1),
+    ]);
 }
 
 fn emit_map_lookup(asm: &mut Asm, map: &HashMap) {
@@ -492,9 +543,12 @@ fn emit_count_sent(asm: &mut Asm) {
 }
 
 /// The last output takes the input frame itself (`bpf_redirect`: no clone, no copy).
-fn emit_last(asm: &mut Asm) {
+fn emit_last(asm: &mut Asm, timing: bool) {
     asm.label("last");
     emit_count_sent(asm);
+    if timing {
+        emit_elapsed(asm, LOOKUP_CLOCK, RULE_FANOUT_NS);
+    }
     asm.push([
         Insn::load(Size::Word, 1, 9, OUT_IFINDEX),
         Insn::mov_imm(2, 0),
@@ -503,10 +557,11 @@ fn emit_last(asm: &mut Asm) {
     ]);
 }
 
-/// The program's instructions for `map` (see the module documentation).
-fn program(map: &HashMap) -> Vec<Insn> {
+/// The program's instructions for `map` (see the module documentation), with the clock
+/// readings when `timing`.
+fn program(map: &HashMap, timing: bool) -> Vec<Insn> {
     let mut asm = Asm::new();
-    emit_lookup(&mut asm, map);
+    emit_lookup(&mut asm, map, timing);
     emit_ttl(&mut asm);
     emit_packet_fields(&mut asm);
     asm.push([Insn::mov_imm(8, 0)]);
@@ -534,7 +589,7 @@ fn program(map: &HashMap) -> Vec<Insn> {
     asm.push([Insn::mov_imm(0, TCX_DROP), Insn::exit()]);
     asm.label("next");
     asm.push([Insn::mov_imm(0, TCX_NEXT), Insn::exit()]);
-    emit_last(&mut asm);
+    emit_last(&mut asm, timing);
     match asm.finish() {
         Ok(insns) => insns,
         Err(e) => unreachable!("the fan-out program's labels: {e}"),
@@ -549,8 +604,9 @@ pub struct TcFanout {
 }
 
 impl TcFanout {
-    /// Creates the map (room for `max_rules` rules) and loads the program.
-    pub fn load(max_rules: u32) -> Result<TcFanout, LoadError> {
+    /// Creates the map (room for `max_rules` rules) and loads the program; with `timing`
+    /// the one that times each datagram's stages (module documentation).
+    pub fn load(max_rules: u32, timing: bool) -> Result<TcFanout, LoadError> {
         let map = HashMap::create(
             "mlab_fanout",
             KEY_BYTES as u32,
@@ -558,7 +614,7 @@ impl TcFanout {
             max_rules.max(1),
         )
         .map_err(LoadError::Map)?;
-        let program = Program::load_sched_cls("mlab_fanout", &program(&map))?;
+        let program = Program::load_sched_cls("mlab_fanout", &program(&map, timing))?;
         Ok(TcFanout { map, program })
     }
 

@@ -177,7 +177,7 @@ fn each_output_gets_the_frame_the_user_space_builder_would_send() {
         return;
     }
     in_own_namespace(|| {
-        let fanout = TcFanout::load(8).expect("map and program load");
+        let fanout = TcFanout::load(8, false).expect("map and program load");
         let outputs = vec![output(1, 6000), output(2, 5000), output(3, 7000)];
         let r = rule(Ipv4Addr::UNSPECIFIED, outputs.clone());
         fanout.insert(&r).unwrap();
@@ -198,6 +198,11 @@ fn each_output_gets_the_frame_the_user_space_builder_would_send() {
         assert_eq!((counters.rx_packets, counters.rx_bytes), (1, 64));
         assert_eq!((counters.sent, counters.failed), (vec![1; 3], vec![0; 3]));
         assert_eq!(counters.sent_bytes, vec![64; 3]);
+        assert_eq!(
+            (counters.timed, counters.lookup_ns, counters.fanout_ns),
+            (0, 0, 0),
+            "no clock readings without timing"
+        );
         // Every output's copy, each alone.
         for out in &outputs {
             fanout
@@ -215,7 +220,7 @@ fn ttl_checksumless_input_source_rules_and_strangers() {
         return;
     }
     in_own_namespace(|| {
-        let fanout = TcFanout::load(8).expect("map and program load");
+        let fanout = TcFanout::load(8, false).expect("map and program load");
         let any = rule(Ipv4Addr::UNSPECIFIED, vec![output(1, 6000)]);
         fanout.insert(&any).unwrap();
         // TTL: min(limit 8, arriving - 1); 1 is expired; `set` always gives the limit.
@@ -265,5 +270,42 @@ fn ttl_checksumless_input_source_rules_and_strangers() {
         let mut options = input;
         options[14] = 0x46;
         assert_eq!(fanout.run(&options, IN_IF).unwrap().0, TCX_NEXT);
+    });
+}
+
+#[test]
+fn the_timing_program_forwards_alike_and_times_each_datagram() {
+    if !root_or_skip("the_timing_program_forwards_alike_and_times_each_datagram") {
+        return;
+    }
+    in_own_namespace(|| {
+        let fanout = TcFanout::load(8, true).expect("map and program load");
+        let outputs = vec![output(1, 6000), output(2, 5000), output(3, 7000)];
+        let r = rule(Ipv4Addr::UNSPECIFIED, outputs.clone());
+        fanout.insert(&r).unwrap();
+        let before = loopback_tx_packets();
+        for _ in 0..10 {
+            let (verdict, frame) = fanout.run(&input_frame(8, true), IN_IF).unwrap();
+            assert_eq!(verdict, TCX_REDIRECT);
+            assert_eq!(frame, expected_frame(&outputs[2], 7));
+        }
+        assert_eq!(loopback_tx_packets() - before, 20, "2 clones per datagram");
+        let timed = fanout.counters(&r.key).unwrap().unwrap();
+        assert_eq!((timed.rx_packets, timed.timed), (10, 10));
+        assert!(timed.lookup_ns > 0, "{timed:?}");
+        // Two clones sent through the namespace's loopback per datagram take well over the
+        // checks and the lookup.
+        assert!(timed.fanout_ns > timed.lookup_ns, "{timed:?}");
+        // An expired datagram is timed up to its rule and has no fan-out.
+        fanout.run(&input_frame(1, true), IN_IF).unwrap();
+        let expired = fanout.counters(&r.key).unwrap().unwrap();
+        assert_eq!((expired.timed, expired.ttl_expired), (11, 1));
+        assert_eq!(expired.fanout_ns, timed.fanout_ns);
+        // Strangers are not timed.
+        assert_eq!(
+            fanout.run(&input_frame(8, true), IN_IF + 1).unwrap().0,
+            TCX_NEXT
+        );
+        assert_eq!(fanout.counters(&r.key).unwrap().unwrap().timed, 11);
     });
 }

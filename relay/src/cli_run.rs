@@ -69,7 +69,9 @@ pub struct RunArgs {
     /// 50 pps, the same at fan-out 10 x 20k pps; mmsg 1.5-4.8 % less than uring.
     #[arg(long, value_enum, default_value_t)]
     send: SendBackend,
-    /// Record per-stage timing (receive, parse, lookup, fan-out copy, submit, completion).
+    /// Record per-stage timing (receive, parse, lookup, fan-out copy, submit, completion; with
+    /// --dataplane tc: the program's time to find a datagram's rule and its fan-out, as sums,
+    /// shown as means).
     #[arg(long)]
     timing: bool,
     /// With --send ring: slots of each transmit ring (one ring of 2 KiB slots per output
@@ -124,8 +126,8 @@ pub struct RunArgs {
     /// interface's ingress hands a clone of the datagram, its headers rewritten, to every
     /// output: in the kernel, as its own multicast forwarding does, without its route
     /// lookups; the workers then receive nothing). tc takes untagged IPv4 input only
-    /// (`vlan=` rules are refused), at most 32 outputs per rule, and not --egress udp,
-    /// --timing or --input-filter (it keeps its input from the host stack itself); `relay
+    /// (`vlan=` rules are refused), at most 32 outputs per rule, and not --egress udp or
+    /// --input-filter (it keeps its input from the host stack itself); `relay
     /// ctl stats` shows the program's counters per rule and output, and totals under
     /// `tc_dataplane`. Needs root and Linux 6.6+ (tcx).
     #[arg(long, value_enum, default_value_t)]
@@ -237,7 +239,6 @@ fn check_dataplane_flags(args: &RunArgs) -> anyhow::Result<()> {
     }
     let conflicts = [
         (args.egress == EgressMode::Udp, "--egress udp"),
-        (args.timing, "--timing"),
         (
             args.input_filter,
             "--input-filter (tc keeps its input from the host stack itself)",
@@ -328,7 +329,7 @@ fn new_relay(
         relay = relay.with_input_filter(InputFilter::new(Box::new(table)));
     }
     if args.dataplane == DataplaneKind::Tc {
-        let table = KernelFanoutTable::load(args.max_rules)
+        let table = KernelFanoutTable::load(args.max_rules, args.timing)
             .context("--dataplane tc: loading the tcx program")?;
         let ttl = TtlPolicy::new(args.ttl, args.ttl_mode);
         relay = relay.with_tc_dataplane(TcDataplane::new(Box::new(table), ttl));

@@ -162,13 +162,28 @@ fn push_timing(out: &mut String, reply: &Value) {
                 "             {:<12} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
                 stage["stage"].as_str().unwrap_or(""),
                 u(&stage["samples"]),
-                u(&stage["p50"]),
-                u(&stage["p90"]),
-                u(&stage["p99"]),
-                u(&stage["p999"]),
-                u(&stage["max"])
+                ns_or_mean(stage, "p50"),
+                percentile(&stage["p90"]),
+                percentile(&stage["p99"]),
+                percentile(&stage["p999"]),
+                percentile(&stage["max"])
             );
         }
+    }
+}
+
+/// A percentile in ns, or `-` for a stage timed as a sum (the tc data plane's: mean only).
+fn percentile(v: &Value) -> String {
+    v.as_u64()
+        .map_or_else(|| "-".to_owned(), |ns| ns.to_string())
+}
+
+/// The p50 column: the percentile, or for a stage with its mean only `mean N`.
+fn ns_or_mean(stage: &Value, key: &str) -> String {
+    match (stage[key].as_u64(), stage["mean"].as_f64()) {
+        (Some(ns), _) => ns.to_string(),
+        (None, Some(mean)) => format!("mean {mean:.0}"),
+        (None, None) => "-".to_owned(),
     }
 }
 
@@ -261,6 +276,31 @@ mod worker_table_tests {
             "ttl_expired": 1, "sent": 27, "send_failed": 2}}));
         assert!(
             text.contains("tc dataplane: 3 rules on 1 interfaces; 10 datagrams in, 1 TTL expired, 27 copies sent, 2 refused; 0 kernel refusals"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn timing_shows_percentiles_or_a_stage_s_mean_only() {
+        let text = stats(&json!({"rules": [], "workers": [], "timing": [
+            {"stage": "parse", "samples": 10, "p50": 40, "p90": 50, "p99": 90, "p999": 99,
+             "max": 120, "mean": 42.0},
+            {"stage": "tc_fanout", "samples": 7, "mean": 2400.4},
+        ]}));
+        let line = |stage: &str| {
+            text.lines()
+                .find(|l| l.contains(stage))
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            line("parse"),
+            ["parse", "10", "40", "50", "90", "99", "120"]
+        );
+        assert_eq!(
+            line("tc_fanout"),
+            ["tc_fanout", "7", "mean", "2400", "-", "-", "-", "-"],
             "{text}"
         );
     }

@@ -490,6 +490,7 @@ impl<F: SocketFactory> Relay<F> {
         let state = self.lock();
         let input_filter = state.input_filter.as_ref().map(InputFilter::report);
         let tc_dataplane = state.tc.as_ref().map(TcDataplane::report);
+        let tc_timing = state.tc.as_ref().map(TcDataplane::timing);
         let rules = state
             .rules
             .iter()
@@ -535,7 +536,9 @@ impl<F: SocketFactory> Relay<F> {
             rules,
             workers,
             drops,
-            timing: self.timing.then(|| merged.summary()),
+            timing: self
+                .timing
+                .then(|| tc_timing.unwrap_or_else(|| merged.summary())),
             input_filter,
             tc_dataplane,
         }

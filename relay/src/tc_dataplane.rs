@@ -10,10 +10,14 @@
 //! datagrams are then not forwarded (the workers receive nothing in this mode).
 //!
 //! What is given up against the worker data plane: VLAN-tagged inputs (refused at `add`),
-//! more than [`MAX_OUTPUTS`] outputs per rule, `--egress udp`, `--timing`. `relay ctl stats`
+//! more than [`MAX_OUTPUTS`] outputs per rule, `--egress udp`. `relay ctl stats`
 //! shows each rule's and output's counters from the program (carried over when a rule's entry
-//! is rewritten), the totals under `tc_dataplane` ([`TcReport`]); the workers' stay 0.
+//! is rewritten), the totals under `tc_dataplane` ([`TcReport`]); the workers' stay 0. With
+//! `--timing` the program times each datagram and `stats` shows two stages under `timing`
+//! ([`TcDataplane::timing`]): `tc_lookup` and `tc_fanout`, with their mean only (the program
+//! keeps sums, not histograms).
 
+use crate::stats::StageSummary;
 use crate::table::{CompiledRule, FlowKey, RuleTable};
 use crate::ttl::{TtlMode, TtlPolicy};
 use netio::bpf::TcxLink;
@@ -62,10 +66,10 @@ pub struct KernelFanoutTable {
 }
 
 impl KernelFanoutTable {
-    /// Loads the program with room for `max_rules` rules and checks that this kernel links
-    /// it (see [`crate::input_filter`]).
-    pub fn load(max_rules: u32) -> anyhow::Result<KernelFanoutTable> {
-        let program = TcFanout::load(max_rules)?;
+    /// Loads the program with room for `max_rules` rules (the timing one with `timing`) and
+    /// checks that this kernel links it (see [`crate::input_filter`]).
+    pub fn load(max_rules: u32, timing: bool) -> anyhow::Result<KernelFanoutTable> {
+        let program = TcFanout::load(max_rules, timing)?;
         crate::input_filter::check_tcx_links(|ifindex| program.attach(ifindex))?;
         Ok(KernelFanoutTable {
             program,
@@ -267,6 +271,26 @@ impl TcDataplane {
         }
         report
     }
+
+    /// The program's stage times over the installed rules (`--timing`): `tc_lookup` (the
+    /// checks and the rule's lookup) and `tc_fanout` (every output's header and checksum, and
+    /// the clones' sends; the last output's send is after the program), each over the
+    /// datagrams timed, mean only. Empty stages (nothing timed yet) have 0 samples.
+    pub fn timing(&self) -> Vec<StageSummary> {
+        let mut total = FanoutCounters::default();
+        for key in self.installed.keys() {
+            if let Some(counters) = self.rule_counters(key) {
+                add_counters(&mut total, &counters);
+            }
+        }
+        [
+            ("tc_lookup", total.lookup_ns),
+            ("tc_fanout", total.fanout_ns),
+        ]
+        .into_iter()
+        .map(|(stage, ns)| StageSummary::mean_only(stage, total.timed, ns))
+        .collect()
+    }
 }
 
 /// `into += more`, output by output (outputs `into` lacks are added).
@@ -274,6 +298,9 @@ fn add_counters(into: &mut FanoutCounters, more: &FanoutCounters) {
     into.rx_packets += more.rx_packets;
     into.rx_bytes += more.rx_bytes;
     into.ttl_expired += more.ttl_expired;
+    into.timed += more.timed;
+    into.lookup_ns += more.lookup_ns;
+    into.fanout_ns += more.fanout_ns;
     for (to, from) in [
         (&mut into.sent, &more.sent),
         (&mut into.sent_bytes, &more.sent_bytes),

@@ -50,6 +50,9 @@ impl FanoutTable for Recorder {
                 sent: vec![9; rule.outputs.len()],
                 sent_bytes: vec![900; rule.outputs.len()],
                 failed: vec![0; rule.outputs.len()],
+                timed: 10,
+                lookup_ns: 1_000,
+                fanout_ns: 10 * 200 * rule.outputs.len() as u64,
             }))
     }
     fn attach(&mut self, ifindex: u32) -> io::Result<()> {
@@ -197,4 +200,38 @@ fn refusals_are_counted_and_vlan_inputs_are_not_written() {
         ["attach 99", "insert 99 239.1.0.2 x1"],
         "the rule is written anyway: a later link would forward it"
     );
+}
+
+#[test]
+fn timing_is_the_program_sums_over_the_timed_datagrams_mean_only() {
+    let recorder = Recorder::default();
+    let mut tc = dataplane(&recorder);
+    assert_eq!(
+        tc.timing(),
+        [
+            StageSummary::mean_only("tc_lookup", 0, 0),
+            StageSummary::mean_only("tc_fanout", 0, 0)
+        ],
+        "nothing installed: no samples"
+    );
+    // Two rules of 2 and 4 outputs; the fake's entries each timed 10 datagrams, 100 ns per
+    // lookup and 200 ns per output. Rule 2's entry rewritten once: its first entry carried.
+    let (a, b) = (key(3, [239, 1, 0, 1]), key(3, [239, 1, 0, 2]));
+    let table = RuleTable::new([(a, rule(1, 2)), (b, rule(2, 1))]);
+    tc.sync(&table);
+    tc.sync(&table.with_rule(b, rule(2, 4)));
+    let stages = tc.timing();
+    assert_eq!(stages.len(), 2);
+    let (lookup, fanout) = (&stages[0], &stages[1]);
+    assert_eq!((lookup.stage, lookup.samples), ("tc_lookup", 30));
+    assert!((lookup.mean - 100.0).abs() < 1e-9, "{lookup:?}");
+    assert_eq!((fanout.stage, fanout.samples), ("tc_fanout", 30));
+    // (10 x 2 outputs + 10 x 1 + 10 x 4) x 200 ns over 30 datagrams.
+    assert!(
+        (fanout.mean - 1400.0 * 10.0 / 30.0).abs() < 1e-9,
+        "{fanout:?}"
+    );
+    assert_eq!((lookup.p50, lookup.p99, lookup.max), (None, None, None));
+    let json = serde_json::to_value(lookup).unwrap();
+    assert!(json.get("p50").is_none(), "absent, not 0: {json}");
 }

@@ -139,3 +139,43 @@ fn the_tc_dataplane_refuses_what_it_cannot_forward() {
         relay.stop();
     });
 }
+
+#[test]
+fn the_tc_dataplane_times_its_stages_under_timing() {
+    let name = "the_tc_dataplane_times_its_stages_under_timing";
+    if !require_root(name) {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-tc-timing").unwrap();
+        let args = [
+            "--rule".to_string(),
+            rule(topo),
+            "--dataplane".into(),
+            "tc".into(),
+            "--timing".into(),
+        ];
+        let relay = RelayProcess::start(topo, scratch.path("relay.sock"), &args);
+        let sink = sink_spec(topo, OUTPUTS.to_vec()).start(&scratch).unwrap();
+        let source = topo.generator().addr;
+        assert_eq!(send_from(topo, &scratch, source, INPUT, 1000.0, 500), 500);
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            summary.totals.received,
+            3 * 500,
+            "the timing program forwards"
+        );
+        let stats = relay.ctl(json!({"cmd": "stats"}));
+        let stages = stats["timing"].as_array().expect("timing with --timing");
+        let names: Vec<&str> = stages.iter().filter_map(|s| s["stage"].as_str()).collect();
+        assert_eq!(names, ["tc_lookup", "tc_fanout"], "{stats}");
+        for stage in stages {
+            assert_eq!(stage["samples"], 500, "every datagram timed: {stage}");
+            let mean = stage["mean"].as_f64().unwrap();
+            // Above 0 and below a millisecond: a softirq pass, not a stall.
+            assert!(mean > 0.0 && mean < 1e6, "{stage}");
+            assert!(stage.get("p50").is_none(), "sums, no percentiles: {stage}");
+        }
+        relay.stop();
+    });
+}

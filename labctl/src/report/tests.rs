@@ -656,8 +656,8 @@ fn stage_timing_is_drawn_per_input_frame() {
                 stage: name.to_owned(),
                 samples,
                 mean,
-                p50: mean as u64,
-                p99: mean as u64 * 2,
+                p50: Some(mean as u64),
+                p99: Some(mean as u64 * 2),
             };
             // 1000 frames; submit timed once per 10-frame round at 5000 ns: 500 ns per frame.
             p.stage_timing = vec![
@@ -680,4 +680,33 @@ fn stage_timing_is_drawn_per_input_frame() {
     assert!(html.contains("10 x fo1"), "x categories are named");
     // Without timing there is no section.
     assert!(!render(&fixture()).contains("Where the time goes"));
+}
+
+#[test]
+fn tc_stage_timing_is_drawn_per_datagram_with_its_mean_only() {
+    let mut r = fixture();
+    for p in r.points.iter_mut() {
+        if p.point.system.kind == SystemKind::RelayPool {
+            let stage = |name: &str, mean: f64| crate::results::StageTime {
+                stage: name.to_owned(),
+                samples: 2000,
+                mean,
+                p50: None,
+                p99: None,
+            };
+            p.stage_timing = vec![stage("tc_lookup", 150.0), stage("tc_fanout", 2400.0)];
+        }
+    }
+    let html = render(&r);
+    assert!(html.contains("<h2>Where the time goes</h2>"));
+    assert!(
+        html.contains("<td>tc_fanout</td><td>2000</td><td>2400</td><td>-</td><td>-</td>"),
+        "per datagram, no percentiles: {html}"
+    );
+    assert!(html.contains("<td>tc_lookup</td><td>2000</td><td>150</td>"));
+    // Results written before the stages were optional still read.
+    let old: crate::results::StageTime =
+        serde_json::from_str(r#"{"stage":"parse","samples":5,"mean":40.0,"p50":39,"p99":80}"#)
+            .unwrap();
+    assert_eq!((old.p50, old.p99), (Some(39), Some(80)));
 }

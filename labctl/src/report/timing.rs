@@ -7,6 +7,11 @@
 //! its share per frame is the round's time spread over the round's frames. Receive (kernel
 //! stamp -> worker) and completion (queued -> completion reaped) are delays, not work: they are
 //! in the table only.
+//!
+//! The tc data plane (`--dataplane tc --timing`) times two stages inside its program, as sums
+//! (mean only, no percentiles): `tc_lookup` (the frame's checks and the rule's lookup) and
+//! `tc_fanout` (every output's header and checksum, and the clones handed to their
+//! interfaces), per datagram the program took.
 
 use super::charts::{Chart, Datum, Series};
 use super::{escape, format_number};
@@ -14,39 +19,63 @@ use crate::results::{PointResult, Results, StageTime};
 use crate::scenario::{PointKey, System};
 use std::fmt::Write;
 
-/// Stages drawn as per-frame work, in pipeline order.
-const WORK_STAGES: [&str; 4] = ["parse", "lookup", "fanout_copy", "submit"];
+/// Stages drawn as per-frame work, in pipeline order (the workers', then the tc program's).
+const WORK_STAGES: [&str; 6] = [
+    "parse",
+    "lookup",
+    "fanout_copy",
+    "submit",
+    "tc_lookup",
+    "tc_fanout",
+];
 /// Every stage, in the table's order.
-const ALL_STAGES: [&str; 6] = [
+const ALL_STAGES: [&str; 8] = [
     "receive",
     "parse",
     "lookup",
     "fanout_copy",
     "submit",
     "completion",
+    "tc_lookup",
+    "tc_fanout",
 ];
+/// The stage timed once per input frame: the workers' parse, or the tc program's lookup.
+const FRAME_STAGES: [&str; 2] = ["parse", "tc_lookup"];
 
-/// One point's timing over its repeats: per stage (samples, total ns, mean of p50, mean of p99).
+/// One stage of a point over its repeats.
+struct StageTotal {
+    name: String,
+    samples: u64,
+    total_ns: f64,
+    /// Means over the repeats of the stage's p50 and p99; `None` for a stage timed as a sum.
+    p50: Option<f64>,
+    p99: Option<f64>,
+}
+
+/// One point's timing over its repeats.
 struct Work {
     key: PointKey,
-    stages: Vec<(String, u64, f64, f64, f64)>,
+    stages: Vec<StageTotal>,
 }
 
 impl Work {
-    fn stage(&self, name: &str) -> Option<&(String, u64, f64, f64, f64)> {
-        self.stages.iter().find(|s| s.0 == name)
+    fn stage(&self, name: &str) -> Option<&StageTotal> {
+        self.stages.iter().find(|s| s.name == name)
     }
 
-    /// Frames the worker parsed (each is timed once in `parse`).
+    /// Frames the data plane took (each is timed once in `parse` or `tc_lookup`).
     fn frames(&self) -> u64 {
-        self.stage("parse").map_or(0, |s| s.1)
+        FRAME_STAGES
+            .iter()
+            .find_map(|name| self.stage(name))
+            .map_or(0, |s| s.samples)
     }
 
     /// CPU nanoseconds per input frame spent in a work stage.
     fn per_frame_ns(&self, name: &str) -> Option<f64> {
         let frames = self.frames();
-        let (_, _, total, _, _) = self.stage(name)?;
-        (frames > 0).then(|| total / frames as f64)
+        let stage = self.stage(name)?;
+        (frames > 0).then(|| stage.total_ns / frames as f64)
     }
 
     fn label(&self) -> String {
@@ -65,8 +94,11 @@ pub fn section(r: &Results) -> String {
         "<p>This project's relay ran with <code>--timing</code>: each stage of its per-frame \
          work is timed. The chart shows CPU time per input frame of the work stages (a stage's \
          total over the frames parsed; <em>submit</em> is the io_uring call in which the kernel \
-         builds and sends every output, timed per round). Timing itself costs time: these runs \
-         are for the picture, not for the throughput verdicts.</p>\n",
+         builds and sends every output, timed per round). With <code>--dataplane tc</code> the \
+         program times itself: <em>tc lookup</em> (checks and the rule's lookup) and <em>tc \
+         fanout</em> (every output's header and the clones handed to the interfaces), as sums \
+         (means, no percentiles). Timing itself costs time: these runs are for the picture, not \
+         for the throughput verdicts.</p>\n",
     );
     let mut systems: Vec<&System> = works.iter().map(|w| &w.key.system).collect();
     systems.dedup();
@@ -99,8 +131,9 @@ fn works(r: &Results) -> Vec<Work> {
         .collect()
 }
 
-/// Per stage over the repeats: samples summed, total ns summed, p50 and p99 averaged.
-fn merged(repeats: &[&PointResult]) -> Vec<(String, u64, f64, f64, f64)> {
+/// Per stage over the repeats: samples summed, total ns summed, p50 and p99 averaged (over the
+/// repeats that have them).
+fn merged(repeats: &[&PointResult]) -> Vec<StageTotal> {
     ALL_STAGES
         .iter()
         .filter_map(|&name| {
@@ -112,12 +145,16 @@ fn merged(repeats: &[&PointResult]) -> Vec<(String, u64, f64, f64, f64)> {
             if of.is_empty() {
                 return None;
             }
-            let n = of.len() as f64;
-            let samples = of.iter().map(|s| s.samples).sum();
-            let total = of.iter().map(|s| s.mean * s.samples as f64).sum();
-            let p50 = of.iter().map(|s| s.p50 as f64).sum::<f64>() / n;
-            let p99 = of.iter().map(|s| s.p99 as f64).sum::<f64>() / n;
-            Some((name.to_owned(), samples, total, p50, p99))
+            let mean_of = |values: Vec<f64>| {
+                (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+            };
+            Some(StageTotal {
+                name: name.to_owned(),
+                samples: of.iter().map(|s| s.samples).sum(),
+                total_ns: of.iter().map(|s| s.mean * s.samples as f64).sum(),
+                p50: mean_of(of.iter().filter_map(|s| s.p50).map(|v| v as f64).collect()),
+                p99: mean_of(of.iter().filter_map(|s| s.p99).map(|v| v as f64).collect()),
+            })
         })
         .collect()
 }
@@ -147,7 +184,10 @@ fn chart(system: &System, works: &[&Work]) -> Chart {
         series,
         from_zero: true,
         note: "submit: the kernel's send of every output (io_uring), per round, spread over \
-               the round's frames; fan-out copy: building and queueing every output"
+               the round's frames; fan-out copy: building and queueing every output; tc lookup / \
+               tc fanout (--dataplane tc): the program's checks and rule lookup / every \
+               output's header and the clones handed to the interfaces (the last output's send \
+               is after the program)"
             .to_owned(),
         x_names: works.iter().map(|w| w.label()).collect(),
     }
@@ -158,8 +198,10 @@ fn table(works: &[&Work]) -> String {
         "<table><tr><th>work</th><th>rate (pps per stream)</th><th>stage</th><th>samples</th>\
          <th>ns per input frame</th><th>p50 ns</th><th>p99 ns</th></tr>\n",
     );
+    let percentile = |v: Option<f64>| v.map_or("-".to_owned(), format_number);
     for w in works {
-        for (name, samples, _, p50, p99) in &w.stages {
+        for stage in &w.stages {
+            let name = &stage.name;
             let per_frame = if WORK_STAGES.contains(&name.as_str()) {
                 w.per_frame_ns(name).map_or("-".to_owned(), format_number)
             } else {
@@ -167,13 +209,14 @@ fn table(works: &[&Work]) -> String {
             };
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{samples}</td><td>{per_frame}</td>\
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{per_frame}</td>\
                  <td>{}</td><td>{}</td></tr>",
                 escape(&w.label()),
                 format_number(w.key.rate_pps),
                 escape(name),
-                format_number(*p50),
-                format_number(*p99),
+                stage.samples,
+                percentile(stage.p50),
+                percentile(stage.p99),
             );
         }
     }

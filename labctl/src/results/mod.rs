@@ -254,12 +254,16 @@ pub struct PointResult {
 /// answer): how often it was timed and how long it took, nanoseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageTime {
-    /// `receive`, `parse`, `lookup`, `fanout_copy`, `submit` or `completion`.
+    /// `receive`, `parse`, `lookup`, `fanout_copy`, `submit` or `completion` (the worker
+    /// data plane); `tc_lookup` or `tc_fanout` (`--dataplane tc`).
     pub stage: String,
     pub samples: u64,
     pub mean: f64,
-    pub p50: u64,
-    pub p99: u64,
+    /// Absent for a stage timed as a sum (the tc data plane's: mean only).
+    #[serde(default)]
+    pub p50: Option<u64>,
+    #[serde(default)]
+    pub p99: Option<u64>,
 }
 
 impl PointResult {
