@@ -685,20 +685,29 @@ fn stage_timing_is_drawn_per_input_frame() {
 #[test]
 fn tc_stage_timing_is_drawn_per_datagram_with_its_mean_only() {
     let mut r = fixture();
+    let stage = |name: &str, mean: f64| crate::results::StageTime {
+        stage: name.to_owned(),
+        samples: 2000,
+        mean,
+        p50: None,
+        p99: None,
+    };
     for p in r.points.iter_mut() {
-        if p.point.system.kind == SystemKind::RelayPool {
-            let stage = |name: &str, mean: f64| crate::results::StageTime {
-                stage: name.to_owned(),
-                samples: 2000,
-                mean,
-                p50: None,
-                p99: None,
-            };
-            p.stage_timing = vec![stage("tc_lookup", 150.0), stage("tc_fanout", 2400.0)];
+        match p.point.system.kind {
+            SystemKind::RelayPool => {
+                p.stage_timing = vec![stage("tc_lookup", 150.0), stage("tc_fanout", 2400.0)];
+            }
+            SystemKind::Direct => p.stage_timing = vec![stage("parse", 50.0)],
+            _ => {}
         }
     }
     let html = render(&r);
     assert!(html.contains("<h2>Where the time goes</h2>"));
+    // Two timed systems taking turns at several points: one chart each.
+    for system in ["relay/pool", "direct"] {
+        let title = format!("Where {system}&apos;s time goes");
+        assert_eq!(html.matches(&title).count(), 1, "{system}");
+    }
     assert!(
         html.contains("<td>tc_fanout</td><td>2000</td><td>2400</td><td>-</td><td>-</td>"),
         "per datagram, no percentiles: {html}"
