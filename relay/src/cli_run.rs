@@ -126,8 +126,9 @@ pub struct RunArgs {
     /// interface's ingress hands a clone of the datagram, its headers rewritten, to every
     /// output: in the kernel, as its own multicast forwarding does, without its route
     /// lookups; the workers then receive nothing). tc takes untagged IPv4 input only
-    /// (`vlan=` rules are refused), at most 32 outputs per rule, and not --egress udp or
-    /// --input-filter (it keeps its input from the host stack itself); `relay
+    /// (`vlan=` rules are refused), at most 32 outputs per rule, and not --egress udp,
+    /// --input-filter (it keeps its input from the host stack itself) or --busy-poll-us (the
+    /// workers receive nothing); `relay
     /// ctl stats` shows the program's counters per rule and output, and totals under
     /// `tc_dataplane`. Needs root and Linux 6.6+ (tcx).
     #[arg(long, value_enum, default_value_t)]
@@ -232,7 +233,8 @@ fn max_outputs(args: &RunArgs) -> anyhow::Result<usize> {
     }
 }
 
-/// Refuses the flags `--dataplane tc` cannot honour.
+/// Refuses the flags `--dataplane tc` cannot honour, and the workers' receive-side flags that
+/// would silently do nothing under it (the workers receive no frame there).
 fn check_dataplane_flags(args: &RunArgs) -> anyhow::Result<()> {
     if args.dataplane == DataplaneKind::User {
         return Ok(());
@@ -242,6 +244,18 @@ fn check_dataplane_flags(args: &RunArgs) -> anyhow::Result<()> {
         (
             args.input_filter,
             "--input-filter (tc keeps its input from the host stack itself)",
+        ),
+        (
+            args.busy_poll_us > 0,
+            "--busy-poll-us (the workers receive nothing under tc)",
+        ),
+        (
+            args.handicap_ns > 0,
+            "--handicap-ns (it slows the workers, which receive nothing under tc)",
+        ),
+        (
+            args.fail_worker_after > 0,
+            "--fail-worker-after (the workers receive nothing under tc)",
         ),
     ];
     match conflicts.iter().find(|(set, _)| *set) {
@@ -534,6 +548,36 @@ mod tests {
         assert_eq!(config.tx_ring_idle, std::time::Duration::from_secs(2));
         assert!(Cli::try_parse_from(["relay", "--tx-ring-idle-s", "0"]).is_err());
         assert!(Cli::try_parse_from(["relay", "--tx-ring-idle-s", "86401"]).is_err());
+    }
+
+    #[test]
+    fn tc_refuses_what_it_cannot_do_and_worker_receive_flags_that_would_do_nothing() {
+        let check = |flags: &[&str]| {
+            let argv = [&["relay", "--dataplane", "tc"], flags].concat();
+            super::check_dataplane_flags(&Cli::try_parse_from(argv).unwrap().run)
+                .map_err(|e| e.to_string())
+        };
+        assert!(check(&[]).is_ok());
+        assert!(check(&["--timing"]).is_ok(), "the program times itself");
+        for (flags, named) in [
+            (&["--egress", "udp"][..], "--egress udp"),
+            (&["--input-filter"], "--input-filter"),
+            (&["--busy-poll-us", "50"], "--busy-poll-us"),
+            (&["--handicap-ns", "1200"], "--handicap-ns"),
+            (&["--fail-worker-after", "10"], "--fail-worker-after"),
+        ] {
+            let err = check(flags).unwrap_err();
+            assert!(err.contains(named), "{flags:?}: {err}");
+            assert!(
+                err.starts_with("--dataplane tc cannot be combined with"),
+                "{err}"
+            );
+        }
+        // The user data plane takes them all.
+        let user = Cli::try_parse_from(["relay", "--handicap-ns", "1200", "--busy-poll-us", "5"])
+            .unwrap()
+            .run;
+        assert!(super::check_dataplane_flags(&user).is_ok());
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub struct Args {
     /// Scenario name (scenarios/NAME.toml) or path; it must have [builds.a] and [builds.b].
     #[arg(long, value_name = "NAME", default_value = "ab")]
     pub scenario: String,
-    /// Repeats per point (default: the scenario's; at least 3).
+    /// Repeats per point (default: the scenario's; at least 3; the p99 latency is judged from
+    /// 6 on).
     #[arg(long, value_name = "N")]
     pub repeats: Option<u32>,
     /// Parent directory of the report directory `<scenario>-<UTC time>/`.
