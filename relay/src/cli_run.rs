@@ -128,9 +128,8 @@ pub struct RunArgs {
     /// lookups; the workers then receive nothing). tc takes untagged IPv4 input only
     /// (`vlan=` rules are refused), at most 32 outputs per rule, and not --egress udp,
     /// --input-filter (it keeps its input from the host stack itself) or --busy-poll-us (the
-    /// workers receive nothing); `relay
-    /// ctl stats` shows the program's counters per rule and output, and totals under
-    /// `tc_dataplane`. Needs root and Linux 6.6+ (tcx).
+    /// workers receive nothing); `relay ctl stats` shows the program's counters per rule and
+    /// output, and totals under `tc_dataplane`. Needs root and Linux 6.6+ (tcx).
     #[arg(long, value_enum, default_value_t)]
     dataplane: DataplaneKind,
     /// Frames taken per receive batch (recvmmsg).

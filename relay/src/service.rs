@@ -490,7 +490,12 @@ impl<F: SocketFactory> Relay<F> {
         let state = self.lock();
         let input_filter = state.input_filter.as_ref().map(InputFilter::report);
         let tc_dataplane = state.tc.as_ref().map(TcDataplane::report);
-        let tc_timing = state.tc.as_ref().map(TcDataplane::timing);
+        // With the tc data plane its program's stage times replace the (idle) workers'.
+        let tc_timing = state
+            .tc
+            .as_ref()
+            .filter(|_| self.timing)
+            .map(TcDataplane::timing);
         let rules = state
             .rules
             .iter()
@@ -512,7 +517,7 @@ impl<F: SocketFactory> Relay<F> {
                 for (name, count) in &worker_drops {
                     *drops.entry(name).or_default() += count;
                 }
-                if self.timing {
+                if self.timing && tc_timing.is_none() {
                     merged.merge(&w.timings());
                 }
                 WorkerCounters {

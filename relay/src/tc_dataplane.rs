@@ -255,21 +255,16 @@ impl TcDataplane {
 
     /// Totals over the installed rules' counters (a rule the kernel cannot read counts 0).
     pub fn report(&self) -> TcReport {
-        let mut report = TcReport {
+        let total = self.totals();
+        TcReport {
             rules: self.installed.len(),
             interfaces: self.interfaces.len(),
             errors: self.errors,
-            ..TcReport::default()
-        };
-        for key in self.installed.keys() {
-            if let Some(counters) = self.rule_counters(key) {
-                report.rx_packets += counters.rx_packets;
-                report.ttl_expired += counters.ttl_expired;
-                report.sent += counters.sent.iter().sum::<u64>();
-                report.send_failed += counters.failed.iter().sum::<u64>();
-            }
+            rx_packets: total.rx_packets,
+            ttl_expired: total.ttl_expired,
+            sent: total.sent.iter().sum(),
+            send_failed: total.failed.iter().sum(),
         }
-        report
     }
 
     /// The program's stage times over the installed rules (`--timing`): `tc_lookup` (the
@@ -277,12 +272,7 @@ impl TcDataplane {
     /// the clones' sends; the last output's send is after the program), each over the
     /// datagrams timed, mean only. Empty stages (nothing timed yet) have 0 samples.
     pub fn timing(&self) -> Vec<StageSummary> {
-        let mut total = FanoutCounters::default();
-        for key in self.installed.keys() {
-            if let Some(counters) = self.rule_counters(key) {
-                add_counters(&mut total, &counters);
-            }
-        }
+        let total = self.totals();
         [
             ("tc_lookup", total.lookup_ns),
             ("tc_fanout", total.fanout_ns),
@@ -290,6 +280,18 @@ impl TcDataplane {
         .into_iter()
         .map(|(stage, ns)| StageSummary::mean_only(stage, total.timed, ns))
         .collect()
+    }
+
+    /// The installed rules' counters added up (output by output; a rule the kernel cannot
+    /// read counts 0).
+    fn totals(&self) -> FanoutCounters {
+        let mut total = FanoutCounters::default();
+        for key in self.installed.keys() {
+            if let Some(counters) = self.rule_counters(key) {
+                add_counters(&mut total, &counters);
+            }
+        }
+        total
     }
 }
 
