@@ -126,6 +126,20 @@ pub fn receive_nothing(fd: impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Detaches the socket filter ([`receive_nothing`]'s): every frame is received again. A socket
+/// without a filter is left as it is.
+pub fn receive_all(fd: impl AsFd) -> io::Result<()> {
+    match crate::sockopt::set_int_option(
+        fd.as_fd().as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_DETACH_FILTER,
+        0,
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => other,
+    }
+}
+
 /// Sends on this packet socket go straight to the driver, skipping the qdisc layer
 /// (PACKET_QDISC_BYPASS, Linux >= 3.14).
 pub fn qdisc_bypass(fd: impl AsFd) -> io::Result<()> {
@@ -207,6 +221,20 @@ mod tests {
         let mut scratch = [0u8; 16];
         assert_eq!(drain(&b, &mut scratch), 3);
         assert_eq!(drain(&b, &mut scratch), 0);
+    }
+
+    #[test]
+    fn the_receive_nothing_filter_comes_off_again() {
+        // Socket filters apply to Unix datagram sockets alike (no root needed).
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let mut scratch = [0u8; 16];
+        receive_nothing(&b).unwrap();
+        a.send(&[1; 10]).unwrap();
+        assert_eq!(drain(&b, &mut scratch), 0, "refused by the filter");
+        receive_all(&b).unwrap();
+        receive_all(&b).unwrap(); // no filter left: still fine
+        a.send(&[1; 10]).unwrap();
+        assert_eq!(drain(&b, &mut scratch), 1);
     }
 
     #[test]

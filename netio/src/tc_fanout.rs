@@ -42,7 +42,7 @@
 //!  (timing: entry clock)
 //!  untagged IPv4, IHL 5, unfragmented UDP, else next
 //!  key = (ingress_ifindex, destination, destination port, source); lookup, else with source 0
-//!  none: next
+//!  none, or a pass entry (no outputs: another forwarder's rule): next
 //!  (timing: rule.timed += 1, rule.lookup_ns += now - entry; lookup clock)
 //!  TTL by the rule's policy (decrement: arriving <= 1 is expired: count, drop)
 //!  keep TOS, total length, source port, UDP checksum (network order) and the source's sum;
@@ -148,6 +148,20 @@ pub struct FanoutRule {
     /// and an arriving TTL <= 1 is not forwarded.
     pub ttl_set: bool,
     pub outputs: Vec<FanoutOutput>,
+}
+
+impl FanoutRule {
+    /// A pass entry: the program hands `key`'s datagrams on untouched (to the host stack and
+    /// whoever else forwards them), uncounted. Without it a source-specific rule forwarded
+    /// elsewhere would fall through to an any-source rule of this map.
+    pub fn pass(key: FanoutKey) -> FanoutRule {
+        FanoutRule {
+            key,
+            ttl_limit: 0,
+            ttl_set: false,
+            outputs: Vec::new(),
+        }
+    }
 }
 
 /// Why a rule cannot be given to the program.
@@ -347,7 +361,8 @@ fn emit_lookup(asm: &mut Asm, map: &HashMap, timing: bool) {
     emit_map_lookup(asm, map);
     asm.jump(Cond::Eq, 0, 0, "next");
     asm.label("found");
-    asm.push([Insn::mov(7, 0)]);
+    asm.push([Insn::mov(7, 0), Insn::load(Size::Word, 1, 7, RULE_OUTPUTS)]);
+    asm.jump(Cond::Eq, 1, 0, "next");
     if timing {
         asm.push([Insn::mov_imm(1, 1), Insn::atomic_add(7, RULE_TIMED, 1)]);
         emit_elapsed(asm, ENTRY_CLOCK, RULE_LOOKUP_NS);

@@ -253,6 +253,17 @@ fn ttl_checksumless_input_source_rules_and_strangers() {
         fanout.insert(&specific).unwrap();
         let (_, frame) = fanout.run(&input_frame(8, true), IN_IF).unwrap();
         assert_eq!(frame, expected_frame(&specific.outputs[0], 7));
+        // A pass entry for this source: on to the stack, not to the any-source rule.
+        fanout.insert(&FanoutRule::pass(specific.key)).unwrap();
+        let before = fanout.counters(&any.key).unwrap().unwrap();
+        assert_eq!(
+            fanout.run(&input_frame(8, true), IN_IF).unwrap().0,
+            TCX_NEXT
+        );
+        let after = fanout.counters(&any.key).unwrap().unwrap();
+        assert_eq!(after.rx_packets, before.rx_packets, "uncounted");
+        let pass = fanout.counters(&specific.key).unwrap().unwrap();
+        assert_eq!((pass.rx_packets, pass.sent.len()), (0, 0));
         assert!(fanout.remove(&specific.key).unwrap());
         assert!(!fanout.remove(&specific.key).unwrap(), "removed once");
         // Not a rule's: another interface, another port, not UDP, a fragment.

@@ -159,6 +159,7 @@ fn table() -> RuleTable {
             id,
             stats: Arc::default(),
             outputs: Box::new([]),
+            in_kernel: false,
         })
     };
     let key = |group, vlan| FlowKey {
@@ -211,7 +212,11 @@ fn check(case: Case, table: &RuleTable, tally: &Tally) -> Result<(), TestCaseErr
         (Ok(_), Ok((d, vlan))) => {
             prop_assert!(vlan <= wire::VLAN_ID_MASK);
             match ingress::route(table, policy, IFINDEX, vlan, &d) {
-                Ok((_, ttl)) => {
+                Ok(None) => {
+                    prop_assert!(false, "no rule of this table is the tc program's");
+                    Ok(())
+                }
+                Ok(Some((_, ttl))) => {
                     prop_assert!(ttl < d.ttl && ttl <= policy.limit, "{} -> {}", d.ttl, ttl);
                     Ok(())
                 }

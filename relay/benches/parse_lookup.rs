@@ -48,6 +48,7 @@ fn table(rules: u32) -> RuleTable {
                 udp: None,
                 stats: Arc::default(),
             }]),
+            in_kernel: false,
         });
         (key, rule)
     }))

@@ -15,7 +15,7 @@ use relay::rule::Rule;
 use relay::service::{Relay, RelayLimits};
 use relay::supervisor::FailHook;
 use relay::table::TablePublisher;
-use relay::tc_dataplane::{DataplaneKind, KernelFanoutTable, MAX_OUTPUTS, TcDataplane};
+use relay::tc_dataplane::{DataplaneKind, KernelFanoutTable, TcDataplane};
 use relay::ttl::{TtlMode, TtlPolicy};
 use relay::udp_egress::EgressMode;
 use std::path::PathBuf;
@@ -125,11 +125,12 @@ pub struct RunArgs {
     /// built per output into a transmit ring) or `tc` (a tcx BPF program at each input
     /// interface's ingress hands a clone of the datagram, its headers rewritten, to every
     /// output: in the kernel, as its own multicast forwarding does, without its route
-    /// lookups; the workers then receive nothing). tc takes untagged IPv4 input only
-    /// (`vlan=` rules are refused), at most 32 outputs per rule, and not --egress udp,
-    /// --input-filter (it keeps its input from the host stack itself) or --busy-poll-us (the
-    /// workers receive nothing); `relay ctl stats` shows the program's counters per rule and
-    /// output, and totals under `tc_dataplane`. Needs root and Linux 6.6+ (tcx).
+    /// lookups). The program forwards untagged IPv4 input to at most 32 outputs; the workers
+    /// forward the other rules (`vlan=`, more outputs), receiving only while such a rule
+    /// exists. tc is not combined with --egress udp, --input-filter (it keeps its input from
+    /// the host stack itself) or the workers' receive-side flags; `relay ctl stats` shows the
+    /// program's counters per rule and output, totals under `tc_dataplane`. Needs root and
+    /// Linux 6.6+ (tcx).
     #[arg(long, value_enum, default_value_t)]
     dataplane: DataplaneKind,
     /// Frames taken per receive batch (recvmmsg).
@@ -149,9 +150,9 @@ pub struct RunArgs {
     /// Most rules installed at once; `add` beyond it is refused with an error naming this flag.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_rules: u32,
-    /// Most outputs of one rule [default: 64; 32 with --dataplane tc, also its most].
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    max_outputs: Option<u16>,
+    /// Most outputs of one rule (with --dataplane tc, rules of more than 32 are the workers').
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_outputs: u16,
     /// Most open control connections. At the limit the connection idle longest is closed to
     /// make room; a client finding all of them busy gets a one-line error.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
@@ -217,23 +218,8 @@ fn dataplane_config(args: &RunArgs) -> DataplaneConfig {
     }
 }
 
-/// The outputs-per-rule limit: `--max-outputs`, or the data plane's default.
-fn max_outputs(args: &RunArgs) -> anyhow::Result<usize> {
-    match (args.dataplane, args.max_outputs) {
-        (DataplaneKind::User, limit) => Ok(usize::from(limit.unwrap_or(64))),
-        (DataplaneKind::Tc, None) => Ok(MAX_OUTPUTS),
-        (DataplaneKind::Tc, Some(limit)) if usize::from(limit) <= MAX_OUTPUTS => {
-            Ok(usize::from(limit))
-        }
-        (DataplaneKind::Tc, Some(limit)) => anyhow::bail!(
-            "--max-outputs {limit}: --dataplane tc forwards to at most {MAX_OUTPUTS} outputs \
-             per rule"
-        ),
-    }
-}
-
 /// Refuses the flags `--dataplane tc` cannot honour, and the workers' receive-side flags that
-/// would silently do nothing under it (the workers receive no frame there).
+/// would silently do nothing for its program's rules (the workers receive only for theirs).
 fn check_dataplane_flags(args: &RunArgs) -> anyhow::Result<()> {
     if args.dataplane == DataplaneKind::User {
         return Ok(());
@@ -246,15 +232,16 @@ fn check_dataplane_flags(args: &RunArgs) -> anyhow::Result<()> {
         ),
         (
             args.busy_poll_us > 0,
-            "--busy-poll-us (the workers receive nothing under tc)",
+            "--busy-poll-us (the workers receive only for the rules tc cannot forward)",
         ),
         (
             args.handicap_ns > 0,
-            "--handicap-ns (it slows the workers, which receive nothing under tc)",
+            "--handicap-ns (it slows the workers, which receive only for the rules tc cannot \
+             forward)",
         ),
         (
             args.fail_worker_after > 0,
-            "--fail-worker-after (the workers receive nothing under tc)",
+            "--fail-worker-after (the workers receive only for the rules tc cannot forward)",
         ),
     ];
     match conflicts.iter().find(|(set, _)| *set) {
@@ -333,7 +320,7 @@ fn new_relay(
     .with_egress(args.egress)
     .with_limits(RelayLimits {
         max_rules: args.max_rules as usize,
-        max_outputs: max_outputs(args)?,
+        max_outputs: usize::from(args.max_outputs),
     })
     .with_ttl_mode(args.ttl_mode);
     if args.input_filter {
@@ -345,7 +332,10 @@ fn new_relay(
         let table = KernelFanoutTable::load(args.max_rules, args.timing)
             .context("--dataplane tc: loading the tcx program")?;
         let ttl = TtlPolicy::new(args.ttl, args.ttl_mode);
-        relay = relay.with_tc_dataplane(TcDataplane::new(Box::new(table), ttl));
+        let switch = dataplane.receive_switch();
+        let tc = TcDataplane::new(Box::new(table), ttl)
+            .with_worker_switch(Box::new(move |on| switch.set(on)));
+        relay = relay.with_tc_dataplane(tc);
     }
     Ok(Arc::new(relay))
 }
@@ -357,7 +347,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let strategy = args.membership;
     check_dataplane_flags(&args)?;
-    max_outputs(&args)?;
     // Register signal handlers before anything needs cleaning up.
     let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
         .context("installing SIGTERM/SIGINT handlers")?;

@@ -136,10 +136,16 @@ fn push_tc_dataplane(out: &mut String, reply: &Value) {
     if tc.is_object() {
         let _ = writeln!(
             out,
-            "\ntc dataplane: {} rules on {} interfaces; {} datagrams in, {} TTL expired, {} copies \
-             sent, {} refused; {} kernel refusals",
+            "\ntc dataplane: {} rules on {} interfaces and {} by the workers ({}); {} datagrams \
+             in, {} TTL expired, {} copies sent, {} refused; {} kernel refusals",
             u(&tc["rules"]),
             u(&tc["interfaces"]),
+            u(&tc["worker_rules"]),
+            if tc["workers_receive"] == Value::Bool(true) {
+                "receiving"
+            } else {
+                "idle"
+            },
             u(&tc["rx_packets"]),
             u(&tc["ttl_expired"]),
             u(&tc["sent"]),
@@ -273,9 +279,10 @@ mod worker_table_tests {
     fn the_tc_dataplane_has_its_line() {
         let text = stats(&serde_json::json!({"rules": [], "workers": [], "drops": {},
             "tc_dataplane": {"rules": 3, "interfaces": 1, "errors": 0, "rx_packets": 10,
-            "ttl_expired": 1, "sent": 27, "send_failed": 2}}));
+            "ttl_expired": 1, "sent": 27, "send_failed": 2, "worker_rules": 1,
+            "workers_receive": true}}));
         assert!(
-            text.contains("tc dataplane: 3 rules on 1 interfaces; 10 datagrams in, 1 TTL expired, 27 copies sent, 2 refused; 0 kernel refusals"),
+            text.contains("tc dataplane: 3 rules on 1 interfaces and 1 by the workers (receiving); 10 datagrams in, 1 TTL expired, 27 copies sent, 2 refused; 0 kernel refusals"),
             "{text}"
         );
     }

@@ -143,8 +143,8 @@ pub struct DataplaneConfig {
     pub restart: RestartPolicy,
     /// Test-only fault: workers fail after N frames (`relay run --fail-worker-after`).
     pub fail_hook: Option<Arc<FailHook>>,
-    /// False with `--dataplane tc`: the receive sockets refuse every frame (the kernel
-    /// forwards them), and the workers idle.
+    /// False with `--dataplane tc`: the receive sockets start refusing every frame (the kernel
+    /// forwards them) and the workers idle, until [`ReceiveSwitch::set`] turns them on.
     pub receive: bool,
 }
 
@@ -189,6 +189,9 @@ struct Shared {
     stats: Vec<Arc<WorkerStats>>,
     /// Per worker: its current receive socket (replaced on restart, read by the drop probe).
     rx: Vec<Mutex<Arc<OwnedFd>>>,
+    /// Whether the receive sockets take frames ([`ReceiveSwitch`]); held while a switch or a
+    /// restart's new socket applies it, so that no socket misses a switch.
+    receiving: Mutex<bool>,
     /// Per worker: its current thread.
     threads: Mutex<Vec<Option<JoinHandle<()>>>>,
     /// Where worker threads report how they ended.
@@ -226,6 +229,7 @@ impl WorkerSockets {
     /// to the fanout group, which the first worker creates) and its send socket.
     fn open(
         config: &DataplaneConfig,
+        receiving: bool,
         worker: usize,
         fanout_group: &mut Option<u16>,
     ) -> anyhow::Result<WorkerSockets> {
@@ -234,7 +238,7 @@ impl WorkerSockets {
         if let Err(e) = packet_socket::ignore_outgoing(&rx) {
             tracing::warn!("PACKET_IGNORE_OUTGOING unavailable ({e}); filtering on pkttype only");
         }
-        if !config.receive {
+        if !receiving {
             packet_socket::receive_nothing(&rx)
                 .context("attaching the receive-nothing filter (--dataplane tc)")?;
         }
@@ -367,7 +371,9 @@ impl Shared {
             let _ = old.join();
         }
         let mut group = Some(self.fanout_group);
-        let mut sockets = WorkerSockets::open(&self.config, index, &mut group)?;
+        // Held until the new socket is in `rx`: a switch waits for it, or came before it.
+        let receiving = lock(&self.receiving);
+        let mut sockets = WorkerSockets::open(&self.config, *receiving, index, &mut group)?;
         // Frames queued before the socket joined the group are also another worker's.
         sockets.discard_queued(&mut vec![0u8; FRAME_BUFFER_SIZE]);
         let rx = sockets.rx.clone();
@@ -375,6 +381,7 @@ impl Shared {
         if let Some(slot) = self.rx.get(index) {
             *lock(slot) = rx;
         }
+        drop(receiving);
         if let Some(slot) = lock(&self.threads).get_mut(index) {
             *slot = Some(thread);
         }
@@ -428,7 +435,7 @@ impl Dataplane {
         let mut sockets = Vec::with_capacity(config.workers);
         let mut fanout_group = None;
         for worker in 0..config.workers {
-            let socks = WorkerSockets::open(&config, worker, &mut fanout_group)?;
+            let socks = WorkerSockets::open(&config, config.receive, worker, &mut fanout_group)?;
             sockets.push(socks);
         }
         // Frames queued before every socket was in the fanout group could be seen twice.
@@ -444,6 +451,7 @@ impl Dataplane {
                 .map(|_| Arc::new(WorkerStats::default()))
                 .collect(),
             rx: sockets.iter().map(|s| Mutex::new(s.rx.clone())).collect(),
+            receiving: Mutex::new(config.receive),
             threads: Mutex::new((0..config.workers).map(|_| None).collect()),
             exits,
             fatal: Mutex::default(),
@@ -480,6 +488,14 @@ impl Dataplane {
     /// A probe that adds the kernel's per-socket drop counts to the workers' `socket_drops`.
     pub fn drop_probe(&self) -> SocketDropProbe {
         SocketDropProbe {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Turns the workers' receiving on and off at run time (`--dataplane tc`: while the table
+    /// has a rule the tcx program cannot forward).
+    pub fn receive_switch(&self) -> ReceiveSwitch {
+        ReceiveSwitch {
             shared: self.shared.clone(),
         }
     }
@@ -522,6 +538,31 @@ impl Dataplane {
                 tracing::error!("a worker thread panicked");
             }
         }
+    }
+}
+
+/// Attaches or detaches the receive-nothing filter of every worker's receive socket (and of
+/// those a restart opens later).
+#[derive(Clone)]
+pub struct ReceiveSwitch {
+    shared: Arc<Shared>,
+}
+
+impl ReceiveSwitch {
+    /// Every worker's socket takes frames (`on`) or refuses them all; frames already queued
+    /// are still read.
+    pub fn set(&self, on: bool) -> std::io::Result<()> {
+        let mut receiving = lock(&self.shared.receiving);
+        for socket in &self.shared.rx {
+            let fd = lock(socket).clone();
+            if on {
+                packet_socket::receive_all(&*fd)?;
+            } else {
+                packet_socket::receive_nothing(&*fd)?;
+            }
+        }
+        *receiving = on;
+        Ok(())
     }
 }
 

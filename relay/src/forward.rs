@@ -472,7 +472,11 @@ impl Forwarder {
         clock.lap(Stage::Parse);
         let table = self.table.table();
         let (rule, ttl) = match ingress::route(table, self.ttl, meta.ifindex, vlan, &datagram) {
-            Ok(routed) => routed,
+            Ok(Some(routed)) => routed,
+            Ok(None) => {
+                stats::bump(&self.stats.in_kernel, 1);
+                return;
+            }
             Err(reason) => {
                 self.stats.drop_packet(reason);
                 return;

@@ -34,9 +34,10 @@ pub fn classify<'a>(
     Ok((datagram, vlan))
 }
 
-/// The lookup phase: the rule of a parsed datagram and the TTL its copies leave with, or why it
-/// is dropped. The TTL is checked after the lookup, so `ttl_expired` counts only packets a rule
-/// would have forwarded.
+/// The lookup phase: the rule of a parsed datagram and the TTL its copies leave with, `None`
+/// if the rule is the tcx program's ([`CompiledRule::in_kernel`]: not the workers' to forward
+/// or count), or why it is dropped. The TTL is checked after the lookup, so `ttl_expired`
+/// counts only packets a rule would have forwarded.
 #[inline(always)]
 pub fn route<'t>(
     table: &'t RuleTable,
@@ -44,7 +45,7 @@ pub fn route<'t>(
     ifindex: u32,
     vlan: u16,
     datagram: &UdpDatagram<'_>,
-) -> Result<(&'t CompiledRule, u8), DropReason> {
+) -> Result<Option<(&'t CompiledRule, u8)>, DropReason> {
     let rule = table
         .lookup(
             ifindex,
@@ -54,8 +55,11 @@ pub fn route<'t>(
             datagram.source,
         )
         .ok_or(DropReason::NoRule)?;
+    if rule.in_kernel {
+        return Ok(None);
+    }
     let ttl = ttl.forwarded(datagram.ttl).ok_or(DropReason::TtlExpired)?;
-    Ok((rule, ttl))
+    Ok(Some((rule, ttl)))
 }
 
 #[cfg(test)]
@@ -104,8 +108,13 @@ mod tests {
         }
     }
 
-    /// Rule 1: untagged; rule 2: VLAN 100 (same interface, group and port).
+    /// Rule 1: untagged; rule 2: VLAN 100 (same interface, group and port); both the workers'.
     fn table() -> RuleTable {
+        table_with(false)
+    }
+
+    /// [`table`], rule 1 the tc program's if `in_kernel`.
+    fn table_with(in_kernel: bool) -> RuleTable {
         let key = |vlan| FlowKey {
             ifindex: IFINDEX,
             vlan,
@@ -118,6 +127,7 @@ mod tests {
                 id,
                 stats: Arc::default(),
                 outputs: Box::new([]),
+                in_kernel: in_kernel && id == 1,
             })
         };
         RuleTable::new([(key(0), rule(1)), (key(100), rule(2))])
@@ -126,8 +136,10 @@ mod tests {
     fn decide(frame: &[u8], meta: &Received, table: &RuleTable) -> Result<(u64, u8), DropReason> {
         let policy = TtlPolicy::new(8, TtlMode::Decrement);
         let (datagram, vlan) = classify(frame, meta)?;
-        let (rule, ttl) = route(table, policy, meta.ifindex, vlan, &datagram)?;
-        Ok((rule.id, ttl))
+        match route(table, policy, meta.ifindex, vlan, &datagram)? {
+            Some((rule, ttl)) => Ok((rule.id, ttl)),
+            None => Ok((0, 0)), // the tc program's
+        }
     }
 
     #[test]
@@ -148,6 +160,20 @@ mod tests {
         assert_eq!(decide(&other, &meta(None), &table), Err(DropReason::NoRule));
         // A priority tag (VLAN id 0) is untagged.
         assert_eq!(decide(&plain, &meta(Some(0xe000)), &table), Ok((1, 8)));
+    }
+
+    #[test]
+    fn the_tc_programs_rules_are_left_alone_whatever_their_ttl() {
+        let table = table_with(true);
+        for ttl in [64, 1] {
+            assert_eq!(
+                decide(&frame(ttl), &meta(None), &table),
+                Ok((0, 0)),
+                "{ttl}"
+            );
+        }
+        // The VLAN rule beside it is still the workers'.
+        assert_eq!(decide(&frame(64), &meta(Some(100)), &table), Ok((2, 8)));
     }
 
     #[test]

@@ -207,6 +207,8 @@ pub struct WorkerCounters {
     pub tx_ring_packets: u64,
     pub batches: u64,
     pub ignored_outgoing: u64,
+    /// With `--dataplane tc`: frames of the program's rules, left to it.
+    pub in_kernel: u64,
     pub drops: BTreeMap<&'static str, u64>,
 }
 
@@ -224,7 +226,7 @@ pub struct StatsReport {
     /// Only with `--input-filter`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_filter: Option<InputFilterReport>,
-    /// Only with `--dataplane tc` (the rules' counters are then the program's, the workers' 0).
+    /// Only with `--dataplane tc` (the program's rules' counters are then the program's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tc_dataplane: Option<TcReport>,
 }
@@ -326,7 +328,6 @@ impl<F: SocketFactory> Relay<F> {
         let mut state = self.lock();
         check_limits(&self.limits, &state, &rule)?;
         check_input_free(&state, &rule)?;
-        check_tc_input(&state, &rule)?;
         let refused = |state: &State<F>, e: GuardError| refusal(state, &rule, e);
         state
             .guard
@@ -355,6 +356,7 @@ impl<F: SocketFactory> Relay<F> {
             id,
             stats: Arc::default(),
             outputs: outputs.into_boxed_slice(),
+            in_kernel: state.tc.is_some() && crate::tc_dataplane::forwards_in_kernel(&rule),
         });
         self.publisher
             .update(|table| table.with_rule(key, compiled.clone()));
@@ -490,12 +492,13 @@ impl<F: SocketFactory> Relay<F> {
         let state = self.lock();
         let input_filter = state.input_filter.as_ref().map(InputFilter::report);
         let tc_dataplane = state.tc.as_ref().map(TcDataplane::report);
-        // With the tc data plane its program's stage times replace the (idle) workers'.
+        // With the tc data plane its program's stage times come first, then the workers' if
+        // they have rules (otherwise they idle).
         let tc_timing = state
             .tc
             .as_ref()
             .filter(|_| self.timing)
-            .map(TcDataplane::timing);
+            .map(|tc| (tc.timing(), tc.worker_rules() > 0));
         let rules = state
             .rules
             .iter()
@@ -517,7 +520,7 @@ impl<F: SocketFactory> Relay<F> {
                 for (name, count) in &worker_drops {
                     *drops.entry(name).or_default() += count;
                 }
-                if self.timing && tc_timing.is_none() {
+                if self.timing {
                     merged.merge(&w.timings());
                 }
                 WorkerCounters {
@@ -532,6 +535,7 @@ impl<F: SocketFactory> Relay<F> {
                     tx_ring_packets: stats::read(&w.tx_ring_packets),
                     batches: stats::read(&w.batches),
                     ignored_outgoing: stats::read(&w.ignored_outgoing),
+                    in_kernel: stats::read(&w.in_kernel),
                     drops: worker_drops,
                 }
             })
@@ -541,11 +545,22 @@ impl<F: SocketFactory> Relay<F> {
             rules,
             workers,
             drops,
-            timing: self
-                .timing
-                .then(|| tc_timing.unwrap_or_else(|| merged.summary())),
+            timing: self.timing.then(|| stage_times(tc_timing, &merged)),
             input_filter,
             tc_dataplane,
+        }
+    }
+}
+
+/// The stage times `stats` shows: the workers', or with `--dataplane tc` the program's and,
+/// while the workers have rules of their own, the workers' stages that timed anything.
+fn stage_times(tc: Option<(Vec<StageSummary>, bool)>, workers: &StageTimings) -> Vec<StageSummary> {
+    match tc {
+        None => workers.summary(),
+        Some((stages, false)) => stages,
+        Some((mut stages, true)) => {
+            stages.extend(workers.summary().into_iter().filter(|s| s.samples > 0));
+            stages
         }
     }
 }
@@ -586,18 +601,6 @@ fn rule_counters(id: u64, r: &InstalledRule, tc: Option<&TcDataplane>) -> RuleCo
         }
     }
     counters
-}
-
-/// With `--dataplane tc`, refuses a rule on VLAN-tagged input (the program reads untagged
-/// frames only).
-fn check_tc_input<F: SocketFactory>(state: &State<F>, rule: &Rule) -> Result<(), RequestError> {
-    match (state.tc.is_some(), rule.input.vlan) {
-        (true, Some(vlan)) => Err(RequestError::new(format!(
-            "{rule}: --dataplane tc forwards untagged input only, not vlan={vlan} (use \
-             --dataplane user, or a VLAN interface as the input)"
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// Refuses a rule over the [`RelayLimits`], naming the limit and the flag that raises it.

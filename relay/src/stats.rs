@@ -213,6 +213,9 @@ pub struct WorkerStats {
     pub tx_ring_packets: AtomicU64,
     pub batches: AtomicU64,
     pub ignored_outgoing: AtomicU64,
+    /// With `--dataplane tc`, frames of a rule the tcx program forwards, left alone (the
+    /// workers see them while they receive for a rule of their own).
+    pub in_kernel: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
     pub timings: Mutex<StageTimings>,
     /// A [`WorkerState`].
@@ -232,6 +235,7 @@ impl Default for WorkerStats {
             tx_ring_packets: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             ignored_outgoing: AtomicU64::new(0),
+            in_kernel: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             timings: Mutex::new(StageTimings::new()),
             state: AtomicU8::new(WorkerState::Running as u8),

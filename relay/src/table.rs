@@ -92,6 +92,9 @@ pub struct CompiledRule {
     pub id: u64,
     pub stats: Arc<RuleStats>,
     pub outputs: Box<[CompiledOutput]>,
+    /// With `--dataplane tc`: the tcx program forwards this rule's datagrams, so the workers
+    /// leave them alone ([`crate::tc_dataplane::forwards_in_kernel`]).
+    pub in_kernel: bool,
 }
 
 /// One shard of a [`RuleTable`]: an ordinary hash map, shared between table versions until a
@@ -377,6 +380,7 @@ mod tests {
             id,
             stats: Arc::default(),
             outputs: Box::new([]),
+            in_kernel: false,
         })
     }
 

@@ -7,12 +7,19 @@
 //! interface a rule reads from (unlinked with its last rule). An interface that goes away
 //! takes its link with it; the re-sync moves its rules to the new index when it comes back and
 //! the next sync follows. A refused map change or link is logged and counted; that rule's
-//! datagrams are then not forwarded (the workers receive nothing in this mode).
+//! datagrams are then not forwarded.
 //!
-//! What is given up against the worker data plane: VLAN-tagged inputs (refused at `add`),
-//! more than [`MAX_OUTPUTS`] outputs per rule, `--egress udp`. `relay ctl stats`
-//! shows each rule's and output's counters from the program (carried over when a rule's entry
-//! is rewritten), the totals under `tc_dataplane` ([`TcReport`]); the workers' stay 0. With
+//! The rules the program cannot forward ([`forwards_in_kernel`]: a VLAN-tagged input, more
+//! than [`MAX_OUTPUTS`] outputs) are the workers': their [`CompiledRule::in_kernel`] is false,
+//! and while the table has one the workers' receive sockets take frames
+//! ([`TcDataplane::with_worker_switch`]; otherwise they refuse every frame and the workers
+//! idle). The workers then see every frame (their tap runs before tcx ingress) and leave the
+//! program's rules alone (counted as `in_kernel`). An untagged worker rule gets a pass entry in
+//! the map ([`FanoutRule::pass`]), so that its datagrams never fall through to an any-source
+//! rule the program forwards. `--egress udp` is not combined with this data plane.
+//! `relay ctl stats` shows each program rule's and output's counters from the program (carried
+//! over when a rule's entry is rewritten), the totals under `tc_dataplane` ([`TcReport`]); the
+//! workers' rules count in the workers as always. With
 //! `--timing` the program times each datagram and `stats` shows two stages under `timing`
 //! ([`TcDataplane::timing`]): `tc_lookup` and `tc_fanout`, with their mean only (the program
 //! keeps sums, not histograms).
@@ -23,11 +30,21 @@ use crate::ttl::{TtlMode, TtlPolicy};
 use netio::bpf::TcxLink;
 use netio::tc_fanout::{FanoutCounters, FanoutKey, FanoutOutput, FanoutRule, TcFanout};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
 pub use netio::tc_fanout::MAX_OUTPUTS;
+
+/// Whether the tcx program can forward `rule`: an untagged input (the program reads untagged
+/// frames only) and at most [`MAX_OUTPUTS`] outputs. With `--dataplane tc` the workers forward
+/// the others.
+pub fn forwards_in_kernel(rule: &crate::rule::Rule) -> bool {
+    rule.input.vlan.unwrap_or(0) == 0 && rule.outputs.len() <= MAX_OUTPUTS
+}
+
+/// Turns the workers' receiving on (true) or off ([`crate::dataplane::Dataplane::receive_switch`]).
+pub type WorkerSwitch = Box<dyn FnMut(bool) -> io::Result<()> + Send>;
 
 /// Where datagrams are forwarded (`relay run --dataplane`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -109,7 +126,11 @@ pub struct TcReport {
     pub rules: usize,
     /// Input interfaces the program is linked to (unless `errors` counts a refused link).
     pub interfaces: usize,
-    /// Map changes or links the kernel refused (logged).
+    /// Rules the workers forward (tagged input, too many outputs for the program).
+    pub worker_rules: usize,
+    /// Whether the workers' receive sockets take frames (while `worker_rules` > 0).
+    pub workers_receive: bool,
+    /// Map changes, links or worker switches the kernel refused (logged).
     pub errors: u64,
     /// Datagrams forwarded by the installed rules.
     pub rx_packets: u64,
@@ -126,6 +147,11 @@ pub struct TcDataplane {
     table: Box<dyn FanoutTable>,
     ttl: TtlPolicy,
     installed: HashMap<FlowKey, Arc<CompiledRule>>,
+    /// The untagged workers' rules, written as pass entries.
+    passes: HashSet<FlowKey>,
+    worker_rules: usize,
+    worker_switch: Option<WorkerSwitch>,
+    workers_receive: bool,
     /// Rules per input interface; an interface is linked while it has one.
     interfaces: HashMap<u32, usize>,
     /// Per rule id, the counters of its map entries that were replaced or moved (a rewritten
@@ -140,24 +166,48 @@ impl TcDataplane {
             table,
             ttl,
             installed: HashMap::new(),
+            passes: HashSet::new(),
+            worker_rules: 0,
+            worker_switch: None,
+            workers_receive: false,
             interfaces: HashMap::new(),
             carried: HashMap::new(),
             errors: 0,
         }
     }
 
-    /// Makes the program forward exactly `table`'s rules.
+    /// Rules of the last synced table the workers forward.
+    pub fn worker_rules(&self) -> usize {
+        self.worker_rules
+    }
+
+    /// Lets the data plane turn the workers' receiving on while they have a rule to forward
+    /// (off at the start: the caller opens their sockets refusing every frame).
+    pub fn with_worker_switch(mut self, switch: WorkerSwitch) -> TcDataplane {
+        self.worker_switch = Some(switch);
+        self
+    }
+
+    /// Makes the program forward exactly `table`'s rules that are [`CompiledRule::in_kernel`],
+    /// pass the untagged others on, and the workers receive while there are others.
     pub fn sync(&mut self, table: &RuleTable) {
+        let in_kernel = |key: &FlowKey| table.get(key).is_some_and(|rule| rule.in_kernel);
         let gone: Vec<FlowKey> = self
             .installed
             .keys()
-            .filter(|key| table.get(key).is_none())
+            .filter(|key| !in_kernel(key))
             .copied()
             .collect();
         for key in gone {
             self.uninstall(&key);
         }
-        for (key, rule) in table.iter() {
+        let wanted_passes: HashSet<FlowKey> = table
+            .iter()
+            .filter(|(key, rule)| !rule.in_kernel && key.vlan == 0)
+            .map(|(key, _)| *key)
+            .collect();
+        self.remove_passes(&wanted_passes, in_kernel);
+        for (key, rule) in table.iter().filter(|(_, rule)| rule.in_kernel) {
             let same = self
                 .installed
                 .get(key)
@@ -166,8 +216,67 @@ impl TcDataplane {
                 self.install(key, rule);
             }
         }
-        let ids: std::collections::HashSet<u64> = table.iter().map(|(_, r)| r.id).collect();
+        self.add_passes(wanted_passes);
+        let ids: HashSet<u64> = table.iter().map(|(_, r)| r.id).collect();
         self.carried.retain(|id, _| ids.contains(id));
+        self.worker_rules = table.iter().filter(|(_, rule)| !rule.in_kernel).count();
+        self.switch_workers(self.worker_rules > 0);
+    }
+
+    /// Removes the pass entries not `wanted`; one whose key is now a program rule's is left for
+    /// that rule's entry to replace (no moment without an entry).
+    fn remove_passes(&mut self, wanted: &HashSet<FlowKey>, in_kernel: impl Fn(&FlowKey) -> bool) {
+        let gone: Vec<FlowKey> = self.passes.difference(wanted).copied().collect();
+        for key in gone {
+            self.passes.remove(&key);
+            if !in_kernel(&key)
+                && let Err(e) = self.table.remove(&fanout_key(&key))
+            {
+                self.refused(format_args!("removing the pass entry of {key:?}"), e);
+            }
+        }
+    }
+
+    fn add_passes(&mut self, wanted: HashSet<FlowKey>) {
+        for key in wanted {
+            if self.passes.contains(&key) {
+                continue;
+            }
+            match self.table.insert(&FanoutRule::pass(fanout_key(&key))) {
+                Ok(()) => {
+                    self.passes.insert(key);
+                }
+                Err(e) => self.refused(format_args!("writing the pass entry of {key:?}"), e),
+            }
+        }
+    }
+
+    /// Turns the workers' receiving `on` or off if it is not so already (retried at the next
+    /// sync if refused).
+    fn switch_workers(&mut self, on: bool) {
+        if on == self.workers_receive {
+            return;
+        }
+        let Some(switch) = self.worker_switch.as_mut() else {
+            return;
+        };
+        match switch(on) {
+            Ok(()) => {
+                self.workers_receive = on;
+                tracing::info!(
+                    "--dataplane tc: the workers {} ({} rule(s) of theirs)",
+                    if on { "receive" } else { "idle" },
+                    self.worker_rules
+                );
+            }
+            Err(e) => self.refused(
+                format_args!(
+                    "turning the workers' receiving {}",
+                    if on { "on" } else { "off" }
+                ),
+                e,
+            ),
+        }
     }
 
     /// Keeps the counters of `key`'s entry (of rule `id`) before it is replaced or removed.
@@ -178,13 +287,6 @@ impl TcDataplane {
     }
 
     fn install(&mut self, key: &FlowKey, rule: &Arc<CompiledRule>) {
-        if key.vlan != 0 {
-            self.failed(
-                format_args!("rule {}", rule.id),
-                "VLAN inputs are not forwarded",
-            );
-            return;
-        }
         match self.installed.get(key).map(|old| old.id) {
             Some(old_id) => self.carry(key, old_id),
             None => self.link(key.ifindex),
@@ -243,6 +345,11 @@ impl TcDataplane {
         tracing::warn!("--dataplane tc: {what}: {error}; its datagrams are not forwarded");
     }
 
+    fn refused(&mut self, what: std::fmt::Arguments<'_>, error: impl std::fmt::Display) {
+        self.errors += 1;
+        tracing::warn!("--dataplane tc: {what}: {error}");
+    }
+
     /// The program's counters of the rule under `key`, if it is installed and readable.
     pub fn rule_counters(&self, key: &FlowKey) -> Option<FanoutCounters> {
         let rule = self.installed.get(key)?;
@@ -259,6 +366,8 @@ impl TcDataplane {
         TcReport {
             rules: self.installed.len(),
             interfaces: self.interfaces.len(),
+            worker_rules: self.worker_rules,
+            workers_receive: self.workers_receive,
             errors: self.errors,
             rx_packets: total.rx_packets,
             ttl_expired: total.ttl_expired,

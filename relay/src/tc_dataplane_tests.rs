@@ -97,7 +97,24 @@ fn rule(id: u64, outputs: usize) -> Arc<CompiledRule> {
         id,
         stats: Arc::default(),
         outputs: (0..outputs).map(output).collect(),
+        in_kernel: outputs <= MAX_OUTPUTS,
     })
+}
+
+trait WorkersRule {
+    /// The same rule, the workers' (as a tagged input's would be).
+    fn without_kernel(self) -> Arc<CompiledRule>;
+}
+
+impl WorkersRule for Arc<CompiledRule> {
+    fn without_kernel(self) -> Arc<CompiledRule> {
+        Arc::new(CompiledRule {
+            id: self.id,
+            stats: self.stats.clone(),
+            outputs: self.outputs.clone(),
+            in_kernel: false,
+        })
+    }
 }
 
 fn dataplane(recorder: &Recorder) -> TcDataplane {
@@ -182,23 +199,98 @@ fn the_last_rule_of_an_interface_unlinks_it_and_a_moved_rule_follows_its_index()
 }
 
 #[test]
-fn refusals_are_counted_and_vlan_inputs_are_not_written() {
+fn refusals_are_counted() {
     let recorder = Recorder::default();
     let mut tc = dataplane(&recorder);
-    let tagged = FlowKey {
-        vlan: 100,
-        ..key(3, [239, 1, 0, 1])
-    };
-    tc.sync(&RuleTable::new([
-        (tagged, rule(1, 1)),
-        (key(99, [239, 1, 0, 2]), rule(2, 1)),
-    ]));
-    let report = tc.report();
-    assert_eq!(report.errors, 2, "the VLAN rule and the refused link");
+    tc.sync(&RuleTable::new([(key(99, [239, 1, 0, 2]), rule(2, 1))]));
+    assert_eq!(tc.report().errors, 1, "the refused link");
     assert_eq!(
         recorder.take(),
         ["attach 99", "insert 99 239.1.0.2 x1"],
         "the rule is written anyway: a later link would forward it"
+    );
+}
+
+/// A tc data plane whose worker switch is logged by `recorder` (refused while `refuse` is set).
+fn with_switch(recorder: &Recorder, refuse: Arc<Mutex<bool>>) -> TcDataplane {
+    let log = recorder.clone();
+    dataplane(recorder).with_worker_switch(Box::new(move |on| {
+        log.log(format!("workers {on}"));
+        match *refuse.lock().unwrap() {
+            true => Err(io::Error::from_raw_os_error(libc::ENOMEM)),
+            false => Ok(()),
+        }
+    }))
+}
+
+#[test]
+fn the_workers_get_the_rules_the_program_cannot_forward_and_receive_while_they_have_one() {
+    let recorder = Recorder::default();
+    let refuse = Arc::new(Mutex::new(false));
+    let mut tc = with_switch(&recorder, refuse.clone());
+    let tagged = FlowKey {
+        vlan: 100,
+        ..key(3, [239, 1, 0, 1])
+    };
+    let wide = key(3, [239, 1, 0, 2]);
+    let plain = key(3, [239, 1, 0, 3]);
+    let table = RuleTable::new([(plain, rule(1, 2))]);
+    tc.sync(&table);
+    assert_eq!(
+        recorder.take(),
+        ["attach 3", "insert 3 239.1.0.3 x2"],
+        "workers stay off"
+    );
+    // A tagged rule: nothing written (the program passes tagged frames on); a rule of 33
+    // outputs: a pass entry, so that its datagrams never reach an any-source rule.
+    let mixed = table
+        .with_rule(tagged, rule(2, 1).without_kernel())
+        .with_rule(wide, rule(3, MAX_OUTPUTS + 1));
+    tc.sync(&mixed);
+    assert_eq!(recorder.take(), ["insert 3 239.1.0.2 x0", "workers true"]);
+    let report = tc.report();
+    assert_eq!(
+        (report.rules, report.worker_rules, report.workers_receive),
+        (1, 2, true)
+    );
+    assert!(tc.rule_counters(&wide).is_none(), "the workers count it");
+    tc.sync(&mixed);
+    assert!(recorder.take().is_empty(), "nothing changed");
+    // The wide rule replaced by one the program takes: its entry replaces the pass entry.
+    let narrowed = mixed.with_rule(wide, rule(3, 2));
+    tc.sync(&narrowed);
+    assert_eq!(recorder.take(), ["insert 3 239.1.0.2 x2"]);
+    // A refused switch is counted and tried again at the next sync.
+    *refuse.lock().unwrap() = true;
+    let program_only = narrowed.without_rule(&tagged, 2);
+    tc.sync(&program_only);
+    assert_eq!(recorder.take(), ["workers false"]);
+    assert_eq!((tc.report().errors, tc.report().workers_receive), (1, true));
+    *refuse.lock().unwrap() = false;
+    tc.sync(&program_only);
+    assert_eq!(recorder.take(), ["workers false"]);
+    assert!(!tc.report().workers_receive);
+    // A pass entry goes with its rule.
+    tc.sync(&program_only.with_rule(plain, rule(1, 40)));
+    assert_eq!(
+        recorder.take(),
+        [
+            "remove 3 239.1.0.3",
+            "insert 3 239.1.0.3 x0",
+            "workers true"
+        ]
+    );
+    tc.sync(&RuleTable::new([]));
+    let mut log = recorder.take();
+    log.sort();
+    assert_eq!(
+        log,
+        [
+            "detach 3",
+            "remove 3 239.1.0.2",
+            "remove 3 239.1.0.3",
+            "workers false"
+        ]
     );
 }
 

@@ -103,38 +103,102 @@ fn the_tc_dataplane_forwards_every_datagram_to_every_output_in_the_kernel() {
     });
 }
 
+/// The relay's `stats` until `done` holds for it (2 s at most; the last one either way).
+fn stats_when(
+    relay: &RelayProcess,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let stats = relay.ctl(json!({"cmd": "stats"}));
+        if done(&stats) || std::time::Instant::now() > deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
-fn the_tc_dataplane_refuses_what_it_cannot_forward() {
-    let name = "the_tc_dataplane_refuses_what_it_cannot_forward";
+fn the_workers_forward_the_rules_the_program_cannot() {
+    let name = "the_workers_forward_the_rules_the_program_cannot";
     if !require_root(name) {
         return;
     }
     with_topology(Template::Chain, |topo| {
-        let scratch = ScratchDir::new("relay-e2e-tc-refusals").unwrap();
-        let args = ["--dataplane".to_string(), "tc".into()];
+        let scratch = ScratchDir::new("relay-e2e-tc-workers").unwrap();
+        let args = [
+            "--rule".to_string(),
+            rule(topo),
+            "--dataplane".into(),
+            "tc".into(),
+        ];
         let relay = RelayProcess::start(topo, scratch.path("relay.sock"), &args);
+        let tc = relay.ctl(json!({"cmd": "stats"}))["tc_dataplane"].clone();
+        assert_eq!(
+            (&tc["worker_rules"], &tc["workers_receive"]),
+            (&json!(0), &json!(false))
+        );
+        // 33 outputs: one more than the program takes; the workers forward this rule.
         let rin = &topo.relay_in().unwrap().ifname;
         let rout = &topo.relay_out()[0].ifname;
-        let tagged = relay.add(&format!(
-            "{rin}:{INPUT}:5000 vlan=100 -> {rout}:{}:5000",
-            OUTPUTS[0]
-        ));
-        assert_eq!(tagged["ok"], false, "{tagged}");
-        assert!(
-            tagged["error"]
-                .as_str()
-                .unwrap()
-                .contains("untagged input only"),
-            "{tagged}"
-        );
+        let wide_input = Ipv4Addr::new(239, 1, 0, 2);
         let many: Vec<String> = (1..=33)
             .map(|i| format!("{rout}:239.3.0.{i}:5000"))
             .collect();
-        let wide = relay.add(&format!("{rin}:{INPUT}:5000 -> {}", many.join(", ")));
-        assert_eq!(wide["ok"], false, "{wide}");
+        let wide = relay.add(&format!("{rin}:{wide_input}:5000 -> {}", many.join(", ")));
+        assert_eq!(wide["ok"], true, "{wide}");
+        let tc = relay.ctl(json!({"cmd": "stats"}))["tc_dataplane"].clone();
+        assert_eq!(
+            (&tc["rules"], &tc["worker_rules"], &tc["workers_receive"]),
+            (&json!(1), &json!(1), &json!(true)),
+            "{tc}"
+        );
+        let mut groups = OUTPUTS.to_vec();
+        groups.push(Ipv4Addr::new(239, 3, 0, 33));
+        let sink = sink_spec(topo, groups).start(&scratch).unwrap();
+        let source = topo.generator().addr;
+        assert_eq!(send_from(topo, &scratch, source, INPUT, 1000.0, 500), 500);
+        assert_eq!(
+            send_from(topo, &scratch, source, wide_input, 1000.0, 400),
+            400
+        );
+        let summary = sink.finish(Duration::from_secs(10)).unwrap();
+        let totals = &summary.totals;
+        assert_eq!(
+            (totals.received, totals.duplicates),
+            (3 * 500 + 400, 0),
+            "each rule forwarded once, by one forwarder: {totals:?}"
+        );
+        // The workers saw the program's datagrams too (their tap runs first) and left them.
+        let stats = stats_when(&relay, |s| s["workers"][0]["in_kernel"] == 500);
+        assert_eq!(stats["workers"][0]["in_kernel"], 500, "{stats}");
+        let (program_rule, worker_rule) = (&stats["rules"][0], &stats["rules"][1]);
+        assert_eq!(program_rule["rx_packets"], 500, "the program's counters");
+        assert_eq!(worker_rule["rx_packets"], 400, "the workers' counters");
+        let outputs = worker_rule["outputs"].as_array().unwrap();
+        assert_eq!(outputs.len(), 33);
         assert!(
-            wide["error"].as_str().unwrap().contains("limit of 32"),
-            "{wide}"
+            outputs.iter().all(|o| o["tx_packets"] == 400),
+            "{worker_rule}"
+        );
+        assert_eq!(stats["tc_dataplane"]["rx_packets"], 500, "{stats}");
+        // The workers' last rule gone: they stop receiving.
+        assert_eq!(relay.ctl(json!({"cmd": "remove", "id": 2}))["ok"], true);
+        let tc = relay.ctl(json!({"cmd": "stats"}))["tc_dataplane"].clone();
+        assert_eq!(
+            (&tc["worker_rules"], &tc["workers_receive"]),
+            (&json!(0), &json!(false))
+        );
+        let received = relay.ctl(json!({"cmd": "stats"}))["workers"][0]["rx_packets"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(send_from(topo, &scratch, source, INPUT, 1000.0, 200), 200);
+        let stats = stats_when(&relay, |s| s["tc_dataplane"]["rx_packets"] == 700);
+        assert_eq!(stats["tc_dataplane"]["rx_packets"], 700, "{stats}");
+        assert_eq!(
+            stats["workers"][0]["rx_packets"].as_u64().unwrap(),
+            received,
+            "idle workers take nothing"
         );
         relay.stop();
     });

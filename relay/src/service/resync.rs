@@ -76,6 +76,7 @@ impl<F: SocketFactory> Relay<F> {
                 id,
                 stats: installed.compiled.stats.clone(),
                 outputs: outputs.into_boxed_slice(),
+                in_kernel: installed.compiled.in_kernel,
             });
             // A rule out of the table (no input) whose outputs changed changes no table.
             if key.is_some() || installed.key.is_some() {
