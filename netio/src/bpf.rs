@@ -571,6 +571,12 @@ impl Program {
         frame: &[u8],
         ingress_ifindex: u32,
     ) -> io::Result<(i32, Vec<u8>)> {
+        let run = self.test_run_measured(frame, ingress_ifindex)?;
+        Ok((run.verdict, run.output))
+    }
+
+    /// [`Program::test_run_output`], with the run's duration as the kernel measured it.
+    pub fn test_run_measured(&self, frame: &[u8], ingress_ifindex: u32) -> io::Result<TestRun> {
         let mut context = [0u8; SKB_CONTEXT_BYTES];
         let at = SKB_INGRESS_IFINDEX as usize;
         context[at..at + 4].copy_from_slice(&ingress_ifindex.to_ne_bytes());
@@ -590,8 +596,21 @@ impl Program {
         // null.
         unsafe { sys_bpf(BPF_PROG_TEST_RUN, &mut attr)? };
         output.truncate((attr.read_u32(12) as usize).min(output.len()));
-        Ok((attr.read_u32(4) as i32, output))
+        Ok(TestRun {
+            verdict: attr.read_u32(4) as i32,
+            output,
+            duration_ns: attr.read_u32(36),
+        })
     }
+}
+
+/// One `BPF_PROG_TEST_RUN`: the program's return value, the frame as it left it, and the
+/// run's duration in ns (the kernel's clock around the program alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRun {
+    pub verdict: i32,
+    pub output: Vec<u8>,
+    pub duration_ns: u32,
 }
 
 impl AsFd for Program {

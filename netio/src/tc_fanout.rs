@@ -35,15 +35,22 @@
 //! per datagram cost time of their own (tens of ns each on a VM), so this program is a
 //! separate one, loaded only when asked.
 //!
+//! Handicap (`relay run --dataplane tc --handicap-ns N`, the regression gate's slowed canary;
+//! [`ProgramOptions::handicap_ns`]): after finding a rule the program reads the clock until N
+//! ns have passed, at most [`HANDICAP_MAX_SPINS`] readings (the verifier needs a bound), so
+//! every forwarded datagram costs about N ns more of softirq time.
+//!
 //! The program (r6 context, r7 the rule, r8 the output index, r9 the output; stack: key at
 //! -16, per-packet fields -64..-17, the header being built at -112, the payload length at
-//! -120, with timing the entry and lookup clock readings at -128 and -136):
+//! -120, with timing the entry and lookup clock readings at -128 and -136, the handicap's start
+//! at -144):
 //! ```text
 //!  (timing: entry clock)
 //!  untagged IPv4, IHL 5, unfragmented UDP, else next
 //!  key = (ingress_ifindex, destination, destination port, source); lookup, else with source 0
 //!  none, or a pass entry (no outputs: another forwarder's rule): next
 //!  (timing: rule.timed += 1, rule.lookup_ns += now - entry; lookup clock)
+//!  (handicap: read the clock until N ns passed or HANDICAP_MAX_SPINS readings)
 //!  TTL by the rule's policy (decrement: arriving <= 1 is expired: count, drop)
 //!  keep TOS, total length, source port, UDP checksum (network order) and the source's sum;
 //!  rule.rx += 1, rule.rx_bytes += payload
@@ -106,6 +113,19 @@ const HEADER: i16 = -112;
 const PAYLOAD_LEN: i16 = -120;
 const ENTRY_CLOCK: i16 = -128;
 const LOOKUP_CLOCK: i16 = -136;
+const HANDICAP_START: i16 = -144;
+
+/// Most clock readings of the handicap's wait (tens of ns each: tens of microseconds at most).
+pub const HANDICAP_MAX_SPINS: i32 = 4096;
+
+/// Which variant of the program to load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgramOptions {
+    /// Time each datagram's stages (module documentation).
+    pub timing: bool,
+    /// Test only: wait this many ns per forwarded datagram (0 = none).
+    pub handicap_ns: u32,
+}
 
 /// The rule an input datagram is looked up by: interface index, destination group and port,
 /// and source (`UNSPECIFIED` for a rule that takes any source; a source-specific rule is
@@ -370,6 +390,23 @@ fn emit_lookup(asm: &mut Asm, map: &HashMap, timing: bool) {
     }
 }
 
+/// The handicap: reads the clock until `ns` have passed since the first reading, at most
+/// [`HANDICAP_MAX_SPINS`] times (r8 counts them; it is free until the output loop).
+fn emit_handicap(asm: &mut Asm, ns: u32) {
+    emit_clock(asm, HANDICAP_START);
+    asm.push([Insn::mov_imm(8, 0)]);
+    asm.label("spin");
+    asm.push([
+        Insn::call(bpf::HELPER_KTIME_GET_NS),
+        Insn::load(Size::Double, 1, 10, HANDICAP_START),
+        Insn::alu(Alu::Sub, 0, 1),
+    ]);
+    asm.jump(Cond::Ge, 0, ns.min(i32::MAX as u32) as i32, "spun");
+    asm.push([Insn::add_imm(8, 1)]);
+    asm.jump(Cond::Lt, 8, HANDICAP_MAX_SPINS, "spin");
+    asm.label("spun");
+}
+
 /// Stores the clock at `slot` of the stack (r0 = the clock; r1-r5 are clobbered).
 fn emit_clock(asm: &mut Asm, slot: i16) {
     asm.push([
@@ -573,10 +610,14 @@ fn emit_last(asm: &mut Asm, timing: bool) {
 }
 
 /// The program's instructions for `map` (see the module documentation), with the clock
-/// readings when `timing`.
-fn program(map: &HashMap, timing: bool) -> Vec<Insn> {
+/// readings and the handicap `options` asks for.
+fn program(map: &HashMap, options: ProgramOptions) -> Vec<Insn> {
+    let timing = options.timing;
     let mut asm = Asm::new();
     emit_lookup(&mut asm, map, timing);
+    if options.handicap_ns > 0 {
+        emit_handicap(&mut asm, options.handicap_ns);
+    }
     emit_ttl(&mut asm);
     emit_packet_fields(&mut asm);
     asm.push([Insn::mov_imm(8, 0)]);
@@ -619,9 +660,9 @@ pub struct TcFanout {
 }
 
 impl TcFanout {
-    /// Creates the map (room for `max_rules` rules) and loads the program; with `timing`
-    /// the one that times each datagram's stages (module documentation).
-    pub fn load(max_rules: u32, timing: bool) -> Result<TcFanout, LoadError> {
+    /// Creates the map (room for `max_rules` rules) and loads the program variant of
+    /// `options` (module documentation).
+    pub fn load(max_rules: u32, options: ProgramOptions) -> Result<TcFanout, LoadError> {
         let map = HashMap::create(
             "mlab_fanout",
             KEY_BYTES as u32,
@@ -629,7 +670,7 @@ impl TcFanout {
             max_rules.max(1),
         )
         .map_err(LoadError::Map)?;
-        let program = Program::load_sched_cls("mlab_fanout", &program(&map, timing))?;
+        let program = Program::load_sched_cls("mlab_fanout", &program(&map, options))?;
         Ok(TcFanout { map, program })
     }
 
@@ -664,6 +705,11 @@ impl TcFanout {
     /// thread's namespace).
     pub fn run(&self, frame: &[u8], ifindex: u32) -> io::Result<(i32, Vec<u8>)> {
         self.program.test_run_output(frame, ifindex)
+    }
+
+    /// [`TcFanout::run`], with the run's duration as the kernel measured it.
+    pub fn run_measured(&self, frame: &[u8], ifindex: u32) -> io::Result<bpf::TestRun> {
+        self.program.test_run_measured(frame, ifindex)
     }
 }
 

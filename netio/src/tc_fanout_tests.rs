@@ -177,7 +177,7 @@ fn each_output_gets_the_frame_the_user_space_builder_would_send() {
         return;
     }
     in_own_namespace(|| {
-        let fanout = TcFanout::load(8, false).expect("map and program load");
+        let fanout = TcFanout::load(8, ProgramOptions::default()).expect("map and program load");
         let outputs = vec![output(1, 6000), output(2, 5000), output(3, 7000)];
         let r = rule(Ipv4Addr::UNSPECIFIED, outputs.clone());
         fanout.insert(&r).unwrap();
@@ -220,7 +220,7 @@ fn ttl_checksumless_input_source_rules_and_strangers() {
         return;
     }
     in_own_namespace(|| {
-        let fanout = TcFanout::load(8, false).expect("map and program load");
+        let fanout = TcFanout::load(8, ProgramOptions::default()).expect("map and program load");
         let any = rule(Ipv4Addr::UNSPECIFIED, vec![output(1, 6000)]);
         fanout.insert(&any).unwrap();
         // TTL: min(limit 8, arriving - 1); 1 is expired; `set` always gives the limit.
@@ -290,7 +290,14 @@ fn the_timing_program_forwards_alike_and_times_each_datagram() {
         return;
     }
     in_own_namespace(|| {
-        let fanout = TcFanout::load(8, true).expect("map and program load");
+        let fanout = TcFanout::load(
+            8,
+            ProgramOptions {
+                timing: true,
+                ..Default::default()
+            },
+        )
+        .expect("map and program load");
         let outputs = vec![output(1, 6000), output(2, 5000), output(3, 7000)];
         let r = rule(Ipv4Addr::UNSPECIFIED, outputs.clone());
         fanout.insert(&r).unwrap();
@@ -318,5 +325,49 @@ fn the_timing_program_forwards_alike_and_times_each_datagram() {
             TCX_NEXT
         );
         assert_eq!(fanout.counters(&r.key).unwrap().unwrap().timed, 11);
+    });
+}
+
+#[test]
+fn the_handicapped_program_forwards_alike_and_takes_its_time() {
+    if !root_or_skip("the_handicapped_program_forwards_alike_and_takes_its_time") {
+        return;
+    }
+    in_own_namespace(|| {
+        // 20 us: reached within the spin bound even at 5 ns per clock reading.
+        let handicap_ns = 20_000;
+        let options = ProgramOptions {
+            handicap_ns,
+            ..Default::default()
+        };
+        let outputs = vec![output(1, 6000), output(2, 5000)];
+        let r = rule(Ipv4Addr::UNSPECIFIED, outputs.clone());
+        // The kernel's clock around the program alone (no system call in it); the shortest
+        // of 5 runs, against the same program without the handicap.
+        let shortest = |options: ProgramOptions| {
+            let fanout = TcFanout::load(8, options).expect("map and program load");
+            fanout.insert(&r).unwrap();
+            let runs: Vec<_> = (0..5)
+                .map(|_| fanout.run_measured(&input_frame(8, true), IN_IF).unwrap())
+                .collect();
+            for run in &runs {
+                assert_eq!(run.verdict, TCX_REDIRECT);
+                assert_eq!(run.output, expected_frame(&outputs[1], 7));
+            }
+            runs.iter().map(|run| run.duration_ns).min().unwrap()
+        };
+        let (plain, handicapped) = (shortest(ProgramOptions::default()), shortest(options));
+        eprintln!("program run: {plain} ns, handicapped {handicapped} ns");
+        // (Run-to-run noise is a few hundred ns; the handicap adds 20000.)
+        assert!(
+            handicapped >= plain + handicap_ns * 9 / 10,
+            "a forwarded datagram waits the handicap out: {plain} ns plain, {handicapped} ns"
+        );
+        let fanout = TcFanout::load(8, options).expect("map and program load");
+        fanout.insert(&r).unwrap();
+        // A stranger is not a rule's: no wait, straight on.
+        let mut other_port = input_frame(8, true);
+        other_port[36..38].copy_from_slice(&5001u16.to_be_bytes());
+        assert_eq!(fanout.run(&other_port, IN_IF).unwrap().0, TCX_NEXT);
     });
 }

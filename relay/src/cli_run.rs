@@ -6,6 +6,7 @@
 
 use anyhow::Context;
 use netio::membership::{KernelSockets, Limits, Memberships, Strategy};
+use netio::tc_fanout::ProgramOptions;
 use relay::control::{ControlServer, ServerLimits};
 use relay::dataplane::{Dataplane, DataplaneConfig};
 use relay::dataplane::{IoBackend, SendBackend};
@@ -136,8 +137,9 @@ pub struct RunArgs {
     /// Frames taken per receive batch (recvmmsg).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     rx_slots: u32,
-    /// Test only: busy-wait this many nanoseconds per received frame. The lab's regression gate
-    /// runs a handicapped relay to prove that it catches a slower build (scenarios/ci.toml).
+    /// Test only: busy-wait this many nanoseconds per received frame (with --dataplane tc also
+    /// in the program, per forwarded datagram). The lab's regression gate runs a handicapped
+    /// relay to prove that it catches a slower build (scenarios/ci.toml).
     #[arg(long, hide = true, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     handicap_ns: u64,
     /// Test only: a worker panics after receiving this many frames since it (re)started, to
@@ -235,11 +237,6 @@ fn check_dataplane_flags(args: &RunArgs) -> anyhow::Result<()> {
             "--busy-poll-us (the workers receive only for the rules tc cannot forward)",
         ),
         (
-            args.handicap_ns > 0,
-            "--handicap-ns (it slows the workers, which receive only for the rules tc cannot \
-             forward)",
-        ),
-        (
             args.fail_worker_after > 0,
             "--fail-worker-after (the workers receive only for the rules tc cannot forward)",
         ),
@@ -329,7 +326,12 @@ fn new_relay(
         relay = relay.with_input_filter(InputFilter::new(Box::new(table)));
     }
     if args.dataplane == DataplaneKind::Tc {
-        let table = KernelFanoutTable::load(args.max_rules, args.timing)
+        let options = ProgramOptions {
+            timing: args.timing,
+            // At most 1,000,000 (the flag's range).
+            handicap_ns: u32::try_from(args.handicap_ns).unwrap_or(u32::MAX),
+        };
+        let table = KernelFanoutTable::load(args.max_rules, options)
             .context("--dataplane tc: loading the tcx program")?;
         let ttl = TtlPolicy::new(args.ttl, args.ttl_mode);
         let switch = dataplane.receive_switch();
@@ -547,11 +549,14 @@ mod tests {
         };
         assert!(check(&[]).is_ok());
         assert!(check(&["--timing"]).is_ok(), "the program times itself");
+        assert!(
+            check(&["--handicap-ns", "1200"]).is_ok(),
+            "the program waits it out per datagram"
+        );
         for (flags, named) in [
             (&["--egress", "udp"][..], "--egress udp"),
             (&["--input-filter"], "--input-filter"),
             (&["--busy-poll-us", "50"], "--busy-poll-us"),
-            (&["--handicap-ns", "1200"], "--handicap-ns"),
             (&["--fail-worker-after", "10"], "--fail-worker-after"),
         ] {
             let err = check(flags).unwrap_err();

@@ -28,7 +28,9 @@ use crate::stats::StageSummary;
 use crate::table::{CompiledRule, FlowKey, RuleTable};
 use crate::ttl::{TtlMode, TtlPolicy};
 use netio::bpf::TcxLink;
-use netio::tc_fanout::{FanoutCounters, FanoutKey, FanoutOutput, FanoutRule, TcFanout};
+use netio::tc_fanout::{
+    FanoutCounters, FanoutKey, FanoutOutput, FanoutRule, ProgramOptions, TcFanout,
+};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -83,10 +85,10 @@ pub struct KernelFanoutTable {
 }
 
 impl KernelFanoutTable {
-    /// Loads the program with room for `max_rules` rules (the timing one with `timing`) and
-    /// checks that this kernel links it (see [`crate::input_filter`]).
-    pub fn load(max_rules: u32, timing: bool) -> anyhow::Result<KernelFanoutTable> {
-        let program = TcFanout::load(max_rules, timing)?;
+    /// Loads the program variant of `options` with room for `max_rules` rules and checks that
+    /// this kernel links it (see [`crate::input_filter`]).
+    pub fn load(max_rules: u32, options: ProgramOptions) -> anyhow::Result<KernelFanoutTable> {
+        let program = TcFanout::load(max_rules, options)?;
         crate::input_filter::check_tcx_links(|ifindex| program.attach(ifindex))?;
         Ok(KernelFanoutTable {
             program,
