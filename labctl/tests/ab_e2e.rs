@@ -4,7 +4,9 @@
 //! need the release binaries (`cargo build --release -p labctl -p relay -p loadgen`). Each checks
 //! that its topologies left no namespace behind. Bad arguments are checked without root.
 //!
-//! Both runs use a cut-down `scenarios/ab.toml`: 40 streams only (the 1-stream point adds a
+//! Both runs use a cut-down `scenarios/ab.toml` with the worker data plane (`--dataplane
+//! user`: its work is the relay process's, so every metric, process CPU included, is judged;
+//! under the default tc data plane the process CPU is a few ms per repeat, "not judged"): 40 streams only (the 1-stream point adds a
 //! zero-loss search per repeat but no other metric), 2 s at 40k pps (80k packets: enough for CPU
 //! per packet); the A/A run adds a coarse zero-loss search (resolution 20 %, probes of 0.5 s).
 //! About 100 s (A/A) and 60 s (handicap), 4 repeats each, on 2 cores; more when another
@@ -35,6 +37,7 @@ isolation = "auto"
 join_delay = false
 
 [builds.a]
+args = ["--dataplane", "user"]
 "#;
 
 /// The A/A run also searches the zero-loss rate (the handicap run does not: it is not asserted
@@ -151,7 +154,7 @@ fn the_same_binary_against_itself_is_no_change_detected() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let same = format!("[builds.b]\n{ZERO_LOSS}");
+    let same = format!("[builds.b]\nargs = [\"--dataplane\", \"user\"]\n{ZERO_LOSS}");
     // 6 pairs: the p99 latency is judged from 6 on (the sign test's interval of its median).
     let (run, results, report) = run_ab(dir.path(), &same, 6, &["--fail-on-slower"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -194,7 +197,8 @@ fn a_relay_slowed_by_10us_per_frame_is_reported_slower() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let handicapped = "[builds.b]\nargs = [\"--handicap-ns\", \"10000\"]\n";
+    let handicapped =
+        "[builds.b]\nargs = [\"--dataplane\", \"user\", \"--handicap-ns\", \"10000\"]\n";
     let (run, _, report) = run_ab(dir.path(), handicapped, 4, &["--fail-on-slower"]);
     assert_eq!(run.code, Some(3), "--fail-on-slower: {}", run.stderr);
     assert!(run.stdout.contains("B vs A: SLOWER on"), "{}", run.stdout);

@@ -1,6 +1,6 @@
 //! End-to-end test of what the `perf` scenario relies on (root only; loud skip otherwise): point
 //! groups with their own axes, links counted by their interfaces (`counting_sinks`), the relay's
-//! stage timing from a `--timing` build, and goals judged on the run's own numbers. Needs the
+//! stage timing from a `--timing` build (the default data plane's: the tc program's stages), and goals judged on the run's own numbers. Needs the
 //! release `relay` and `loadgen` binaries (`./lab test` builds them).
 
 use labctl::report::goals::{self, Verdict};
@@ -77,12 +77,13 @@ fn groups_interface_counted_links_timing_and_goals_work_end_to_end() {
             "{p}: stage timing only from the --timing build"
         );
         if timed {
-            let parsed = r.stage_timing.iter().find(|s| s.stage == "parse").unwrap();
+            let looked_up = r.stage_timing.iter().find(|s| s.stage == "tc_lookup");
+            let looked_up = looked_up.unwrap_or_else(|| panic!("{p}: {:?}", r.stage_timing));
             let sent = r.offered / u64::from(r.point.fanout);
             assert!(
-                parsed.samples >= sent,
-                "{p}: parsed {} of {sent}",
-                parsed.samples
+                looked_up.samples >= sent,
+                "{p}: looked up {} of {sent}",
+                looked_up.samples
             );
         }
         if r.point.fanout == 3 {

@@ -131,9 +131,11 @@ pub struct RunArgs {
     /// exists. tc is not combined with --egress udp, --input-filter (it keeps its input from
     /// the host stack itself) or the workers' receive-side flags; `relay ctl stats` shows the
     /// program's counters per rule and output, totals under `tc_dataplane`. Needs root and
-    /// Linux 6.6+ (tcx).
-    #[arg(long, value_enum, default_value_t)]
-    dataplane: DataplaneKind,
+    /// Linux 6.6+ (tcx). [default: tc where this kernel links its program and none of those
+    /// flags is given (the measured faster: README.md, "The kernel data plane"), else user;
+    /// the log says which and why]
+    #[arg(long, value_enum)]
+    dataplane: Option<DataplaneKind>,
     /// Frames taken per receive batch (recvmmsg).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     rx_slots: u32,
@@ -216,16 +218,23 @@ fn dataplane_config(args: &RunArgs) -> DataplaneConfig {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         restart: Default::default(),
         fail_hook: fail_hook(args),
-        receive: args.dataplane == DataplaneKind::User,
+        receive: true,
     }
 }
 
 /// Refuses the flags `--dataplane tc` cannot honour, and the workers' receive-side flags that
 /// would silently do nothing for its program's rules (the workers receive only for theirs).
 fn check_dataplane_flags(args: &RunArgs) -> anyhow::Result<()> {
-    if args.dataplane == DataplaneKind::User {
-        return Ok(());
+    match (args.dataplane, tc_conflict(args)) {
+        (Some(DataplaneKind::Tc), Some(flag)) => {
+            anyhow::bail!("--dataplane tc cannot be combined with {flag}")
+        }
+        _ => Ok(()),
     }
+}
+
+/// The first flag that needs the worker data plane, if any.
+fn tc_conflict(args: &RunArgs) -> Option<&'static str> {
     let conflicts = [
         (args.egress == EgressMode::Udp, "--egress udp"),
         (
@@ -241,9 +250,46 @@ fn check_dataplane_flags(args: &RunArgs) -> anyhow::Result<()> {
             "--fail-worker-after (the workers receive only for the rules tc cannot forward)",
         ),
     ];
-    match conflicts.iter().find(|(set, _)| *set) {
-        Some((_, flag)) => anyhow::bail!("--dataplane tc cannot be combined with {flag}"),
-        None => Ok(()),
+    conflicts
+        .iter()
+        .find(|(set, _)| *set)
+        .map(|(_, flag)| *flag)
+}
+
+/// The data plane to run, with the tc program loaded if it is tc: `--dataplane` as given, or
+/// by default tc where this kernel links the program and no flag needs the workers (else the
+/// workers, the reason logged).
+fn choose_dataplane(args: &RunArgs) -> anyhow::Result<(DataplaneKind, Option<KernelFanoutTable>)> {
+    let load = || {
+        let options = ProgramOptions {
+            timing: args.timing,
+            // At most 1,000,000 (the flag's range).
+            handicap_ns: u32::try_from(args.handicap_ns).unwrap_or(u32::MAX),
+        };
+        KernelFanoutTable::load(args.max_rules, options)
+    };
+    match args.dataplane {
+        Some(DataplaneKind::User) => Ok((DataplaneKind::User, None)),
+        Some(DataplaneKind::Tc) => {
+            let table = load().context("--dataplane tc: loading the tcx program")?;
+            Ok((DataplaneKind::Tc, Some(table)))
+        }
+        None => match tc_conflict(args) {
+            Some(flag) => {
+                tracing::info!("data plane user (the workers): {flag} needs them");
+                Ok((DataplaneKind::User, None))
+            }
+            None => match load() {
+                Ok(table) => Ok((DataplaneKind::Tc, Some(table))),
+                Err(e) => {
+                    tracing::warn!(
+                        "data plane user (the workers): this kernel does not take the tc \
+                         program ({e:#}); --dataplane tc would fail, --dataplane user says so"
+                    );
+                    Ok((DataplaneKind::User, None))
+                }
+            },
+        },
     }
 }
 
@@ -292,12 +338,14 @@ fn start_shutdown_watchdog() {
     }
 }
 
-/// The control plane: rules, memberships on helper sockets, limits and modes from `args`.
+/// The control plane: rules, memberships on helper sockets, limits and modes from `args`, and
+/// the tc program if that is the data plane.
 fn new_relay(
     args: &RunArgs,
     limits: Limits,
     publisher: Arc<TablePublisher>,
     dataplane: &Dataplane,
+    tc_program: Option<KernelFanoutTable>,
 ) -> anyhow::Result<Arc<Relay<KernelSockets>>> {
     let memberships = Memberships::new(
         args.membership,
@@ -325,14 +373,7 @@ fn new_relay(
             .context("--input-filter: loading the tcx program")?;
         relay = relay.with_input_filter(InputFilter::new(Box::new(table)));
     }
-    if args.dataplane == DataplaneKind::Tc {
-        let options = ProgramOptions {
-            timing: args.timing,
-            // At most 1,000,000 (the flag's range).
-            handicap_ns: u32::try_from(args.handicap_ns).unwrap_or(u32::MAX),
-        };
-        let table = KernelFanoutTable::load(args.max_rules, options)
-            .context("--dataplane tc: loading the tcx program")?;
+    if let Some(table) = tc_program {
         let ttl = TtlPolicy::new(args.ttl, args.ttl_mode);
         let switch = dataplane.receive_switch();
         let tc = TcDataplane::new(Box::new(table), ttl)
@@ -349,6 +390,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let strategy = args.membership;
     check_dataplane_flags(&args)?;
+    let (kind, tc_program) = choose_dataplane(&args)?;
     // Register signal handlers before anything needs cleaning up.
     let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])
         .context("installing SIGTERM/SIGINT handlers")?;
@@ -358,8 +400,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let limits = Limits::from_proc()
         .context("reading net.ipv4.igmp_max_memberships / net.core.optmem_max")?;
     let publisher = TablePublisher::new();
-    let dataplane = Dataplane::start(dataplane_config(&args), publisher.clone())?;
-    let relay = new_relay(&args, limits, publisher, &dataplane)?;
+    let config = DataplaneConfig {
+        receive: kind == DataplaneKind::User,
+        ..dataplane_config(&args)
+    };
+    let dataplane = Dataplane::start(config, publisher.clone())?;
+    let relay = new_relay(&args, limits, publisher, &dataplane, tc_program)?;
     for (index, rule) in rules.into_iter().enumerate() {
         if let Err(e) = relay.add(rule.clone()) {
             relay.leave_all();
@@ -387,7 +433,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(
         "relay running: {} rule(s), data plane {}, {} worker(s), fanout group {}, membership {strategy}, control {}",
         relay.list().len(),
-        args.dataplane.name(),
+        kind.name(),
         args.workers,
         dataplane.fanout_group(),
         server.path().display()

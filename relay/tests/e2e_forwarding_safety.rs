@@ -33,7 +33,12 @@ impl RunningRelay {
     fn start(netns: &str, scratch: &ScratchDir, args: &[&str]) -> RunningRelay {
         let control = scratch.path("relay.sock");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_relay"));
-        cmd.arg("run").arg("--control").arg(&control).args(args);
+        // The workers' safety checks (the tc program's are in netio's tc_fanout tests).
+        cmd.arg("run")
+            .arg("--control")
+            .arg(&control)
+            .args(["--dataplane", "user"])
+            .args(args);
         let child = spawn_in_netns(
             netns,
             cmd,

@@ -205,6 +205,48 @@ fn the_workers_forward_the_rules_the_program_cannot() {
 }
 
 #[test]
+fn the_default_data_plane_is_tc_unless_a_flag_needs_the_workers() {
+    let name = "the_default_data_plane_is_tc_unless_a_flag_needs_the_workers";
+    if !require_root(name) {
+        return;
+    }
+    with_topology(Template::Chain, |topo| {
+        let scratch = ScratchDir::new("relay-e2e-tc-default").unwrap();
+        let args = ["--rule".to_string(), rule(topo)];
+        let relay = RelayProcess::start_exact(topo, scratch.path("relay.sock"), &args);
+        let sink = sink_spec(topo, OUTPUTS.to_vec()).start(&scratch).unwrap();
+        let source = topo.generator().addr;
+        assert_eq!(send_from(topo, &scratch, source, INPUT, 1000.0, 300), 300);
+        assert_eq!(
+            sink.finish(Duration::from_secs(10))
+                .unwrap()
+                .totals
+                .received,
+            900
+        );
+        let stats = relay.ctl(json!({"cmd": "stats"}));
+        assert_eq!(
+            stats["tc_dataplane"]["rx_packets"], 300,
+            "the program forwarded: {stats}"
+        );
+        assert_eq!(stats["workers"][0]["rx_packets"], 0);
+        relay.stop();
+        // A flag only the workers honour: they forward, nothing is refused.
+        let args = [
+            "--rule".to_string(),
+            rule(topo),
+            "--busy-poll-us".into(),
+            "5".into(),
+        ];
+        let relay = RelayProcess::start_exact(topo, scratch.path("relay2.sock"), &args);
+        let stats = relay.ctl(json!({"cmd": "stats"}));
+        assert!(stats.get("tc_dataplane").is_none(), "{stats}");
+        assert_eq!(programs_at_input(topo), 0, "no program linked");
+        relay.stop();
+    });
+}
+
+#[test]
 fn the_tc_dataplane_times_its_stages_under_timing() {
     let name = "the_tc_dataplane_times_its_stages_under_timing";
     if !require_root(name) {

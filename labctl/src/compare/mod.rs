@@ -18,6 +18,7 @@ mod tests;
 
 pub use judge::{Metric, Row, Verdict};
 
+use crate::ab::metrics::MIN_PROCESS_CPU_S;
 use crate::results::{Aggregate, PointResult, Results, SearchBound};
 use crate::scenario::{CompareTolerances, PointKey, System};
 use judge::Side;
@@ -245,6 +246,11 @@ fn judge_point(
     Metric::ALL
         .iter()
         .filter_map(|&metric| {
+            if metric == Metric::ProcessCpuPerMpkt
+                && let Some(row) = too_little_process_cpu(point, [base_run, cur_run], [base, cur])
+            {
+                return Some(row);
+            }
             let f = metric_of(metric);
             let base_samples = base_run.samples(base, f);
             let cur_samples = cur_run.samples(cur, f);
@@ -269,6 +275,47 @@ fn side<'a>(metric: Metric, a: &Aggregate, samples: &'a [(u32, f64)]) -> Side<'a
         lower_bound: metric == Metric::ZeroLossPps
             && a.zero_loss_bound == Some(SearchBound::Generator),
     }
+}
+
+/// A "not judged" row for the process CPU per packet when a repeat of either side had less
+/// process CPU than 10 ms ticks resolve ([`MIN_PROCESS_CPU_S`]): the system's work is the
+/// kernel's (the tc data plane, kernel routing), which the CPU s/Mpkt row judges.
+fn too_little_process_cpu(
+    point: &str,
+    runs: [&Results; 2],
+    points: [&Aggregate; 2],
+) -> Option<Row> {
+    let cpu_s = |p: &PointResult| p.usage.map(|u| u.cpu_s);
+    let least = runs
+        .iter()
+        .zip(points)
+        .flat_map(|(run, agg)| run.samples(agg, cpu_s))
+        .map(|(_, s)| s)
+        .fold(f64::INFINITY, f64::min);
+    if least >= MIN_PROCESS_CPU_S {
+        return None;
+    }
+    let mean = |i: usize| {
+        let values: Vec<f64> = runs[i]
+            .samples(points[i], |p| p.process_cpu_s_per_mpkt)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        crate::stats::Stat::of(&values).map(|s| s.mean)
+    };
+    Some(Row {
+        point: point.to_owned(),
+        metric: Metric::ProcessCpuPerMpkt.label(),
+        baseline: mean(0),
+        current: mean(1),
+        worse: None,
+        interval: None,
+        verdict: Verdict::NotJudged,
+        note: format!(
+            "{least:.3} s of process CPU in a repeat: too few 10 ms ticks (needs \
+             {MIN_PROCESS_CPU_S} s); the work is the kernel's, judged by CPU s/Mpkt"
+        ),
+    })
 }
 
 fn metric_of(metric: Metric) -> fn(&PointResult) -> Option<f64> {

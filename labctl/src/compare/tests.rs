@@ -286,3 +286,22 @@ fn a_comparison_that_judged_nothing_fails() {
         c.problems
     );
 }
+
+#[test]
+fn process_cpu_below_the_tick_resolution_is_not_judged() {
+    // The tc data plane's relay process: hundredths of a second per Mpkt, 0-3 ms per repeat.
+    let kernel_work = Arm {
+        cpu: [0.02, 0.01, 0.03],
+        ..STEADY
+    };
+    let base = Arm {
+        cpu: [0.01, 0.02, 0.01],
+        ..STEADY
+    };
+    let c = ab(&run(kernel_work, base));
+    assert_eq!(verdict(&c, "proc CPU s/Mpkt"), Verdict::NotJudged);
+    assert!(c.table().contains("too few 10 ms ticks"), "{}", c.table());
+    // Enough of it (0.4 s per repeat): judged as before.
+    let c = ab(&run(STEADY, STEADY));
+    assert_eq!(verdict(&c, "proc CPU s/Mpkt"), Verdict::Ok);
+}

@@ -20,8 +20,19 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    /// Starts `relay run --control CONTROL ARGS...` and waits until it answers `list`.
+    /// Starts `relay run --control CONTROL ARGS...` and waits until it answers `list`. The
+    /// worker data plane unless `args` name one: these tests look at the workers (the default
+    /// data plane has tests of its own, e2e_tc_dataplane.rs).
     pub fn start(topo: &Topology, control: PathBuf, args: &[String]) -> RelayProcess {
+        let mut args = args.to_vec();
+        if !args.iter().any(|a| a == "--dataplane") {
+            args.extend(["--dataplane".to_string(), "user".to_string()]);
+        }
+        RelayProcess::start_exact(topo, control, &args)
+    }
+
+    /// [`RelayProcess::start`] with `args` as they are (the relay's own defaults).
+    pub fn start_exact(topo: &Topology, control: PathBuf, args: &[String]) -> RelayProcess {
         let netns = &topo.relay_in().expect("relay namespace").netns;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_relay"));
         cmd.arg("run").arg("--control").arg(&control).args(args);
