@@ -284,7 +284,8 @@ fn choose_dataplane(args: &RunArgs) -> anyhow::Result<(DataplaneKind, Option<Ker
                 Err(e) => {
                     tracing::warn!(
                         "data plane user (the workers): this kernel does not take the tc \
-                         program ({e:#}); --dataplane tc would fail, --dataplane user says so"
+                         program ({e:#}); pass --dataplane user to choose them, --dataplane tc \
+                         to make this an error"
                     );
                     Ok((DataplaneKind::User, None))
                 }
