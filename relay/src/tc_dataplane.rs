@@ -49,13 +49,16 @@ pub fn forwards_in_kernel(rule: &crate::rule::Rule) -> bool {
 pub type WorkerSwitch = Box<dyn FnMut(bool) -> io::Result<()> + Send>;
 
 /// Where datagrams are forwarded (`relay run --dataplane`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+///
+/// No `Default`: without `--dataplane` the relay takes tc where the kernel links its program
+/// and no flag needs the workers, else the workers (`relay run --help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DataplaneKind {
     /// The worker threads (packet socket in, frames built per output).
-    #[default]
     User,
-    /// A tcx program at each input interface's ingress ([`TcDataplane`]).
+    /// A tcx program at each input interface's ingress ([`TcDataplane`]); the workers forward
+    /// the rules it cannot.
     Tc,
 }
 
