@@ -499,6 +499,11 @@ impl<F: SocketFactory> Relay<F> {
             .as_ref()
             .filter(|_| self.timing)
             .map(|tc| (tc.timing(), tc.worker_rules() > 0));
+        // The idle workers' histograms are not merged when the program's times stand alone.
+        let workers_timed = self.timing
+            && tc_timing
+                .as_ref()
+                .is_none_or(|(_, workers_have_rules)| *workers_have_rules);
         let rules = state
             .rules
             .iter()
@@ -520,7 +525,7 @@ impl<F: SocketFactory> Relay<F> {
                 for (name, count) in &worker_drops {
                     *drops.entry(name).or_default() += count;
                 }
-                if self.timing {
+                if workers_timed {
                     merged.merge(&w.timings());
                 }
                 WorkerCounters {
