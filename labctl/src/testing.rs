@@ -35,6 +35,24 @@ pub fn namespaces_of(run_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The run id of the topology a measured point names in its notes (`None` for a point that
+/// failed before it built one).
+pub fn topology_of(result: &PointResult) -> Option<String> {
+    result
+        .notes
+        .iter()
+        .find_map(|n| n.strip_prefix(crate::sweep::point::TOPOLOGY_NOTE))
+        .and_then(|n| n.split_whitespace().next())
+        .map(str::to_owned)
+}
+
+/// Namespaces of the topology `result` names that are still present; panics when the point
+/// names none. Tests running beside it build their own namespaces, so only these are checked.
+pub fn namespaces_left_by(result: &PointResult) -> Vec<String> {
+    let run_id = topology_of(result).expect("the point names its topology");
+    namespaces_of(&run_id)
+}
+
 /// Runs `body` on a fresh topology of `template`, tears it down whatever happens, asserts that
 /// none of its namespaces is left, then re-raises a panic of the body.
 pub fn with_topology(template: Template, body: impl FnOnce(&Topology)) {

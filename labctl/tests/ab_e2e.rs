@@ -124,9 +124,7 @@ fn assert_no_namespace_left(results: &Results) {
     let ids: Vec<String> = results
         .points
         .iter()
-        .flat_map(|p| &p.notes)
-        .filter_map(|n| n.strip_prefix(labctl::sweep::point::TOPOLOGY_NOTE))
-        .filter_map(|n| n.split_whitespace().next().map(str::to_owned))
+        .filter_map(labctl::testing::topology_of)
         .collect();
     assert_eq!(
         ids.len(),

@@ -8,8 +8,7 @@
 use labctl::report::findings;
 use labctl::results::{Environment, PointResult, Results, Status};
 use labctl::scenario::Scenario;
-use labctl::sweep::point;
-use labctl::testing::{lab_namespaces, namespaces_of, require_root};
+use labctl::testing::{lab_namespaces, namespaces_left_by, require_root};
 use std::path::{Path, PathBuf};
 
 /// The tests of this file run one at a time: each checks that it leaves no namespace behind,
@@ -44,13 +43,7 @@ fn measure_all(scenario: &Scenario) -> Results {
     // A measured point names its topology; none of its namespaces may be left. (A point that
     // failed before it was measured names none: the sweep tests check that teardown.)
     for p in results.points.iter().filter(|p| p.status.is_measured()) {
-        let run_id = p
-            .notes
-            .iter()
-            .find_map(|n| n.strip_prefix(point::TOPOLOGY_NOTE))
-            .and_then(|n| n.split_whitespace().next())
-            .expect("the point names its topology");
-        let left = namespaces_of(run_id);
+        let left = namespaces_left_by(p);
         assert!(left.is_empty(), "left behind: {left:?}");
     }
     results

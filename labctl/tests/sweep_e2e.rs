@@ -5,7 +5,8 @@
 
 use labctl::results::{PointResult, Results, Status};
 use labctl::scenario::{Point, Scenario, SystemKind};
-use labctl::sweep::{self, SweepOptions, point};
+use labctl::sweep::{self, SweepOptions};
+use labctl::testing::{namespaces_left_by, require_root};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -13,28 +14,9 @@ fn measure(scenario: &Scenario, p: &Point) -> PointResult {
     labctl::testing::measure_point(scenario, p)
 }
 
-fn is_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED (needs root): {test}");
-    false
-}
-
-fn lab_namespaces() -> std::collections::BTreeSet<String> {
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with("mlab-"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn every_system_forwards_and_single_socket_relays_hit_enobufs_at_group_21() {
-    if !is_root("every_system_forwards_and_single_socket_relays_hit_enobufs_at_group_21") {
+    if !require_root("every_system_forwards_and_single_socket_relays_hit_enobufs_at_group_21") {
         return;
     }
     let scenario = Scenario::parse(
@@ -48,21 +30,14 @@ topology = "snooping"
         Path::new("sweep-e2e.toml"),
     )
     .unwrap();
-    let mut made = Vec::new();
     for p in scenario.points() {
         let r = measure(&scenario, &p);
         eprintln!(
             "{p}: {:?} delivered {:?} % capacity {:?} counters {:?}",
             r.status, r.delivered_pct, r.capacity, r.counters
         );
-        let run_id = r
-            .notes
-            .iter()
-            .find_map(|n| n.strip_prefix(point::TOPOLOGY_NOTE))
-            .and_then(|n| n.split_whitespace().next())
-            .expect("the point names its topology")
-            .to_owned();
-        made.push(format!("mlab-{run_id}-"));
+        let left = namespaces_left_by(&r);
+        assert!(left.is_empty(), "{p}: left behind: {left:?}");
         assert_eq!(r.status, Status::Ok, "{p}");
         let delivered = r.delivered_pct.expect("delivered %");
         let capacity = r.capacity.clone();
@@ -113,11 +88,6 @@ topology = "snooping"
             "{p}: {interface:?} at the interfaces, {end_to_end:?} end to end"
         );
     }
-    let left: Vec<_> = lab_namespaces()
-        .into_iter()
-        .filter(|n| made.iter().any(|prefix| n.starts_with(prefix)))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// Without the join-delay step (which probes the switch anyway) traffic still starts only once
@@ -125,7 +95,7 @@ topology = "snooping"
 /// reached the system's ingress interface, none was charged to the system for the switch.
 #[test]
 fn traffic_starts_only_once_the_snooping_switch_forwards_the_groups() {
-    if !is_root("traffic_starts_only_once_the_snooping_switch_forwards_the_groups") {
+    if !require_root("traffic_starts_only_once_the_snooping_switch_forwards_the_groups") {
         return;
     }
     let scenario = Scenario::parse(
@@ -161,7 +131,7 @@ join_delay = false
 
 #[test]
 fn a_sweep_writes_results_with_repeats_and_a_report() {
-    if !is_root("a_sweep_writes_results_with_repeats_and_a_report") {
+    if !require_root("a_sweep_writes_results_with_repeats_and_a_report") {
         return;
     }
     let scenario = Scenario::parse(
@@ -220,7 +190,7 @@ fn a_sweep_writes_results_with_repeats_and_a_report() {
 
 #[test]
 fn kernel_fanout_is_counted_on_every_link() {
-    if !is_root("kernel_fanout_is_counted_on_every_link") {
+    if !require_root("kernel_fanout_is_counted_on_every_link") {
         return;
     }
     let scenario = Scenario::parse(
@@ -256,23 +226,14 @@ fn kernel_fanout_is_counted_on_every_link() {
     assert_eq!(r.offered, 7 * sent);
     assert!(r.delivered_pct.expect("delivered") >= 99.0, "{r:?}");
     assert!(!r.counters.as_ref().unwrap().flagged(), "{:?}", r.counters);
-    let run_id = r
-        .notes
-        .iter()
-        .find_map(|n| n.strip_prefix(point::TOPOLOGY_NOTE))
-        .and_then(|n| n.split_whitespace().next())
-        .expect("the point names its topology")
-        .to_owned();
-    let prefix = format!("mlab-{run_id}-");
-    assert!(
-        !lab_namespaces().iter().any(|n| n.starts_with(&prefix)),
-        "left behind"
-    );
+    let left = namespaces_left_by(&r);
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
 fn a_point_measuring_longer_than_the_relays_control_idle_timeout_still_ends_ok() {
-    if !is_root("a_point_measuring_longer_than_the_relays_control_idle_timeout_still_ends_ok") {
+    if !require_root("a_point_measuring_longer_than_the_relays_control_idle_timeout_still_ends_ok")
+    {
         return;
     }
     // The relay closes control connections idle for 1 s here; the point measures for 2.5 s and
@@ -290,11 +251,11 @@ args = ["--control-idle-timeout", "1"]
         Path::new("idle-e2e.toml"),
     )
     .unwrap();
-    let before = lab_namespaces();
     for p in scenario.points() {
         let r = measure(&scenario, &p);
         assert_eq!(r.status, Status::Ok, "{p}: {:?}", r.notes);
         assert_eq!(r.delivered_pct, Some(100.0), "{p}");
+        let left = namespaces_left_by(&r);
+        assert!(left.is_empty(), "{p}: left behind: {left:?}");
     }
-    assert_eq!(lab_namespaces(), before, "namespaces left behind");
 }
