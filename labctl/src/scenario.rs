@@ -1074,9 +1074,11 @@ mod tests {
                 "quick lacks {name}"
             );
         }
+        // The estimate errs long (3 s of set-up per point; a chain point at 2 s took 2.8 s in
+        // all): 735 s estimated for ci, 7.5 minutes measured. CI's budget is 30 minutes.
         let ci = Scenario::load(&shipped_dir().join("ci.toml")).unwrap();
         assert!(
-            ci.estimated_seconds() < 600.0,
+            ci.estimated_seconds() < 800.0,
             "ci estimate {}s",
             ci.estimated_seconds()
         );

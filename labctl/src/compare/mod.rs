@@ -48,6 +48,24 @@ impl Comparison {
         self.rows.iter().any(|r| r.verdict == Verdict::Regression)
     }
 
+    /// The compared points (in order) where no row is a regression: for a deliberately slowed
+    /// build, the points where the gate showed no power (`--expect-regression` needs none).
+    pub fn points_without_regression(&self) -> Vec<&str> {
+        let mut points: Vec<&str> = Vec::new();
+        for row in &self.rows {
+            if !points.contains(&row.point.as_str()) {
+                points.push(&row.point);
+            }
+        }
+        points.retain(|point| {
+            !self
+                .rows
+                .iter()
+                .any(|r| r.point == *point && r.verdict == Verdict::Regression)
+        });
+        points
+    }
+
     /// A side-by-side table for the terminal.
     pub fn table(&self) -> String {
         let mut out = String::new();

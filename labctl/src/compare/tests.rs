@@ -305,3 +305,36 @@ fn process_cpu_below_the_tick_resolution_is_not_judged() {
     let c = ab(&run(STEADY, STEADY));
     assert_eq!(verdict(&c, "proc CPU s/Mpkt"), Verdict::Ok);
 }
+
+#[test]
+fn a_canary_caught_at_one_point_of_two_names_the_other() {
+    let s = Scenario::parse(
+        "name = \"ci\"\nsystems = [\"relay/pool\", \"relay/pool@base\"]\nstreams = [1, 10]\nrepeats = 3\n[builds.base]\n",
+        Path::new("ci.toml"),
+    )
+    .unwrap();
+    let slower = Arm {
+        cpu: [4.4, 4.5, 4.3],
+        ..STEADY
+    };
+    let mut r = Results::new(&s, Path::new("ci.toml"), Environment::default());
+    for p in s.points() {
+        let i = p.repeat as usize;
+        let arm = if p.system.build.is_none() && p.streams == 10 {
+            slower
+        } else {
+            STEADY
+        };
+        r.points.push(point(p, arm, i));
+    }
+    r.finished = Some("2026-11-29T00:00:00Z".into());
+    r.refresh_aggregates();
+    let c = ab(&r);
+    assert!(c.has_regression(), "{}", c.table());
+    let powerless = c.points_without_regression();
+    assert_eq!(powerless.len(), 1, "{powerless:?}\n{}", c.table());
+    assert!(powerless[0].contains("streams=1 "), "{powerless:?}");
+
+    let caught_everywhere = ab(&run(slower, STEADY));
+    assert!(caught_everywhere.points_without_regression().is_empty());
+}
