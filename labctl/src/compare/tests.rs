@@ -21,19 +21,26 @@ const STEADY: Arm = Arm {
 
 /// Test fixture: a run with `relay/pool` and `relay/pool@base` at 10 streams, 3 repeats each.
 fn run(current: Arm, base: Arm) -> Results {
+    run_at("[10]", |p| {
+        if p.system.build.is_some() {
+            base
+        } else {
+            current
+        }
+    })
+}
+
+/// Test fixture: `relay/pool` and `relay/pool@base` at the stream counts `streams` (TOML), 3
+/// repeats each, every point's numbers from `arm_of`.
+fn run_at(streams: &str, arm_of: impl Fn(&crate::scenario::Point) -> Arm) -> Results {
     let s = Scenario::parse(
-        "name = \"ci\"\nsystems = [\"relay/pool\", \"relay/pool@base\"]\nstreams = [10]\nrepeats = 3\n[builds.base]\n",
+        &format!("name = \"ci\"\nsystems = [\"relay/pool\", \"relay/pool@base\"]\nstreams = {streams}\nrepeats = 3\n[builds.base]\n"),
         Path::new("ci.toml"),
     )
     .unwrap();
     let mut r = Results::new(&s, Path::new("ci.toml"), Environment::default());
     for p in s.points() {
-        let i = p.repeat as usize;
-        let arm = if p.system.build.is_some() {
-            base
-        } else {
-            current
-        };
+        let (i, arm) = (p.repeat as usize, arm_of(&p));
         r.points.push(point(p, arm, i));
     }
     r.finished = Some("2026-11-29T00:00:00Z".into());
@@ -308,27 +315,17 @@ fn process_cpu_below_the_tick_resolution_is_not_judged() {
 
 #[test]
 fn a_canary_caught_at_one_point_of_two_names_the_other() {
-    let s = Scenario::parse(
-        "name = \"ci\"\nsystems = [\"relay/pool\", \"relay/pool@base\"]\nstreams = [1, 10]\nrepeats = 3\n[builds.base]\n",
-        Path::new("ci.toml"),
-    )
-    .unwrap();
     let slower = Arm {
         cpu: [4.4, 4.5, 4.3],
         ..STEADY
     };
-    let mut r = Results::new(&s, Path::new("ci.toml"), Environment::default());
-    for p in s.points() {
-        let i = p.repeat as usize;
-        let arm = if p.system.build.is_none() && p.streams == 10 {
+    let r = run_at("[1, 10]", |p| {
+        if p.system.build.is_none() && p.streams == 10 {
             slower
         } else {
             STEADY
-        };
-        r.points.push(point(p, arm, i));
-    }
-    r.finished = Some("2026-11-29T00:00:00Z".into());
-    r.refresh_aggregates();
+        }
+    });
     let c = ab(&r);
     assert!(c.has_regression(), "{}", c.table());
     let powerless = c.points_without_regression();
