@@ -46,11 +46,13 @@ pub fn topology_of(result: &PointResult) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Namespaces of the topology `result` names that are still present; panics when the point
-/// names none. Tests running beside it build their own namespaces, so only these are checked.
-pub fn namespaces_left_by(result: &PointResult) -> Vec<String> {
+/// Asserts that no namespace of the topology `result` names is left; panics as well when the
+/// point names none. Tests running beside it build their own namespaces, so only these are
+/// checked.
+pub fn assert_topology_gone(result: &PointResult) {
     let run_id = topology_of(result).expect("the point names its topology");
-    namespaces_of(&run_id)
+    let left = namespaces_of(&run_id);
+    assert!(left.is_empty(), "topology {run_id} left behind: {left:?}");
 }
 
 /// Runs `body` on a fresh topology of `template`, tears it down whatever happens, asserts that

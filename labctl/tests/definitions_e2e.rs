@@ -8,7 +8,7 @@
 use labctl::report::findings;
 use labctl::results::{Environment, PointResult, Results, Status};
 use labctl::scenario::Scenario;
-use labctl::testing::{lab_namespaces, namespaces_left_by, require_root};
+use labctl::testing::{assert_topology_gone, lab_namespaces, require_root};
 use std::path::{Path, PathBuf};
 
 /// The tests of this file run one at a time: each checks that it leaves no namespace behind,
@@ -43,8 +43,7 @@ fn measure_all(scenario: &Scenario) -> Results {
     // A measured point names its topology; none of its namespaces may be left. (A point that
     // failed before it was measured names none: the sweep tests check that teardown.)
     for p in results.points.iter().filter(|p| p.status.is_measured()) {
-        let left = namespaces_left_by(p);
-        assert!(left.is_empty(), "left behind: {left:?}");
+        assert_topology_gone(p);
     }
     results
 }

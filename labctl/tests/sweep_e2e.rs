@@ -6,7 +6,7 @@
 use labctl::results::{PointResult, Results, Status};
 use labctl::scenario::{Point, Scenario, SystemKind};
 use labctl::sweep::{self, SweepOptions};
-use labctl::testing::{namespaces_left_by, require_root};
+use labctl::testing::{assert_topology_gone, require_root};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -36,8 +36,7 @@ topology = "snooping"
             "{p}: {:?} delivered {:?} % capacity {:?} counters {:?}",
             r.status, r.delivered_pct, r.capacity, r.counters
         );
-        let left = namespaces_left_by(&r);
-        assert!(left.is_empty(), "{p}: left behind: {left:?}");
+        assert_topology_gone(&r);
         assert_eq!(r.status, Status::Ok, "{p}");
         let delivered = r.delivered_pct.expect("delivered %");
         let capacity = r.capacity.clone();
@@ -226,8 +225,7 @@ fn kernel_fanout_is_counted_on_every_link() {
     assert_eq!(r.offered, 7 * sent);
     assert!(r.delivered_pct.expect("delivered") >= 99.0, "{r:?}");
     assert!(!r.counters.as_ref().unwrap().flagged(), "{:?}", r.counters);
-    let left = namespaces_left_by(&r);
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_topology_gone(&r);
 }
 
 #[test]
@@ -255,7 +253,6 @@ args = ["--control-idle-timeout", "1"]
         let r = measure(&scenario, &p);
         assert_eq!(r.status, Status::Ok, "{p}: {:?}", r.notes);
         assert_eq!(r.delivered_pct, Some(100.0), "{p}");
-        let left = namespaces_left_by(&r);
-        assert!(left.is_empty(), "{p}: left behind: {left:?}");
+        assert_topology_gone(&r);
     }
 }
