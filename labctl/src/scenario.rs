@@ -402,6 +402,11 @@ pub struct CompareTolerances {
     /// certain: real differences below it are shown, not failed.
     #[serde(default = "default_min_effect_pct")]
     pub min_effect_pct: f64,
+    /// The chance (per cent) that unchanged code passes every relative check of one comparison
+    /// together: with m checks each interval is at 1 - (1 - this)/m (Bonferroni), so more points
+    /// and metrics do not raise the false-alarm rate.
+    #[serde(default = "default_family_confidence_pct")]
+    pub family_confidence_pct: f64,
 }
 
 impl Default for CompareTolerances {
@@ -410,6 +415,7 @@ impl Default for CompareTolerances {
             delivered_drop_pct: default_delivered_drop(),
             regression_pct: default_regression_pct(),
             min_effect_pct: default_min_effect_pct(),
+            family_confidence_pct: default_family_confidence_pct(),
         }
     }
 }
@@ -527,6 +533,9 @@ fn default_regression_pct() -> f64 {
 }
 fn default_min_effect_pct() -> f64 {
     5.0
+}
+fn default_family_confidence_pct() -> f64 {
+    95.0
 }
 fn default_generator_min_fraction() -> f64 {
     0.99
@@ -917,6 +926,12 @@ impl Scenario {
                     "field `{field}`: {value} must be a number in [0, {max}]"
                 ));
             }
+        }
+        if !(c.family_confidence_pct >= 50.0 && c.family_confidence_pct < 100.0) {
+            return Err(format!(
+                "field `compare.family_confidence_pct`: {} must be a percentage in [50, 100), e.g. 95",
+                c.family_confidence_pct
+            ));
         }
         Ok(())
     }
@@ -1312,6 +1327,10 @@ mod tests {
             ("duration_s = -1.0", "duration_s"),
             ("generator_min_fraction = 0.0", "generator_min_fraction"),
             ("[compare]\nregression_pct = nan", "compare.regression_pct"),
+            (
+                "[compare]\nfamily_confidence_pct = 100.0",
+                "compare.family_confidence_pct",
+            ),
             ("[zero_loss]\nmin_pps = 1.0\nmax_pps = inf", "zero_loss"),
             (
                 "[zero_loss]\nmin_pps = 1.0\nmax_pps = 10.0\nduration_s = -1.0",

@@ -54,12 +54,21 @@ fn variance(values: &[f64], mean: f64) -> f64 {
 
 /// The 97.5 % quantile of Student's t with `df` degrees of freedom (`None` for df < 1 or NaN).
 pub fn t975(df: f64) -> Option<f64> {
-    if df.is_nan() || df < 1.0 {
+    t_quantile(0.975, df)
+}
+
+/// The `p` quantile of Student's t with `df` degrees of freedom (`None` for df < 1, NaN, or `p`
+/// outside (0, 1)).
+pub fn t_quantile(p: f64, df: f64) -> Option<f64> {
+    if df.is_nan() || df < 1.0 || !(p > 0.0 && p < 1.0) {
         return None;
     }
-    StudentsT::new(0.0, 1.0, df)
-        .ok()
-        .map(|t| t.inverse_cdf(0.975))
+    StudentsT::new(0.0, 1.0, df).ok().map(|t| t.inverse_cdf(p))
+}
+
+/// The two-sided t quantile of a `confidence` interval (0.95: the 97.5 % quantile).
+fn t_two_sided(confidence: f64, df: f64) -> Option<f64> {
+    t_quantile(1.0 - (1.0 - confidence) / 2.0, df)
 }
 
 /// How `current` differs from `baseline`, relative to the baseline's mean.
@@ -67,12 +76,13 @@ pub fn t975(df: f64) -> Option<f64> {
 pub struct Difference {
     /// (mean(current) - mean(baseline)) / mean(baseline).
     pub relative: f64,
-    /// 95 % interval of `relative` (Welch); `None` when a side has fewer than 2 values.
+    /// Interval of `relative` at the confidence asked (95 % unless said otherwise); `None` when
+    /// a side has fewer than 2 values.
     pub interval: Option<(f64, f64)>,
 }
 
 impl Difference {
-    /// True when the 95 % interval excludes 0 (the difference is not noise).
+    /// True when the interval excludes 0 (the difference is not noise).
     pub fn is_significant(&self) -> bool {
         self.interval.is_some_and(|(lo, hi)| lo > 0.0 || hi < 0.0)
     }
@@ -82,12 +92,21 @@ impl Difference {
 /// Welch-Satterthwaite degrees of freedom, divided by the baseline mean). `None` when a sample
 /// is empty or the baseline mean is 0.
 pub fn relative_difference(baseline: &[f64], current: &[f64]) -> Option<Difference> {
+    relative_difference_at(baseline, current, 0.95)
+}
+
+/// [`relative_difference`] with an interval at `confidence` (0.95 for 95 %).
+pub fn relative_difference_at(
+    baseline: &[f64],
+    current: &[f64],
+    confidence: f64,
+) -> Option<Difference> {
     let (b, c) = (Stat::of(baseline)?, Stat::of(current)?);
     if b.mean.abs() <= f64::EPSILON {
         return None;
     }
     let relative = (c.mean - b.mean) / b.mean;
-    let interval = welch_half_width(&b, &c).map(|half| {
+    let interval = welch_half_width(&b, &c, confidence).map(|half| {
         let half = half / b.mean.abs();
         (relative - half, relative + half)
     });
@@ -99,15 +118,22 @@ pub fn relative_difference(baseline: &[f64], current: &[f64]) -> Option<Differen
 /// ratios). Pairing removes drift that hits both alike. `None` without a pair with a non-zero
 /// baseline.
 pub fn paired_relative_difference(pairs: &[(f64, f64)]) -> Option<Difference> {
+    paired_relative_difference_at(pairs, 0.95)
+}
+
+/// [`paired_relative_difference`] with an interval at `confidence` (0.95 for 95 %).
+pub fn paired_relative_difference_at(pairs: &[(f64, f64)], confidence: f64) -> Option<Difference> {
     let ratios: Vec<f64> = pairs
         .iter()
         .filter(|(b, _)| b.abs() > f64::EPSILON)
         .map(|(b, c)| c / b - 1.0)
         .collect();
     let s = Stat::of(&ratios)?;
+    let n = f64::from(s.n);
+    let half = t_two_sided(confidence, n - 1.0).map(|t| t * s.stddev / n.sqrt());
     Some(Difference {
         relative: s.mean,
-        interval: s.ci95.map(|half| (s.mean - half, s.mean + half)),
+        interval: half.map(|half| (s.mean - half, s.mean + half)),
     })
 }
 
@@ -123,8 +149,9 @@ pub fn median_interval_rank(n: usize) -> Option<usize> {
     (1..=n / 2).take_while(|&k| misses(k) <= 0.05).last()
 }
 
-/// Half-width of the 95 % interval of mean(c) - mean(b); 0 when both samples are constant.
-fn welch_half_width(b: &Stat, c: &Stat) -> Option<f64> {
+/// Half-width of the `confidence` interval of mean(c) - mean(b); 0 when both samples are
+/// constant.
+fn welch_half_width(b: &Stat, c: &Stat, confidence: f64) -> Option<f64> {
     if b.n < 2 || c.n < 2 {
         return None;
     }
@@ -135,7 +162,7 @@ fn welch_half_width(b: &Stat, c: &Stat) -> Option<f64> {
         return Some(0.0);
     }
     let df = se2.powi(2) / (vb.powi(2) / (nb - 1.0) + vc.powi(2) / (nc - 1.0));
-    Some(t975(df)? * se2.sqrt())
+    Some(t_two_sided(confidence, df)? * se2.sqrt())
 }
 
 #[cfg(test)]
@@ -173,6 +200,32 @@ mod tests {
         }
         assert_eq!(t975(0.0), None);
         assert_eq!(t975(f64::NAN), None);
+    }
+
+    #[test]
+    fn other_levels_match_the_tables_and_widen_the_interval() {
+        // t(0.995, 11) = 3.106, t(0.99, 11) = 2.718.
+        assert!((t_quantile(0.995, 11.0).unwrap() - 3.106).abs() < 1e-3);
+        assert!((t_quantile(0.99, 11.0).unwrap() - 2.718).abs() < 1e-3);
+        assert_eq!(t_quantile(1.0, 11.0), None);
+        let pairs = [
+            (100.0, 108.0),
+            (100.0, 104.0),
+            (100.0, 111.0),
+            (100.0, 103.0),
+        ];
+        let at95 = paired_relative_difference(&pairs)
+            .unwrap()
+            .interval
+            .unwrap();
+        let at99 = paired_relative_difference_at(&pairs, 0.99)
+            .unwrap()
+            .interval
+            .unwrap();
+        assert!(at99.0 < at95.0 && at99.1 > at95.1, "{at95:?} {at99:?}");
+        // Same mean, half-widths in the ratio of the quantiles (df 3: 5.841 / 3.182).
+        let ratio = (at99.1 - at99.0) / (at95.1 - at95.0);
+        assert!((ratio - 5.841 / 3.182).abs() < 1e-2, "{ratio}");
     }
 
     #[test]

@@ -16,8 +16,11 @@ use std::path::PathBuf;
 /// With --ab, the system `--baseline` (default relay/pool@base) is the reference and
 /// `--current` (default relay/pool) is judged, point by point, from interleaved repeats of the
 /// same run: the machine's speed and drift cancel out. A worsening fails the gate when it is at
-/// least the scenario's `compare.min_effect_pct` and significant at 95 % (Welch's t on the
-/// repeats), or a drop of delivered % beyond `compare.delivered_drop_pct` points. A point or
+/// least the scenario's `compare.min_effect_pct` and significant (its interval excludes 0:
+/// Student's t on the paired repeats' ratios with --ab, Welch's t across two runs), or a drop of
+/// delivered % beyond `compare.delivered_drop_pct` points. The checks are judged as a family:
+/// with m of them each interval is at 1 - 5 %/m (Bonferroni, `compare.family_confidence_pct`),
+/// so unchanged code passes the whole comparison with at least 95 % however many points it has. A point or
 /// metric the baseline has and the current lacks, a current point bound by the load generator
 /// or the sink, and an interrupted run also fail.
 #[derive(clap::Args)]

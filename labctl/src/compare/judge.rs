@@ -3,15 +3,17 @@
 //! - delivered %: a drop of more than `delivered_drop_pct` percentage points is a regression
 //!   unless the repeats show it is noise (95 % interval of the difference includes 0);
 //! - zero-loss rate (higher is better) and CPU per packet (lower is better): the relative change
-//!   of the means with its 95 % interval (Welch). A worsening is a regression when it is at
-//!   least `min_effect_pct` and significant (the interval excludes 0); with a single repeat on
-//!   either side, when it is at least `regression_pct`.
+//!   of the means with its interval (Welch, or Student's t on the per-pair ratios when paired)
+//!   at the confidence of [`Rules`]. A worsening is a regression when it is at least
+//!   `min_effect_pct` and significant (the interval excludes 0); with a single repeat on either
+//!   side, when it is at least `regression_pct`. The comparison sets the confidence so that its
+//!   checks together keep the family's (see [`super::Comparison`]).
 //!
 //! A metric the baseline has and the current run lacks is `Missing`; a current point that was
 //! bound by the load generator or the sink is `Unmeasurable`: both fail the gate.
 
 use crate::scenario::CompareTolerances;
-use crate::stats::{Difference, Stat, paired_relative_difference, relative_difference};
+use crate::stats::{Difference, Stat, paired_relative_difference_at, relative_difference_at};
 
 /// Outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,18 +122,29 @@ pub struct Side<'a> {
     pub lower_bound: bool,
 }
 
+/// How one check is judged.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub tol: &'a CompareTolerances,
+    /// Two systems of one run, repeats interleaved: repeats of the same index are compared pair
+    /// by pair, which removes drift that hits both; otherwise the samples are taken as
+    /// independent (Welch).
+    pub paired: bool,
+    /// Confidence of the relative checks' intervals (0.95 for 95 %); delivered % always uses
+    /// 95 % (its interval only excuses noise).
+    pub confidence: f64,
+}
+
+/// Confidence of the delivered % interval.
+const DELIVERED_CONFIDENCE: f64 = 0.95;
+
 /// Judges one metric; `None` when neither side measured it.
-///
-/// With `paired` (two systems of one run, repeats interleaved) repeats of the same index are
-/// compared pair by pair, which removes drift that hits both; otherwise the samples are taken
-/// as independent (Welch).
 pub fn judge(
     point: &str,
     metric: Metric,
     base: Side<'_>,
     cur: Side<'_>,
-    paired: bool,
-    tol: &CompareTolerances,
+    rules: Rules<'_>,
 ) -> Option<Row> {
     let values = |s: &[(u32, f64)]| s.iter().map(|(_, v)| *v).collect::<Vec<f64>>();
     let (base_values, cur_values) = (values(base.samples), values(cur.samples));
@@ -168,7 +181,11 @@ pub fn judge(
         row.note = "the baseline point was bound by the load generator or the sink".to_owned();
         return Some(row);
     }
-    let difference = if paired {
+    let confidence = match metric {
+        Metric::DeliveredPct => DELIVERED_CONFIDENCE,
+        _ => rules.confidence,
+    };
+    let difference = if rules.paired {
         let pairs: Vec<(f64, f64)> = base
             .samples
             .iter()
@@ -177,21 +194,15 @@ pub fn judge(
                 Some((*b, *c))
             })
             .collect();
-        paired_relative_difference(&pairs)
+        paired_relative_difference_at(&pairs, confidence)
     } else {
-        relative_difference(&base_values, &cur_values)
+        relative_difference_at(&base_values, &cur_values, confidence)
     };
     match metric {
-        Metric::DeliveredPct => judge_points(&mut row, &base_values, &cur_values, difference, tol),
-        _ => judge_relative(
-            &mut row,
-            metric.better(),
-            base,
-            cur,
-            difference,
-            paired,
-            tol,
-        ),
+        Metric::DeliveredPct => {
+            judge_points(&mut row, &base_values, &cur_values, difference, rules.tol)
+        }
+        _ => judge_relative(&mut row, metric.better(), base, cur, difference, rules),
     }
     Some(row)
 }
@@ -226,16 +237,16 @@ fn judge_points(
     );
 }
 
-/// Zero-loss rate and CPU per packet: relative change with its 95 % interval.
+/// Zero-loss rate and CPU per packet: relative change with its interval.
 fn judge_relative(
     row: &mut Row,
     better: Better,
     base: Side<'_>,
     cur: Side<'_>,
     d: Option<Difference>,
-    paired: bool,
-    tol: &CompareTolerances,
+    rules: Rules<'_>,
 ) {
+    let tol = rules.tol;
     let Some(d) = d else {
         row.note = "the baseline is 0".to_owned();
         return;
@@ -291,10 +302,15 @@ fn judge_relative(
         if worse > 0.0 { "worse" } else { "better" },
         match interval {
             Some((lo, hi)) => format!(
-                ", 95 % CI {:+.1}..{:+.1} % ({})",
+                ", {} % CI {:+.1}..{:+.1} % ({})",
+                percent(rules.confidence),
                 lo * 100.0,
                 hi * 100.0,
-                if paired { "paired repeats" } else { "Welch" }
+                if rules.paired {
+                    "paired repeats"
+                } else {
+                    "Welch"
+                }
             ),
             None => " (one repeat: no interval)".to_owned(),
         },
@@ -304,4 +320,10 @@ fn judge_relative(
             ""
         }
     );
+}
+
+/// A confidence as a percentage without needless digits: 0.95 -> "95", 0.9875 -> "98.75".
+pub fn percent(confidence: f64) -> String {
+    let text = format!("{:.3}", confidence * 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

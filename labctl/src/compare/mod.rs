@@ -7,6 +7,13 @@
 //! two builds measured in turn on the same machine see the same machine. Cross-run comparison
 //! is for two runs on one machine (before / after on a laptop).
 //!
+//! A comparison makes several checks (every metric of every point); each has its own chance of
+//! calling noise a regression, and the gate fails on any of them. So the checks are judged as a
+//! family: with m relative checks (zero-loss rate, CPU per packet) that have an interval, each
+//! interval is at 1 - (1 - c)/m, c = `family_confidence_pct` (95 %), which keeps the chance that
+//! unchanged code fails the comparison at most 1 - c (Bonferroni), however many points and
+//! metrics it has.
+//!
 //! The gate fails (exit 3) on a regression ([`judge`]), on a point or metric the baseline has
 //! and the current run lacks, on a current point bound by the load generator or the sink, and
 //! on an interrupted run. Only `relay/*` systems are judged; socat, kernel and direct are the
@@ -21,7 +28,7 @@ pub use judge::{Metric, Row, Verdict};
 use crate::ab::metrics::MIN_PROCESS_CPU_S;
 use crate::results::{Aggregate, PointResult, Results, SearchBound};
 use crate::scenario::{CompareTolerances, PointKey, System};
-use judge::Side;
+use judge::{Rules, Side};
 use std::fmt::Write as _;
 
 /// Exit code of `labctl compare` when the gate fails (`main` maps the command's outcome to it).
@@ -35,6 +42,26 @@ pub struct Comparison {
     /// Run-level reasons to fail (interrupted run, nothing to judge).
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+    pub family: Family,
+}
+
+/// The relative checks judged together (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Family {
+    /// Relative checks with an interval.
+    pub checks: usize,
+    /// Confidence of each check's interval (0.95 for 95 %).
+    pub check_confidence: f64,
+}
+
+impl Family {
+    /// No check yet: each at the family's confidence.
+    fn of_none(tol: &CompareTolerances) -> Family {
+        Family {
+            checks: 0,
+            check_confidence: tol.family_confidence_pct / 100.0,
+        }
+    }
 }
 
 impl Comparison {
@@ -98,11 +125,18 @@ impl Comparison {
         let t = &self.tolerances;
         let _ = writeln!(
             out,
-            "\n{} checks, {failing} failing; a regression is a worsening of >= {} % that is significant at 95 % (>= {} % with one repeat), or a drop of delivered % by more than {} points",
+            "\n{} checks, {failing} failing; a regression is a worsening of >= {} % that is significant (>= {} % with one repeat), or a drop of delivered % by more than {} points",
             self.rows.len(),
             t.min_effect_pct,
             t.regression_pct,
             t.delivered_drop_pct
+        );
+        let _ = writeln!(
+            out,
+            "significant: the interval excludes 0; each of the {} relative checks with an interval at {} %, so that unchanged code passes them all with at least {} % (Bonferroni)",
+            self.family.checks,
+            judge::percent(self.family.check_confidence),
+            judge::percent(t.family_confidence_pct / 100.0)
         );
         for p in &self.problems {
             let _ = writeln!(out, "FAIL: {p}");
@@ -138,6 +172,7 @@ pub fn compare(
         tolerances: tolerances.clone(),
         problems: run_problems(&[("baseline", baseline), ("current", current)]),
         warnings: Vec::new(),
+        family: Family::of_none(tolerances),
     };
     if baseline.scenario.name != current.scenario.name {
         c.warnings.push(format!(
@@ -145,19 +180,22 @@ pub fn compare(
             baseline.scenario.name, current.scenario.name
         ));
     }
-    for base in baseline
-        .aggregates
-        .iter()
-        .filter(|a| is_gated(&a.key.system))
-    {
-        let point = base.key.to_string();
-        match current.aggregates.iter().find(|a| a.key == base.key) {
-            Some(cur) => c.rows.extend(judge_point(
-                &point, baseline, base, current, cur, false, tolerances,
-            )),
-            None => c.rows.push(missing_point(&point)),
+    let judge_all = |rules: Rules<'_>| {
+        let mut rows = Vec::new();
+        for base in baseline
+            .aggregates
+            .iter()
+            .filter(|a| is_gated(&a.key.system))
+        {
+            let point = base.key.to_string();
+            match current.aggregates.iter().find(|a| a.key == base.key) {
+                Some(cur) => rows.extend(judge_point(&point, baseline, base, current, cur, rules)),
+                None => rows.push(missing_point(&point)),
+            }
         }
-    }
+        rows
+    };
+    (c.rows, c.family) = judge_as_a_family(tolerances, false, judge_all);
     if !baseline.aggregates.iter().any(|a| is_gated(&a.key.system)) {
         c.problems
             .push("the baseline has no relay/* point: nothing to judge".to_owned());
@@ -191,6 +229,7 @@ pub fn compare_ab(
         tolerances: tolerances.clone(),
         problems: run_problems(&[("run", run)]),
         warnings: Vec::new(),
+        family: Family::of_none(tolerances),
     };
     let bases: Vec<&Aggregate> = run.aggregates_of(baseline_system).collect();
     if bases.is_empty() {
@@ -198,21 +237,69 @@ pub fn compare_ab(
             "the run has no {baseline_system} point: nothing to compare against"
         ));
     }
-    for base in bases {
-        let key = PointKey {
-            system: current_system.clone(),
-            ..base.key.clone()
-        };
-        let point = format!("{current_system} vs {}", base.key);
-        match run.aggregates.iter().find(|a| a.key == key) {
-            Some(cur) => c
-                .rows
-                .extend(judge_point(&point, run, base, run, cur, true, tolerances)),
-            None => c.rows.push(missing_point(&point)),
+    let judge_all = |rules: Rules<'_>| {
+        let mut rows = Vec::new();
+        for base in &bases {
+            let key = PointKey {
+                system: current_system.clone(),
+                ..base.key.clone()
+            };
+            let point = format!("{current_system} vs {}", base.key);
+            match run.aggregates.iter().find(|a| a.key == key) {
+                Some(cur) => rows.extend(judge_point(&point, run, base, run, cur, rules)),
+                None => rows.push(missing_point(&point)),
+            }
         }
-    }
+        rows
+    };
+    (c.rows, c.family) = judge_as_a_family(tolerances, true, judge_all);
     require_a_judgement(&mut c);
     c
+}
+
+/// Judges every check once at the family's confidence to count the relative checks that get an
+/// interval (m), then, for m > 1, again with each interval at 1 - (1 - c)/m (Bonferroni).
+fn judge_as_a_family(
+    tol: &CompareTolerances,
+    paired: bool,
+    judge_all: impl Fn(Rules<'_>) -> Vec<Row>,
+) -> (Vec<Row>, Family) {
+    let family = tol.family_confidence_pct / 100.0;
+    let rules = |confidence| Rules {
+        tol,
+        paired,
+        confidence,
+    };
+    let rows = judge_all(rules(family));
+    let checks = rows.iter().filter(|r| is_relative_check(r)).count();
+    if checks <= 1 {
+        return (
+            rows,
+            Family {
+                checks,
+                check_confidence: family,
+            },
+        );
+    }
+    let check_confidence = 1.0 - (1.0 - family) / checks as f64;
+    let rows = judge_all(rules(check_confidence));
+    (
+        rows,
+        Family {
+            checks,
+            check_confidence,
+        },
+    )
+}
+
+/// A judged relative check (zero-loss rate, CPU per packet) with an interval.
+fn is_relative_check(row: &Row) -> bool {
+    row.metric != Metric::DeliveredPct.label()
+        && row.interval.is_some()
+        && matches!(
+            row.verdict,
+            Verdict::Ok | Verdict::Improved | Verdict::Regression
+        )
 }
 
 fn run_problems(runs: &[(&str, &Results)]) -> Vec<String> {
@@ -250,8 +337,7 @@ fn judge_point(
     base: &Aggregate,
     cur_run: &Results,
     cur: &Aggregate,
-    paired: bool,
-    tol: &CompareTolerances,
+    rules: Rules<'_>,
 ) -> Vec<Row> {
     if base.measured() > 0 && cur.measured() == 0 {
         let mut row = missing_point(point);
@@ -277,8 +363,7 @@ fn judge_point(
                 metric,
                 side(metric, base, &base_samples),
                 side(metric, cur, &cur_samples),
-                paired,
-                tol,
+                rules,
             )
         })
         .collect()

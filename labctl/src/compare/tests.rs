@@ -335,3 +335,43 @@ fn a_canary_caught_at_one_point_of_two_names_the_other() {
     let caught_everywhere = ab(&run(slower, STEADY));
     assert!(caught_everywhere.points_without_regression().is_empty());
 }
+
+#[test]
+fn more_checks_widen_each_interval_so_the_family_keeps_its_confidence() {
+    // +10 % CPU per pair, spread 8..12 %: significant when one point is judged, not when two
+    // points (twice the checks, each with a wider interval) are.
+    let slower = Arm {
+        cpu: [4.0 * 1.08, 4.1 * 1.10, 3.9 * 1.12],
+        ..STEADY
+    };
+    let arm_of = |p: &crate::scenario::Point| {
+        if p.system.build.is_some() {
+            STEADY
+        } else {
+            slower
+        }
+    };
+    let one = ab(&run_at("[10]", arm_of));
+    let two = ab(&run_at("[10, 40]", arm_of));
+    let cpu_at_10 = |c: &Comparison| {
+        c.rows
+            .iter()
+            .find(|r| r.metric == "CPU s/Mpkt" && r.point.contains("streams=10 "))
+            .cloned()
+            .unwrap_or_else(|| panic!("no CPU row at 10 streams in {}", c.table()))
+    };
+    let (alone, in_two) = (cpu_at_10(&one), cpu_at_10(&two));
+    assert_eq!(alone.verdict, Verdict::Regression, "{}", one.table());
+    assert_eq!(in_two.verdict, Verdict::Ok, "{}", two.table());
+    let width = |r: &Row| r.interval.map(|(lo, hi)| hi - lo).unwrap_or_default();
+    assert!(width(&in_two) > width(&alone), "{alone:?} {in_two:?}");
+    // zero-loss, CPU and process CPU at each point.
+    assert_eq!(one.family.checks, 3, "{}", one.table());
+    assert_eq!(two.family.checks, 6, "{}", two.table());
+    assert!((two.family.check_confidence - (1.0 - 0.05 / 6.0)).abs() < 1e-12);
+    assert!(
+        two.table().contains("each of the 6 relative checks"),
+        "{}",
+        two.table()
+    );
+}
