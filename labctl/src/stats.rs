@@ -101,12 +101,16 @@ pub fn relative_difference_at(
     current: &[f64],
     confidence: f64,
 ) -> Option<Difference> {
-    let (b, c) = (Stat::of(baseline)?, Stat::of(current)?);
+    relative_difference_of(&Stat::of(baseline)?, &Stat::of(current)?, confidence)
+}
+
+/// [`relative_difference_at`] from the two samples' statistics.
+pub fn relative_difference_of(b: &Stat, c: &Stat, confidence: f64) -> Option<Difference> {
     if b.mean.abs() <= f64::EPSILON {
         return None;
     }
     let relative = (c.mean - b.mean) / b.mean;
-    let interval = welch_half_width(&b, &c, confidence).map(|half| {
+    let interval = welch_half_width(b, c, confidence).map(|half| {
         let half = half / b.mean.abs();
         (relative - half, relative + half)
     });

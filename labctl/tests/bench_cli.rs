@@ -35,6 +35,15 @@ fn unknown_template_lists_the_valid_ones() {
 }
 
 #[test]
+fn repeats_out_of_range_are_refused_before_anything_runs() {
+    for bad in ["0", "101", "many"] {
+        let (code, _, stderr) = labctl(&["run", "quick", "--repeats", bad]);
+        assert_eq!(code, 2, "--repeats {bad}: {stderr}");
+        assert!(stderr.contains("--repeats"), "{stderr}");
+    }
+}
+
+#[test]
 fn bad_run_name_is_refused_in_one_line() {
     let (code, _, stderr) = labctl(&["topo", "up", "direct", "--name", "Bad_Name"]);
     assert_eq!(code, 1);

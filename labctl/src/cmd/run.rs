@@ -1,4 +1,4 @@
-//! `labctl run [SCENARIO] [--out DIR] [--quiet]`: run a scenario sweep.
+//! `labctl run [SCENARIO] [--out DIR] [--quiet] [--repeats N]`: run a scenario sweep.
 
 use labctl::scenario::Scenario;
 use labctl::sweep::{SweepOptions, run};
@@ -22,6 +22,10 @@ pub struct Args {
     /// its `[builds.NAME] relay`; repeatable, e.g. `--build base=target-base/release/relay`.
     #[arg(long = "build", value_name = "NAME=PATH", value_parser = parse_build)]
     pub builds: Vec<(String, PathBuf)>,
+    /// Measure every point N times (1-100) instead of the scenario's `repeats`: more repeats
+    /// narrow the 95 % intervals that goals and `compare` judge on (and take longer).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeats: Option<u32>,
 }
 
 fn parse_build(text: &str) -> Result<(String, PathBuf), String> {
@@ -85,7 +89,10 @@ pub fn announce_and_run(
 
 pub fn exec(args: Args) -> anyhow::Result<super::Outcome> {
     let path = Scenario::resolve(&args.scenario)?;
-    let scenario = Scenario::load(&path)?;
+    let mut scenario = Scenario::load(&path)?;
+    if let Some(repeats) = args.repeats {
+        scenario.repeats = repeats;
+    }
     for (name, binary) in &args.builds {
         anyhow::ensure!(
             scenario.builds.contains_key(name),

@@ -1,10 +1,19 @@
 //! The scenario's goals (`[[goals]]`) judged on the run's own aggregates: each is met, not met,
 //! or has no verdict (a figure that is only a lower bound on the wrong side, a point without a
-//! valid repeat, or a point not measured), always with the figures it was judged on.
+//! valid repeat, a point not measured, or a ratio or level whose 95 % interval over the repeats
+//! still holds the target), always with the figures it was judged on.
+//!
+//! The interval: of a level, the mean's (Student's t over the repeats); of a ratio, Student's t
+//! on the per-repeat ratios (the systems of one repeat are measured back to back, so what drifts
+//! between repeats hits both: `compare --ab`'s statistic). A goal is met only when its whole interval is on the target's good side and not
+//! met only when its whole interval is on the other: a ratio of 0.97 against a goal of 1.0 from
+//! repeats that spread by 10 % decides nothing. With one repeat there is no interval and the
+//! mean decides (the report says "one repeat").
 
 use super::{escape, format_number};
-use crate::results::{Aggregate, Results, SearchBound};
+use crate::results::{Aggregate, PointResult, Results, SearchBound};
 use crate::scenario::{Goal, GoalMetric, System};
+use crate::stats::{Stat, paired_relative_difference_at};
 use std::fmt::Write;
 
 /// How a goal came out.
@@ -26,11 +35,16 @@ impl Verdict {
     }
 }
 
+/// Confidence of a goal's interval.
+const CONFIDENCE: f64 = 0.95;
+
 /// A figure of one system at the goal's point: value and whether it is only a lower bound.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
     pub value: f64,
     pub lower_bound: bool,
+    /// (repeat, value) of every repeat the value is the mean of, for its interval.
+    pub samples: Vec<(u32, f64)>,
 }
 
 /// One judged goal.
@@ -41,6 +55,8 @@ pub struct Judged {
     pub versus: Option<Figure>,
     /// system / versus, or the system's level without `versus`.
     pub value: Option<f64>,
+    /// 95 % interval of `value` over the repeats; `None` with one repeat.
+    pub interval: Option<(f64, f64)>,
     pub verdict: Verdict,
 }
 
@@ -59,9 +75,10 @@ fn judge(r: &Results, goal: &Goal) -> Judged {
     let versus = goal.versus.as_ref().map(|v| figure(r, goal, v));
     let mut judged = Judged {
         goal: goal.clone(),
-        system: system.as_ref().ok().copied(),
-        versus: versus.as_ref().and_then(|v| v.as_ref().ok().copied()),
+        system: system.as_ref().ok().cloned(),
+        versus: versus.as_ref().and_then(|v| v.as_ref().ok().cloned()),
         value: None,
+        interval: None,
         verdict: Verdict::NoVerdict(String::new()),
     };
     let (s, v) = match (system, versus) {
@@ -72,49 +89,93 @@ fn judge(r: &Results, goal: &Goal) -> Judged {
         (Ok(s), None) => (s, None),
         (Ok(s), Some(Ok(v))) => (s, Some(v)),
     };
-    let value = match v {
-        Some(v) if v.value > 0.0 => s.value / v.value,
+    let (value, interval) = match &v {
+        Some(v) if v.value > 0.0 => (s.value / v.value, ratio_interval(&s, v)),
         Some(_) => {
             judged.verdict = Verdict::NoVerdict("the comparison figure is 0".into());
             return judged;
         }
-        None => s.value,
+        None => (s.value, level_interval(&s)),
     };
     judged.value = Some(value);
-    judged.verdict = decide(goal, value, s.lower_bound, v.is_some_and(|v| v.lower_bound));
+    judged.interval = interval;
+    judged.verdict = decide(
+        goal,
+        value,
+        interval,
+        s.lower_bound,
+        v.as_ref().is_some_and(|v| v.lower_bound),
+    );
     judged
 }
 
-/// Met or not, given which figures are only lower bounds: a lower-bounded system can only be
-/// judged up (its true value is higher), a lower-bounded comparison only down.
-fn decide(goal: &Goal, value: f64, system_bound: bool, versus_bound: bool) -> Verdict {
-    let (passes, target) = match (goal.at_least, goal.at_most) {
-        (Some(t), _) => (value >= t, t),
-        (None, Some(t)) => (value <= t, t),
+/// 95 % interval of a level: the mean's.
+fn level_interval(f: &Figure) -> Option<(f64, f64)> {
+    let values: Vec<f64> = f.samples.iter().map(|(_, v)| *v).collect();
+    let half = Stat::of(&values)?.ci95?;
+    // Every goal metric is a count, a rate, a time or a share: never negative.
+    Some(((f.value - half).max(0.0), f.value + half))
+}
+
+/// 95 % interval of system / versus: Student's t on the ratios of the repeats both measured.
+fn ratio_interval(system: &Figure, versus: &Figure) -> Option<(f64, f64)> {
+    let pairs: Vec<(f64, f64)> = versus
+        .samples
+        .iter()
+        .filter_map(|(repeat, v)| {
+            let (_, s) = system.samples.iter().find(|(r, _)| r == repeat)?;
+            Some((*v, *s))
+        })
+        .collect();
+    let d = paired_relative_difference_at(&pairs, CONFIDENCE)?;
+    // A ratio of non-negative figures is not negative, whatever the t interval says.
+    d.interval
+        .map(|(lo, hi)| ((1.0 + lo).max(0.0), (1.0 + hi).max(0.0)))
+}
+
+/// Met or not, given the interval (the whole of it must be on one side of the target) and which
+/// figures are only lower bounds: a lower-bounded system can only be judged up (its true value
+/// is higher), a lower-bounded comparison only down.
+fn decide(
+    goal: &Goal,
+    value: f64,
+    interval: Option<(f64, f64)>,
+    system_bound: bool,
+    versus_bound: bool,
+) -> Verdict {
+    let (target, wants_high) = match (goal.at_least, goal.at_most) {
+        (Some(t), _) => (t, true),
+        (None, Some(t)) => (t, false),
         (None, None) => return Verdict::NoVerdict("the goal has no bound".into()),
     };
-    let wants_high = goal.at_least.is_some();
+    let (lo, hi) = interval.unwrap_or((value, value));
     // Raising the system's figure or lowering the comparison's moves the ratio up.
-    let may_rise = system_bound;
-    let may_fall = versus_bound;
-    let certain = if passes == wants_high {
-        !(if wants_high { may_fall } else { may_rise })
+    let (may_rise, may_fall) = (system_bound, versus_bound);
+    let (surely_passes, surely_fails, pass_at_risk, fail_at_risk) = if wants_high {
+        (lo >= target, hi < target, may_fall, may_rise)
     } else {
-        !(if wants_high { may_rise } else { may_fall })
+        (hi <= target, lo > target, may_rise, may_fall)
     };
-    if certain {
-        if passes {
-            Verdict::Met
-        } else {
-            Verdict::NotMet
-        }
-    } else {
+    if surely_passes && !pass_at_risk {
+        Verdict::Met
+    } else if surely_fails && !fail_at_risk {
+        Verdict::NotMet
+    } else if surely_passes || surely_fails {
         Verdict::NoVerdict(format!(
             "{} against {} is reached only as a lower bound (the lab's limit), so the ratio \
              could still cross {}",
             format_number(value),
             format_number(target),
             format_number(target)
+        ))
+    } else {
+        Verdict::NoVerdict(format!(
+            "{} is within the repeats' noise of {}: its 95 % interval {}..{} holds it (more \
+             repeats narrow it)",
+            format_number(value),
+            format_number(target),
+            format_number(lo),
+            format_number(hi)
         ))
     }
 }
@@ -134,17 +195,17 @@ fn figure(r: &Results, goal: &Goal, system: &System) -> Result<Figure, String> {
             )
         })?;
     match goal.metric {
-        GoalMetric::ZeroLossPps | GoalMetric::ZeroLossOutputPps => search_figure(a, goal),
+        GoalMetric::ZeroLossPps | GoalMetric::ZeroLossOutputPps => search_figure(r, a, goal),
         _ if a.ok == 0 => Err(format!(
             "{system} at streams={} fanout={} has no repeat at the asked load (generator- or \
              sink-bound, failed or skipped)",
             goal.streams, goal.fanout
         )),
-        metric => level(a, metric).ok_or_else(|| format!("{system}: no {}", metric.label())),
+        metric => level(r, a, metric).ok_or_else(|| format!("{system}: no {}", metric.label())),
     }
 }
 
-fn search_figure(a: &Aggregate, goal: &Goal) -> Result<Figure, String> {
+fn search_figure(r: &Results, a: &Aggregate, goal: &Goal) -> Result<Figure, String> {
     let pps = a
         .zero_loss_pps
         .ok_or_else(|| format!("{}: no zero-loss figure", a.key.system))?;
@@ -155,6 +216,7 @@ fn search_figure(a: &Aggregate, goal: &Goal) -> Result<Figure, String> {
     };
     Ok(Figure {
         value: pps.mean * scale,
+        samples: scaled(r.samples(a, |p| p.zero_loss.map(|z| z.pps)), scale),
         lower_bound: matches!(
             a.zero_loss_bound,
             Some(SearchBound::Generator | SearchBound::Sink | SearchBound::RangeTop)
@@ -162,21 +224,53 @@ fn search_figure(a: &Aggregate, goal: &Goal) -> Result<Figure, String> {
     })
 }
 
-fn level(a: &Aggregate, metric: GoalMetric) -> Option<Figure> {
-    let value = match metric {
-        GoalMetric::LatencyP99 => a.latency_p99_ns?.mean / 1000.0,
-        GoalMetric::InterfaceLatencyP99 => a.interface_latency_p99_ns?.mean / 1000.0,
-        GoalMetric::CpuPerMpkt => a.cpu_s_per_mpkt?.mean,
-        GoalMetric::DeliveredPct => a.delivered_pct?.mean,
+fn level(r: &Results, a: &Aggregate, metric: GoalMetric) -> Option<Figure> {
+    let (stat, of): (Stat, fn(&PointResult) -> Option<f64>) = match metric {
+        GoalMetric::LatencyP99 => (a.latency_p99_ns?, |p| p.latency_ns.map(|l| l.p99 as f64)),
+        GoalMetric::InterfaceLatencyP99 => (a.interface_latency_p99_ns?, |p| {
+            p.interface_latency_ns.map(|l| l.p99 as f64)
+        }),
+        GoalMetric::CpuPerMpkt => (a.cpu_s_per_mpkt?, |p| p.cpu_s_per_mpkt),
+        GoalMetric::DeliveredPct => (a.delivered_pct?, |p| p.delivered_pct),
         GoalMetric::ZeroLossPps | GoalMetric::ZeroLossOutputPps => return None,
     };
+    let scale = match metric {
+        // ns to us.
+        GoalMetric::LatencyP99 | GoalMetric::InterfaceLatencyP99 => 1e-3,
+        _ => 1.0,
+    };
     Some(Figure {
-        value,
+        value: stat.mean * scale,
         lower_bound: false,
+        samples: scaled(r.samples(a, of), scale),
     })
 }
 
-fn figure_cell(f: Option<Figure>) -> String {
+/// Every sample times `factor` (other units, or input to output packets).
+fn scaled(samples: Vec<(u32, f64)>, factor: f64) -> Vec<(u32, f64)> {
+    samples
+        .into_iter()
+        .map(|(repeat, v)| (repeat, v * factor))
+        .collect()
+}
+
+/// The value with its interval: "0.84 (95 % CI 0.71..0.97)", or "(one repeat)".
+fn value_text(j: &Judged) -> String {
+    let Some(value) = j.value else {
+        return "-".to_owned();
+    };
+    match j.interval {
+        Some((lo, hi)) => format!(
+            "{} (95 % CI {}..{})",
+            format_number(value),
+            format_number(lo),
+            format_number(hi)
+        ),
+        None => format!("{} (one repeat)", format_number(value)),
+    }
+}
+
+fn figure_cell(f: Option<&Figure>) -> String {
     f.map_or("-".to_owned(), |f| {
         format!(
             "{}{}",
@@ -193,7 +287,7 @@ pub fn summary_line(j: &Judged) -> String {
         (_, Some(t)) => format!("<= {}", format_number(t)),
         _ => String::new(),
     };
-    let value = j.value.map_or("-".to_owned(), format_number);
+    let value = value_text(j);
     match &j.verdict {
         Verdict::NoVerdict(why) => format!("{}: no verdict ({why})", j.goal.title),
         v => format!("{}: {} ({value}, goal {target})", j.goal.title, v.label()),
@@ -234,20 +328,124 @@ pub fn section(r: &Results) -> String {
             escape(&j.goal.title),
             j.goal.metric.label(),
             escape(&j.goal.system.to_string()),
-            figure_cell(j.system),
+            figure_cell(j.system.as_ref()),
             j.goal.versus.as_ref().map_or("-".to_owned(), |v| format!(
                 "{} {}",
                 escape(&v.to_string()),
-                figure_cell(j.versus)
+                figure_cell(j.versus.as_ref())
             )),
-            j.value.map_or("-".to_owned(), format_number),
+            value_text(j),
             escape(&j.goal.note),
         );
     }
     h.push_str(
         "</table>\n<p>Ratios are of figures measured in this run, side by side. \
                 &ge; marks a figure that is only a lower bound (the search hit the lab's own \
-                limit); a goal whose verdict depends on such a bound has none.</p>\n",
+                limit); a goal whose verdict depends on such a bound has none. A goal is met \
+                (or not) only when the 95 % interval of its ratio or level over the repeats \
+                lies wholly on one side of the target (Welch's t for a ratio); an interval that \
+                holds the target is noise, no verdict.</p>\n",
     );
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn goal(at_least: Option<f64>, at_most: Option<f64>) -> Goal {
+        let bound = match (at_least, at_most) {
+            (Some(t), _) => format!("at_least = {t:?}"),
+            (_, Some(t)) => format!("at_most = {t:?}"),
+            _ => unreachable!("a test goal has a bound"),
+        };
+        let text = format!(
+            "name = \"g\"\nsystems = [\"relay/pool\", \"kernel\"]\nstreams = [1]\n[[goals]]\n\
+             title = \"g\"\nmetric = \"cpu_per_mpkt\"\nsystem = \"relay/pool\"\nversus = \"kernel\"\n\
+             streams = 1\n{bound}\n"
+        );
+        crate::scenario::Scenario::parse(&text, std::path::Path::new("g.toml"))
+            .unwrap()
+            .goals
+            .remove(0)
+    }
+
+    #[test]
+    fn a_ratio_decides_only_when_its_whole_interval_is_on_one_side() {
+        let at_least = goal(Some(1.0), None);
+        let noise = decide(&at_least, 0.97, Some((0.85, 1.09)), false, false);
+        assert!(
+            matches!(&noise, Verdict::NoVerdict(why) if why.contains("noise")),
+            "{noise:?}"
+        );
+        assert_eq!(
+            decide(&at_least, 0.96, Some((0.93, 0.99)), false, false),
+            Verdict::NotMet
+        );
+        assert_eq!(
+            decide(&at_least, 1.1, Some((1.02, 1.18)), false, false),
+            Verdict::Met
+        );
+        // One repeat: the value decides.
+        assert_eq!(decide(&at_least, 0.97, None, false, false), Verdict::NotMet);
+        let at_most = goal(None, Some(2.0));
+        assert!(matches!(
+            decide(&at_most, 1.22, Some((0.3, 4.0)), false, false),
+            Verdict::NoVerdict(_)
+        ));
+        assert_eq!(
+            decide(&at_most, 1.22, Some((0.9, 1.6)), false, false),
+            Verdict::Met
+        );
+    }
+
+    #[test]
+    fn lower_bounds_keep_their_rules_inside_the_interval_test() {
+        let at_least = goal(Some(1.0), None);
+        // Clearly above, but the comparison is a lower bound: its true value may be higher.
+        assert!(matches!(
+            decide(&at_least, 1.5, Some((1.2, 1.8)), false, true),
+            Verdict::NoVerdict(why) if why.contains("lower bound")
+        ));
+        // Clearly above with the system a lower bound: it can only rise, met.
+        assert_eq!(
+            decide(&at_least, 1.5, Some((1.2, 1.8)), true, false),
+            Verdict::Met
+        );
+        // Clearly below with the system a lower bound: it might still reach the goal.
+        assert!(matches!(
+            decide(&at_least, 0.5, Some((0.4, 0.6)), true, false),
+            Verdict::NoVerdict(_)
+        ));
+    }
+
+    #[test]
+    fn a_ratio_interval_pairs_the_repeats() {
+        let figure = |values: &[f64]| Figure {
+            value: Stat::of(values).unwrap().mean,
+            lower_bound: false,
+            samples: (0..).zip(values.iter().copied()).collect(),
+        };
+        // Both drift together over the repeats; the system is 0.8 x the comparison every time.
+        let (system, versus) = (
+            figure(&[80.0, 120.0, 160.0]),
+            figure(&[100.0, 150.0, 200.0]),
+        );
+        let (lo, hi) = ratio_interval(&system, &versus).unwrap();
+        assert!(
+            (lo - 0.8).abs() < 1e-9 && (hi - 0.8).abs() < 1e-9,
+            "{lo} {hi}"
+        );
+        // Ratios 0.9, 1.0, 1.1: half-width t(0.975, 2) * 0.1 / sqrt(3) = 0.248.
+        let (system, versus) = (
+            figure(&[90.0, 100.0, 110.0]),
+            figure(&[100.0, 100.0, 100.0]),
+        );
+        let (lo, hi) = ratio_interval(&system, &versus).unwrap();
+        assert!(
+            (lo - 0.752).abs() < 1e-3 && (hi - 1.248).abs() < 1e-3,
+            "{lo} {hi}"
+        );
+        assert_eq!(ratio_interval(&figure(&[90.0]), &versus), None);
+    }
 }

@@ -608,6 +608,34 @@ at_most = 1.0
 }
 
 #[test]
+fn a_goal_whose_interval_holds_the_target_has_no_verdict() {
+    // Fixture CPU per packet: relay/pool 2.0, kernel 0.1 s/Mpkt -> ratio 20. Three repeats.
+    let goal = "repeats = 3\n[[goals]]\ntitle = \"CPU at most 25 x the kernel's\"\n\
+                metric = \"cpu_per_mpkt\"\nsystem = \"relay/pool\"\nversus = \"kernel\"\n\
+                streams = 40\nat_most = 25.0\n";
+    let mut r = fixture_with_goals(goal);
+    let judged = goals::judge_all(&r);
+    assert_eq!(judged[0].verdict, goals::Verdict::Met, "{judged:?}");
+    // The same mean spread over the repeats (x 0.7, 1.0, 1.3): 25 is inside its interval.
+    for p in r.points.iter_mut() {
+        if p.point.system.kind == SystemKind::RelayPool {
+            let spread = [0.7, 1.0, 1.3][p.point.repeat as usize];
+            p.cpu_s_per_mpkt = p.cpu_s_per_mpkt.map(|c| c * spread);
+        }
+    }
+    r.refresh_aggregates();
+    let judged = goals::judge_all(&r);
+    assert!(
+        matches!(&judged[0].verdict, goals::Verdict::NoVerdict(why) if why.contains("noise")),
+        "{judged:?}"
+    );
+    let (lo, hi) = judged[0].interval.unwrap();
+    assert!(lo < 25.0 && hi > 25.0, "{lo} {hi}");
+    assert!(goals::summary_line(&judged[0]).contains("95 % interval"));
+    assert!(render(&r).contains("95 % CI"));
+}
+
+#[test]
 fn a_goal_on_a_lower_bound_has_no_verdict_when_the_bound_could_change_it() {
     let goal = r#"
 [[goals]]
