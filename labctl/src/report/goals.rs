@@ -4,8 +4,9 @@
 //! still holds the target), always with the figures it was judged on.
 //!
 //! The interval: of a level, the mean's (Student's t over the repeats); of a ratio, Student's t
-//! on the per-repeat ratios (the systems of one repeat are measured back to back, so what drifts
-//! between repeats hits both: `compare --ab`'s statistic). A goal is met only when its whole interval is on the target's good side and not
+//! on the per-repeat ratios, whose mean is then the ratio shown (the systems of one repeat are
+//! measured back to back, so what drifts between repeats hits both: `compare --ab`'s
+//! statistic). With one repeat, the ratio of the two figures. A goal is met only when its whole interval is on the target's good side and not
 //! met only when its whole interval is on the other: a ratio of 0.97 against a goal of 1.0 from
 //! repeats that spread by 10 % decides nothing. With one repeat there is no interval and the
 //! mean decides (the report says "one repeat").
@@ -90,7 +91,10 @@ fn judge(r: &Results, goal: &Goal) -> Judged {
         (Ok(s), Some(Ok(v))) => (s, Some(v)),
     };
     let (value, interval) = match &v {
-        Some(v) if v.value > 0.0 => (s.value / v.value, ratio_interval(&s, v)),
+        Some(v) if v.value > 0.0 => match paired_ratio(&s, v) {
+            Some((mean, interval)) => (mean, Some(interval)),
+            None => (s.value / v.value, None),
+        },
         Some(_) => {
             judged.verdict = Verdict::NoVerdict("the comparison figure is 0".into());
             return judged;
@@ -117,8 +121,9 @@ fn level_interval(f: &Figure) -> Option<(f64, f64)> {
     Some(((f.value - half).max(0.0), f.value + half))
 }
 
-/// 95 % interval of system / versus: Student's t on the ratios of the repeats both measured.
-fn ratio_interval(system: &Figure, versus: &Figure) -> Option<(f64, f64)> {
+/// system / versus as the mean of the ratios of the repeats both measured, with its 95 %
+/// interval (Student's t on those ratios); `None` for fewer than two such repeats.
+fn paired_ratio(system: &Figure, versus: &Figure) -> Option<(f64, (f64, f64))> {
     let pairs: Vec<(f64, f64)> = versus
         .samples
         .iter()
@@ -129,8 +134,8 @@ fn ratio_interval(system: &Figure, versus: &Figure) -> Option<(f64, f64)> {
         .collect();
     let d = paired_relative_difference_at(&pairs, CONFIDENCE)?;
     // A ratio of non-negative figures is not negative, whatever the t interval says.
-    d.interval
-        .map(|(lo, hi)| ((1.0 + lo).max(0.0), (1.0 + hi).max(0.0)))
+    let (lo, hi) = d.interval?;
+    Some((1.0 + d.relative, ((1.0 + lo).max(0.0), (1.0 + hi).max(0.0))))
 }
 
 /// Met or not, given the interval (the whole of it must be on one side of the target) and which
@@ -290,7 +295,7 @@ pub fn summary_line(j: &Judged) -> String {
     let value = value_text(j);
     match &j.verdict {
         Verdict::NoVerdict(why) => format!("{}: no verdict ({why})", j.goal.title),
-        v => format!("{}: {} ({value}, goal {target})", j.goal.title, v.label()),
+        v => format!("{}: {}: {value}, goal {target}", j.goal.title, v.label()),
     }
 }
 
@@ -339,11 +344,13 @@ pub fn section(r: &Results) -> String {
         );
     }
     h.push_str(
-        "</table>\n<p>Ratios are of figures measured in this run, side by side. \
+        "</table>\n<p>Ratios are of figures measured in this run, side by side (with repeats, \
+                the mean of the per-repeat ratios). \
                 &ge; marks a figure that is only a lower bound (the search hit the lab's own \
                 limit); a goal whose verdict depends on such a bound has none. A goal is met \
                 (or not) only when the 95 % interval of its ratio or level over the repeats \
-                lies wholly on one side of the target (Welch's t for a ratio); an interval that \
+                lies wholly on one side of the target (Student's t; for a ratio, on the \
+                per-repeat ratios); an interval that \
                 holds the target is noise, no verdict.</p>\n",
     );
     h
@@ -431,7 +438,8 @@ mod tests {
             figure(&[80.0, 120.0, 160.0]),
             figure(&[100.0, 150.0, 200.0]),
         );
-        let (lo, hi) = ratio_interval(&system, &versus).unwrap();
+        let (mean, (lo, hi)) = paired_ratio(&system, &versus).unwrap();
+        assert!((mean - 0.8).abs() < 1e-9, "{mean}");
         assert!(
             (lo - 0.8).abs() < 1e-9 && (hi - 0.8).abs() < 1e-9,
             "{lo} {hi}"
@@ -441,11 +449,11 @@ mod tests {
             figure(&[90.0, 100.0, 110.0]),
             figure(&[100.0, 100.0, 100.0]),
         );
-        let (lo, hi) = ratio_interval(&system, &versus).unwrap();
+        let (_, (lo, hi)) = paired_ratio(&system, &versus).unwrap();
         assert!(
             (lo - 0.752).abs() < 1e-3 && (hi - 1.248).abs() < 1e-3,
             "{lo} {hi}"
         );
-        assert_eq!(ratio_interval(&figure(&[90.0]), &versus), None);
+        assert_eq!(paired_ratio(&figure(&[90.0]), &versus), None);
     }
 }
