@@ -141,6 +141,18 @@ pub fn paired_relative_difference_at(pairs: &[(f64, f64)], confidence: f64) -> O
     })
 }
 
+/// The (baseline, current) values of the repeats both sides measured, matched by repeat index
+/// (each side's samples are `(repeat, value)`).
+pub fn pair_by_repeat(baseline: &[(u32, f64)], current: &[(u32, f64)]) -> Vec<(f64, f64)> {
+    baseline
+        .iter()
+        .filter_map(|(repeat, b)| {
+            let (_, c) = current.iter().find(|(r, _)| r == repeat)?;
+            Some((*b, *c))
+        })
+        .collect()
+}
+
 /// The rank k of the sign test's 95 % interval of a median from n values: the interval from
 /// the k-th smallest to the k-th largest value holds the median with probability
 /// 1 - 2 P(Bin(n, 1/2) < k) >= 95 %, and k is the largest rank that keeps it so. `None` for

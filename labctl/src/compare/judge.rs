@@ -13,7 +13,9 @@
 //! bound by the load generator or the sink is `Unmeasurable`: both fail the gate.
 
 use crate::scenario::CompareTolerances;
-use crate::stats::{Difference, Stat, paired_relative_difference_at, relative_difference_at};
+use crate::stats::{
+    Difference, Stat, pair_by_repeat, paired_relative_difference_at, relative_difference_at,
+};
 
 /// Outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,15 +188,7 @@ pub fn judge(
         _ => rules.confidence,
     };
     let difference = if rules.paired {
-        let pairs: Vec<(f64, f64)> = base
-            .samples
-            .iter()
-            .filter_map(|(i, b)| {
-                let (_, c) = cur.samples.iter().find(|(j, _)| j == i)?;
-                Some((*b, *c))
-            })
-            .collect();
-        paired_relative_difference_at(&pairs, confidence)
+        paired_relative_difference_at(&pair_by_repeat(base.samples, cur.samples), confidence)
     } else {
         relative_difference_at(&base_values, &cur_values, confidence)
     };

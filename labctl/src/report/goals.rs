@@ -14,7 +14,7 @@
 use super::{escape, format_number};
 use crate::results::{Aggregate, PointResult, Results, SearchBound};
 use crate::scenario::{Goal, GoalMetric, System};
-use crate::stats::{Stat, paired_relative_difference_at};
+use crate::stats::{Stat, pair_by_repeat, paired_relative_difference_at};
 use std::fmt::Write;
 
 /// How a goal came out.
@@ -124,14 +124,7 @@ fn level_interval(f: &Figure) -> Option<(f64, f64)> {
 /// system / versus as the mean of the ratios of the repeats both measured, with its 95 %
 /// interval (Student's t on those ratios); `None` for fewer than two such repeats.
 fn paired_ratio(system: &Figure, versus: &Figure) -> Option<(f64, (f64, f64))> {
-    let pairs: Vec<(f64, f64)> = versus
-        .samples
-        .iter()
-        .filter_map(|(repeat, v)| {
-            let (_, s) = system.samples.iter().find(|(r, _)| r == repeat)?;
-            Some((*v, *s))
-        })
-        .collect();
+    let pairs = pair_by_repeat(&versus.samples, &system.samples);
     let d = paired_relative_difference_at(&pairs, CONFIDENCE)?;
     // A ratio of non-negative figures is not negative, whatever the t interval says.
     let (lo, hi) = d.interval?;
