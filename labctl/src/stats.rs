@@ -88,24 +88,15 @@ impl Difference {
     }
 }
 
-/// The relative difference of the means of two samples and its 95 % interval (Welch's t with
-/// Welch-Satterthwaite degrees of freedom, divided by the baseline mean). `None` when a sample
-/// is empty or the baseline mean is 0.
-pub fn relative_difference(baseline: &[f64], current: &[f64]) -> Option<Difference> {
-    relative_difference_at(baseline, current, 0.95)
-}
-
-/// [`relative_difference`] with an interval at `confidence` (0.95 for 95 %).
+/// The relative difference of the means of two samples and its interval at `confidence` (0.95
+/// for 95 %; Welch's t with Welch-Satterthwaite degrees of freedom, divided by the baseline
+/// mean). `None` when a sample is empty or the baseline mean is 0.
 pub fn relative_difference_at(
     baseline: &[f64],
     current: &[f64],
     confidence: f64,
 ) -> Option<Difference> {
-    relative_difference_of(&Stat::of(baseline)?, &Stat::of(current)?, confidence)
-}
-
-/// [`relative_difference_at`] from the two samples' statistics.
-pub fn relative_difference_of(b: &Stat, c: &Stat, confidence: f64) -> Option<Difference> {
+    let (b, c) = (&Stat::of(baseline)?, &Stat::of(current)?);
     if b.mean.abs() <= f64::EPSILON {
         return None;
     }
@@ -270,7 +261,7 @@ mod tests {
         assert!((paired.relative - 0.1).abs() < 1e-9);
         assert!(paired.is_significant(), "{paired:?}");
         let (b, c): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
-        let unpaired = relative_difference(&b, &c).unwrap();
+        let unpaired = relative_difference_at(&b, &c, 0.95).unwrap();
         assert!(
             !unpaired.is_significant(),
             "drift hides it unpaired: {unpaired:?}"
@@ -282,22 +273,22 @@ mod tests {
     fn a_clear_shift_is_significant_and_noise_is_not() {
         let base = [100.0, 101.0, 99.0, 100.5, 99.5];
         let slower = [89.0, 90.0, 91.0, 90.5, 89.5];
-        let d = relative_difference(&base, &slower).unwrap();
+        let d = relative_difference_at(&base, &slower, 0.95).unwrap();
         assert!((d.relative + 0.10).abs() < 1e-9, "{d:?}");
         assert!(d.is_significant(), "{d:?}");
         let (lo, hi) = d.interval.unwrap();
         assert!(lo < -0.10 && hi > -0.10 && hi < 0.0, "{d:?}");
 
         let same = [100.2, 99.8, 100.9, 99.1, 100.0];
-        let d = relative_difference(&base, &same).unwrap();
+        let d = relative_difference_at(&base, &same, 0.95).unwrap();
         assert!(!d.is_significant(), "{d:?}");
 
-        let d = relative_difference(&[100.0], &[90.0]).unwrap();
+        let d = relative_difference_at(&[100.0], &[90.0], 0.95).unwrap();
         assert_eq!(d.interval, None);
         assert!(!d.is_significant());
-        assert!(relative_difference(&[0.0, 0.0], &[1.0, 1.0]).is_none());
+        assert!(relative_difference_at(&[0.0, 0.0], &[1.0, 1.0], 0.95).is_none());
         // Constant samples: the interval is the point.
-        let d = relative_difference(&[2.0, 2.0], &[3.0, 3.0]).unwrap();
+        let d = relative_difference_at(&[2.0, 2.0], &[3.0, 3.0], 0.95).unwrap();
         assert_eq!(d.interval, Some((0.5, 0.5)));
         assert!(d.is_significant());
     }

@@ -258,20 +258,11 @@ fn judge_relative(
     row.interval = interval;
     let min_effect = tol.min_effect_pct / 100.0;
     let single = tol.regression_pct / 100.0;
-    let significant = |toward_worse: bool| match interval {
-        Some((lo, hi)) => {
-            if toward_worse {
-                lo > 0.0
-            } else {
-                hi < 0.0
-            }
-        }
-        None => false,
-    };
+    // Significant: the interval lies wholly on one side of 0.
     let (is_worse, is_better) = match interval {
-        Some(_) => (
-            worse >= min_effect && significant(true),
-            -worse >= min_effect && significant(false),
+        Some((lo, hi)) => (
+            worse >= min_effect && lo > 0.0,
+            -worse >= min_effect && hi < 0.0,
         ),
         None => (worse >= single, -worse >= single),
     };
@@ -290,30 +281,40 @@ fn judge_relative(
     } else {
         Verdict::Ok
     };
-    row.note = format!(
-        "{:+.1} % {}{}{}",
+    row.note = relative_note(worse, interval, bounded, rules);
+}
+
+/// "+4.4 % worse, 97.5 % CI -1.9..+10.7 % (paired repeats)", and whether a side is a bound.
+fn relative_note(
+    worse: f64,
+    interval: Option<(f64, f64)>,
+    bounded: bool,
+    rules: Rules<'_>,
+) -> String {
+    let interval = match interval {
+        Some((lo, hi)) => format!(
+            ", {} % CI {:+.1}..{:+.1} % ({})",
+            percent(rules.confidence),
+            lo * 100.0,
+            hi * 100.0,
+            if rules.paired {
+                "paired repeats"
+            } else {
+                "Welch"
+            }
+        ),
+        None => " (one repeat: no interval)".to_owned(),
+    };
+    format!(
+        "{:+.1} % {}{interval}{}",
         worse * 100.0,
         if worse > 0.0 { "worse" } else { "better" },
-        match interval {
-            Some((lo, hi)) => format!(
-                ", {} % CI {:+.1}..{:+.1} % ({})",
-                percent(rules.confidence),
-                lo * 100.0,
-                hi * 100.0,
-                if rules.paired {
-                    "paired repeats"
-                } else {
-                    "Welch"
-                }
-            ),
-            None => " (one repeat: no interval)".to_owned(),
-        },
         if bounded {
             ", a side is only a lower bound (generator-limited search)"
         } else {
             ""
         }
-    );
+    )
 }
 
 /// A confidence as a percentage without needless digits: 0.95 -> "95", 0.9875 -> "98.75".

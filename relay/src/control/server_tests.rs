@@ -4,6 +4,9 @@ use serde_json::{Map, Value, json};
 use std::io::BufRead;
 use std::time::Instant;
 
+/// The start of a request whose line never ends (a client that hangs, or is still sending).
+const UNFINISHED_REQUEST: &[u8] = b"{\"cmd\":";
+
 /// Answers every request with `{"ok":true}`.
 struct FakeHandler;
 
@@ -63,7 +66,7 @@ fn hanging_client_does_not_block_others_and_times_out() {
     };
     let (_server, path) = start(&dir, limits);
     let mut hanging = UnixStream::connect(&path).unwrap();
-    hanging.write_all(b"{\"cmd\":").unwrap(); // never finishes the line
+    hanging.write_all(UNFINISHED_REQUEST).unwrap(); // never finishes the line
     let started = Instant::now();
     let ok = request(&path, &json!({"cmd":"list"}), Duration::from_secs(5)).unwrap();
     assert_eq!(ok["ok"], true);
@@ -146,7 +149,7 @@ fn a_client_over_the_limit_of_busy_connections_gets_a_clear_error() {
     let busy: Vec<UnixStream> = (0..2)
         .map(|_| {
             let mut s = UnixStream::connect(&path).unwrap();
-            s.write_all(b"{\"cmd\":").unwrap(); // a request under way
+            s.write_all(UNFINISHED_REQUEST).unwrap(); // a request under way
             s
         })
         .collect();
@@ -175,11 +178,12 @@ fn a_slow_loris_client_is_closed_at_the_request_deadline() {
     let reader = slow.try_clone().unwrap();
     let trickle = std::thread::spawn(move || {
         let started = Instant::now();
-        for byte in b"{\"cmd\":\"list\"                              "
-            .iter()
-            .cycle()
-            .take(60)
-        {
+        let line = [
+            UNFINISHED_REQUEST,
+            b"\"list\"                              ",
+        ]
+        .concat();
+        for byte in line.iter().cycle().take(60) {
             if slow.write_all(&[*byte]).is_err() {
                 break;
             }
